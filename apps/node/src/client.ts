@@ -1,0 +1,414 @@
+import {
+  BROADCAST,
+  CloseCode,
+  type ClientFrame,
+  type Cursors,
+  encodeNotification,
+  FrameError,
+  type GapFrame,
+  INBOX,
+  parseClientFrame,
+  type ServerFrame,
+  TOPIC_PREFIX,
+  topicAllowed,
+  topicStream,
+} from '@herald/protocol';
+import type { NewEntry } from '@herald/store';
+import type { RawData, WebSocket } from 'ws';
+import { type DeviceIdentity, TokenError } from './auth.js';
+import type { NodeContext } from './context.js';
+import { StreamState } from './stream-state.js';
+
+/** Frames queued behind a slow handler (hello, subscribe) before the peer is cut off. */
+const MAX_QUEUED_FRAMES = 64;
+/** Retry delay of a replay that failed on a Redis error. */
+const RESYNC_RETRY_MS = 1000;
+/** How long a replay waits for the socket buffer to drain before calling the peer slow. */
+const DRAIN_WAIT_MS = 10_000;
+
+let nextConnId = 0;
+
+/**
+ * One WebSocket connection: hello and auth, its streams (inbox, broadcast, topics), replay
+ * from cursors then live delivery, acks. Frames are handled one at a time, in order.
+ */
+export class Client {
+  readonly connId = `${(++nextConnId).toString(36)}`;
+  identity: DeviceIdentity | undefined;
+  readonly streams = new Map<string, StreamState>();
+  alive = true;
+  private closed = false;
+  private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private serverCursors: Record<string, number> = {};
+
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly socket: WebSocket,
+    readonly remote: string,
+  ) {}
+
+  start(): void {
+    this.ctx.hub.connections.add(this);
+    this.helloTimer = setTimeout(() => this.close(CloseCode.HelloTimeout, 'hello timeout'), this.ctx.limits.helloTimeoutMs);
+    this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.socket.on('pong', () => {
+      this.alive = true;
+    });
+    this.socket.on('close', () => this.cleanup());
+    this.socket.on('error', (err) => {
+      this.ctx.log.debug({ conn: this.connId, err: err.message }, 'socket error');
+    });
+  }
+
+  get device(): string | undefined {
+    return this.identity?.device;
+  }
+
+  // ---- inbound ----
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (isBinary) return this.close(CloseCode.BadFrame, 'binary frames are not supported');
+    const parsed = parseClientFrame(data.toString());
+    if (!parsed.ok) return this.close(CloseCode.BadFrame, parsed.reason);
+    if (++this.queued > MAX_QUEUED_FRAMES) return this.close(CloseCode.RateLimited, 'too many frames in flight');
+    this.chain = this.chain
+      .then(() => (this.closed ? undefined : this.handle(parsed.frame)))
+      .catch((err: Error) => {
+        this.ctx.log.error({ conn: this.connId, err }, 'frame handler failed');
+        this.close(CloseCode.Internal, 'internal error');
+      })
+      .finally(() => {
+        this.queued--;
+      });
+  }
+
+  private async handle(f: ClientFrame): Promise<void> {
+    if (f.type === 'hello') return this.identity ? this.error(FrameError.AlreadyHello, 'hello was already accepted') : this.hello(f.token, f.cursors ?? {});
+    if (!this.identity) return this.close(CloseCode.BadFrame, `${f.type} before hello`);
+    switch (f.type) {
+      case 'ack':
+        return this.ack(f.stream, f.seq);
+      case 'subscribe':
+        return this.subscribe(f.topic, f.cursor, true);
+      case 'unsubscribe':
+        return this.unsubscribe(f.topic, true);
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+      case 'refresh':
+        return this.refresh(f.token);
+    }
+  }
+
+  private async verify(token: string): Promise<DeviceIdentity | undefined> {
+    try {
+      return await this.ctx.verifier.verify(token);
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      this.close(err.expired ? CloseCode.TokenExpired : CloseCode.Unauthorized, err.message);
+      return undefined;
+    }
+  }
+
+  private async hello(token: string, cursors: Cursors): Promise<void> {
+    const id = await this.verify(token);
+    if (!id || this.closed) return;
+    clearTimeout(this.helloTimer);
+    this.identity = id;
+    this.armExpiry();
+    const { ctx } = this;
+    ctx.hub.addDevice(id.device, this);
+    // Presence is written before any stream is read, on the same connection: an entry appended
+    // after the read gets a doorbell here, one appended before it is in the read.
+    const [, session] = await Promise.all([ctx.presence.add(id.device, ctx.nodeId), ctx.devices.hello(id.device, id.user)]);
+    if (this.closed) return;
+    this.serverCursors = session.cursors;
+    const topics = session.topics.filter((t) => topicAllowed(id.topics, t)).slice(0, ctx.limits.maxTopics);
+    await Promise.all(topics.map((t) => ctx.broker.ref(t)));
+    if (this.closed) {
+      for (const t of topics) ctx.broker.unref(t);
+      return;
+    }
+    const names = [INBOX, BROADCAST, ...topics.map(topicStream)];
+    const keys = names.map((n) => ctx.streams.keysOf(n, id.device));
+    // Without a cursor, an inbox starts at 0 (everything retained) and a shared stream at its head.
+    const needHead = names.map((n) => n !== INBOX && cursors[n] === undefined && this.serverCursors[n] === undefined);
+    const heads = await ctx.streams.heads(keys.filter((_, i) => needHead[i]));
+    if (this.closed) {
+      for (const t of topics) ctx.broker.unref(t);
+      return;
+    }
+    let h = 0;
+    const welcome: Record<string, { cursor: number }> = {};
+    names.forEach((name, i) => {
+      const cursor = cursors[name] ?? this.serverCursors[name] ?? (needHead[i] ? (heads[h++] as number) : 0);
+      const st = new StreamState(name, keys[i]!, cursor);
+      this.streams.set(name, st);
+      if (name !== INBOX) ctx.hub.join(name, this);
+      welcome[name] = { cursor };
+    });
+    this.send({
+      type: 'welcome',
+      node: ctx.nodeId,
+      device: id.device,
+      user: id.user,
+      heartbeatMs: ctx.limits.heartbeatMs,
+      streams: welcome,
+    });
+    ctx.log.debug({ conn: this.connId, device: id.device, remote: this.remote }, 'hello');
+    for (const st of this.streams.values()) void this.sync(st);
+  }
+
+  private async refresh(token: string): Promise<void> {
+    const id = await this.verify(token);
+    if (!id || this.closed || !this.identity) return;
+    if (id.device !== this.identity.device || id.user !== this.identity.user)
+      return this.close(CloseCode.Unauthorized, 'refreshed token is for another device');
+    this.identity = id;
+    this.armExpiry();
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const ms = (this.identity?.exp ?? 0) - Date.now();
+    // setTimeout caps at ~24.8 days; a longer-lived token is checked again on refresh.
+    this.expiryTimer = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired'), Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+
+  private ack(stream: string, seq: number): void {
+    const st = this.streams.get(stream);
+    if (!st) return this.error(FrameError.UnknownStream, `not delivering ${stream} on this connection`);
+    if (seq > st.sent) return this.error(FrameError.BadAck, `ack ${seq} is past the last sent seq ${st.sent}`);
+    if (seq <= st.acked) return;
+    for (const id of st.ack(seq)) this.ctx.flusher.acked(id);
+    this.ctx.flusher.cursor(this.identity!.device, stream, seq);
+  }
+
+  private async subscribe(topic: string, cursor: number | undefined, durable: boolean): Promise<void> {
+    const { ctx } = this;
+    const id = this.identity!;
+    if (!topicAllowed(id.topics, topic)) return this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`);
+    const name = topicStream(topic);
+    const existing = this.streams.get(name);
+    if (existing) {
+      this.send({ type: 'subscribed', topic, cursor: existing.sent });
+      return;
+    }
+    if (this.streams.size - 2 >= ctx.limits.maxTopics)
+      return this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`);
+    if (durable) await ctx.devices.subscribe(id.device, topic);
+    // Subscribed to the doorbell before the stream is read: nothing falls between the two.
+    await ctx.broker.ref(topic);
+    const keys = ctx.streams.keysOf(name, id.device);
+    let start = cursor ?? this.serverCursors[name] ?? (await ctx.devices.cursor(id.device, name));
+    if (start === undefined) {
+      start = await ctx.streams.head(keys);
+      await ctx.devices.initCursor(id.device, name, start);
+    }
+    if (this.closed || this.streams.has(name)) {
+      ctx.broker.unref(topic);
+      return;
+    }
+    const st = new StreamState(name, keys, start);
+    this.streams.set(name, st);
+    ctx.hub.join(name, this);
+    this.send({ type: 'subscribed', topic, cursor: start });
+    void this.sync(st);
+  }
+
+  private async unsubscribe(topic: string, durable: boolean): Promise<void> {
+    const name = topicStream(topic);
+    if (durable) await this.ctx.devices.unsubscribe(this.identity!.device, topic);
+    if (this.streams.delete(name)) {
+      this.ctx.hub.leave(name, this);
+      this.ctx.broker.unref(topic);
+    }
+    delete this.serverCursors[name];
+    this.send({ type: 'unsubscribed', topic });
+  }
+
+  /** Subscription changed by the backend (topics admin API) while this device is connected. */
+  control(op: 'sub' | 'unsub', topic: string): void {
+    this.chain = this.chain
+      .then(() => (this.closed || !this.identity ? undefined : op === 'sub' ? this.subscribe(topic, undefined, false) : this.unsubscribe(topic, false)))
+      .catch((err: Error) => this.ctx.log.warn({ conn: this.connId, err: err.message }, 'control failed'));
+  }
+
+  // ---- delivery ----
+
+  /** A live entry from a doorbell. Delivered directly when it is the next seq, else read from the stream. */
+  offer(stream: string, seq: number, entry: NewEntry, frame: string): void {
+    const st = this.streams.get(stream);
+    if (!st || this.closed) return;
+    if (st.syncing) {
+      st.pending = true;
+      return;
+    }
+    if (seq <= st.sent) return;
+    if (seq !== st.sent + 1) {
+      void this.sync(st);
+      return;
+    }
+    if (entry.exp <= Date.now()) {
+      this.gap(st, seq + 1, 'expired');
+      return;
+    }
+    if (this.sendRaw(frame)) {
+      st.recordSent(seq, entry.id);
+      this.ctx.flusher.delivered(entry.id);
+    }
+  }
+
+  /** Re-reads every stream from what was sent (after a missed doorbell window). */
+  resync(): void {
+    for (const st of this.streams.values()) void this.sync(st);
+  }
+
+  /**
+   * Replays a stream from `st.sent` until caught up. Live doorbells that arrive meanwhile only
+   * set `pending`, which makes the loop read once more before it hands over to live delivery.
+   */
+  private async sync(st: StreamState): Promise<void> {
+    if (st.syncing) {
+      st.pending = true;
+      return;
+    }
+    st.syncing = true;
+    const { ctx } = this;
+    const batch = ctx.limits.replayBatch;
+    try {
+      while (!this.closed && this.streams.get(st.name) === st) {
+        st.pending = false;
+        const { head, entries } = await ctx.streams.read(st.keys, st.sent, batch);
+        if (this.closed || this.streams.get(st.name) !== st) return;
+        if (head < st.sent) {
+          // The stream was recreated after it expired: its seqs start again.
+          this.sendFrame({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
+          st.reset();
+          continue;
+        }
+        if (entries.length === 0) {
+          if (head > st.sent) this.gap(st, head + 1, 'trimmed');
+          if (st.pending) continue;
+          return;
+        }
+        const first = entries[0]!.seq;
+        if (first > st.sent + 1) this.gap(st, first, 'trimmed');
+        const now = Date.now();
+        let expiredAfter = -1;
+        for (const e of entries) {
+          if (e.seq <= st.sent) continue;
+          if (e.exp <= now) {
+            if (expiredAfter < 0) expiredAfter = st.sent;
+            st.sent = e.seq;
+            continue;
+          }
+          if (expiredAfter >= 0) {
+            this.sendFrame({ type: 'gap', stream: st.name, after: expiredAfter, next: e.seq, reason: 'expired' });
+            expiredAfter = -1;
+          }
+          if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data))) return;
+          st.recordSent(e.seq, e.id);
+          ctx.flusher.delivered(e.id);
+        }
+        if (expiredAfter >= 0)
+          this.sendFrame({ type: 'gap', stream: st.name, after: expiredAfter, next: st.sent + 1, reason: 'expired' });
+        if (entries.length < batch && !st.pending) return;
+        if (!(await this.drained())) return;
+      }
+    } catch (err) {
+      ctx.log.warn({ conn: this.connId, stream: st.name, err: (err as Error).message }, 'replay failed; retrying');
+      const t = setTimeout(() => void this.sync(st), RESYNC_RETRY_MS);
+      t.unref();
+    } finally {
+      st.syncing = false;
+    }
+  }
+
+  private gap(st: StreamState, next: number, reason: GapFrame['reason']): void {
+    this.sendFrame({ type: 'gap', stream: st.name, after: st.sent, next, reason });
+    st.sent = next - 1;
+  }
+
+  /** Waits (bounded) until the socket buffer is under half the slow-consumer bound. */
+  private async drained(): Promise<boolean> {
+    const limit = this.ctx.limits.slowConsumerBytes / 2;
+    const deadline = Date.now() + DRAIN_WAIT_MS;
+    while (!this.closed && this.socket.bufferedAmount > limit) {
+      if (Date.now() > deadline) {
+        this.close(CloseCode.SlowConsumer, 'slow consumer');
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return !this.closed;
+  }
+
+  // ---- outbound ----
+
+  private error(code: string, message: string): void {
+    this.send({ type: 'error', code, message });
+  }
+
+  send(frame: ServerFrame): boolean {
+    return this.sendRaw(JSON.stringify(frame));
+  }
+
+  private sendFrame(frame: ServerFrame): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
+  sendRaw(text: string): boolean {
+    if (this.closed) return false;
+    if (this.socket.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
+      this.close(CloseCode.SlowConsumer, 'slow consumer');
+      return false;
+    }
+    this.socket.send(text);
+    return true;
+  }
+
+  ping(): void {
+    if (!this.closed) this.socket.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.ctx.log.debug({ conn: this.connId, code, reason, remote: this.remote }, 'closing');
+    this.cleanup();
+    this.socket.close(code, reason);
+    // A peer that never answers the close handshake is cut after a bound.
+    setTimeout(() => this.socket.terminate(), 5000).unref();
+  }
+
+  terminate(): void {
+    this.cleanup();
+    this.socket.terminate();
+  }
+
+  /** Idempotent: unregisters the client from the hub, broker and presence. */
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    const { ctx } = this;
+    ctx.hub.connections.delete(this);
+    for (const name of this.streams.keys()) {
+      if (name === INBOX) continue;
+      ctx.hub.leave(name, this);
+      if (name.startsWith(TOPIC_PREFIX)) ctx.broker.unref(name.slice(TOPIC_PREFIX.length));
+    }
+    this.streams.clear();
+    const device = this.identity?.device;
+    if (device && ctx.hub.removeDevice(device, this)) {
+      ctx.presence.remove(device, ctx.nodeId).catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import type { Devices, Keys, Presence, Streams } from '@herald/store';
+import type { Logger } from 'pino';
+import type { TokenVerifier } from './auth.js';
+import type { Broker } from './broker.js';
+import type { Flusher } from './flusher.js';
+import type { Hub } from './hub.js';
+
+export interface NodeLimits {
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+  maxTopics: number;
+  slowConsumerBytes: number;
+  replayBatch: number;
+  maxConnections: number;
+}
+
+/** What every client of a node shares; built once by `HeraldNode`. */
+export interface NodeContext {
+  nodeId: string;
+  limits: NodeLimits;
+  log: Logger;
+  keys: Keys;
+  streams: Streams;
+  devices: Devices;
+  presence: Presence;
+  verifier: TokenVerifier;
+  hub: Hub;
+  broker: Broker;
+  flusher: Flusher;
+}

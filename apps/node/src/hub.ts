@@ -1,0 +1,61 @@
+import type { Client } from './client.js';
+
+/**
+ * The node's local clients, indexed by device and by shared stream (topic streams and
+ * `broadcast`), so a doorbell finds its sockets without scanning every connection.
+ */
+export class Hub {
+  /** Every open socket, including those still before hello. */
+  readonly connections = new Set<Client>();
+  private readonly byDevice = new Map<string, Set<Client>>();
+  private readonly byStream = new Map<string, Set<Client>>();
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  addDevice(device: string, c: Client): void {
+    let s = this.byDevice.get(device);
+    if (!s) this.byDevice.set(device, (s = new Set()));
+    s.add(c);
+  }
+
+  /** Returns true when this was the device's last connection on this node. */
+  removeDevice(device: string, c: Client): boolean {
+    const s = this.byDevice.get(device);
+    if (!s) return false;
+    s.delete(c);
+    if (s.size > 0) return false;
+    this.byDevice.delete(device);
+    return true;
+  }
+
+  deviceClients(device: string): ReadonlySet<Client> | undefined {
+    return this.byDevice.get(device);
+  }
+
+  devices(): IterableIterator<string> {
+    return this.byDevice.keys();
+  }
+
+  deviceCount(): number {
+    return this.byDevice.size;
+  }
+
+  join(stream: string, c: Client): void {
+    let s = this.byStream.get(stream);
+    if (!s) this.byStream.set(stream, (s = new Set()));
+    s.add(c);
+  }
+
+  leave(stream: string, c: Client): void {
+    const s = this.byStream.get(stream);
+    if (!s) return;
+    s.delete(c);
+    if (s.size === 0) this.byStream.delete(stream);
+  }
+
+  streamClients(stream: string): ReadonlySet<Client> | undefined {
+    return this.byStream.get(stream);
+  }
+}

@@ -1,0 +1,62 @@
+import { hostname } from 'node:os';
+import { ConfigError, loadConfig, nodeSchema } from '@herald/config';
+import { createRedis } from '@herald/store';
+import pino from 'pino';
+import { HeraldNode } from './node.js';
+
+let cfg: ReturnType<typeof loadConfig<typeof nodeSchema>>;
+try {
+  cfg = loadConfig(nodeSchema);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`herald node: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const nodeId = cfg.HERALD_NODE_ID || `${hostname()}-${process.pid}`;
+const log = pino({ level: cfg.HERALD_LOG_LEVEL, base: { app: 'node', node: nodeId } });
+const redis = createRedis(cfg.REDIS_URL, 'background', `node:${nodeId}`);
+const sub = createRedis(cfg.REDIS_URL, 'subscriber', `node:${nodeId}`);
+for (const r of [redis, sub]) r.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
+
+const node = new HeraldNode(
+  {
+    nodeId,
+    host: cfg.HERALD_HOST,
+    port: cfg.HERALD_PORT,
+    redisPrefix: cfg.HERALD_REDIS_PREFIX,
+    tokenSecret: cfg.HERALD_TOKEN_SECRET,
+    maxFrameBytes: cfg.HERALD_MAX_FRAME_BYTES,
+    presenceTtlMs: cfg.HERALD_PRESENCE_TTL_MS,
+    flushMs: cfg.HERALD_FLUSH_MS,
+    drainMs: cfg.HERALD_DRAIN_MS,
+    deviceRetentionMs: cfg.HERALD_DEVICE_RETENTION_S * 1000,
+    limits: {
+      heartbeatMs: cfg.HERALD_HEARTBEAT_MS,
+      helloTimeoutMs: cfg.HERALD_HELLO_TIMEOUT_MS,
+      maxTopics: cfg.HERALD_MAX_TOPICS,
+      slowConsumerBytes: cfg.HERALD_SLOW_CONSUMER_BYTES,
+      replayBatch: cfg.HERALD_REPLAY_BATCH,
+      maxConnections: cfg.HERALD_MAX_CONNECTIONS,
+    },
+  },
+  { redis, sub, log },
+);
+
+const port = await node.start();
+log.info({ port }, 'push node listening');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  if (signal === 'SIGTERM') await node.drain();
+  await node.stop();
+  await Promise.allSettled([redis.quit(), sub.quit()]);
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,168 @@
+import websocket from '@fastify/websocket';
+import { CloseCode } from '@herald/protocol';
+import { Devices, Keys, Nodes, Presence, StatusStore, Streams } from '@herald/store';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { TokenVerifier } from './auth.js';
+import { Broker } from './broker.js';
+import { Client } from './client.js';
+import type { NodeContext, NodeLimits } from './context.js';
+import { Flusher } from './flusher.js';
+import { Hub } from './hub.js';
+
+export interface NodeOptions {
+  nodeId: string;
+  host: string;
+  port: number;
+  redisPrefix: string;
+  tokenSecret: string;
+  maxFrameBytes: number;
+  presenceTtlMs: number;
+  flushMs: number;
+  drainMs: number;
+  deviceRetentionMs: number;
+  limits: NodeLimits;
+}
+
+export interface NodeDeps {
+  /** Commands (reads, presence, flushes). */
+  redis: Redis;
+  /** Pub/sub subscriber; a connection of its own. */
+  sub: Redis;
+  log: Logger;
+}
+
+/**
+ * A push node: wires the hub of local clients, the doorbell broker, the flusher and the
+ * heartbeat around one Fastify server that serves `/v1/ws`, `/healthz` and `/readyz`.
+ */
+export class HeraldNode {
+  readonly app: FastifyInstance;
+  readonly ctx: NodeContext;
+  private readonly nodes: Nodes;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private draining = false;
+  private started = false;
+
+  constructor(
+    private readonly opts: NodeOptions,
+    private readonly deps: NodeDeps,
+  ) {
+    const keys = new Keys(opts.redisPrefix);
+    const { redis, log } = deps;
+    const hub = new Hub();
+    const devices = new Devices(redis, keys, opts.deviceRetentionMs);
+    this.nodes = new Nodes(redis, keys);
+    this.ctx = {
+      nodeId: opts.nodeId,
+      limits: opts.limits,
+      log,
+      keys,
+      // The node only reads streams; the limits matter to the worker's appends.
+      streams: new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }),
+      devices,
+      presence: new Presence(redis, keys, opts.presenceTtlMs),
+      verifier: new TokenVerifier(opts.tokenSecret),
+      hub,
+      broker: new Broker(deps.sub, keys, opts.nodeId, hub, log),
+      flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
+    };
+    this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  isReady(): boolean {
+    return (
+      this.started &&
+      !this.draining &&
+      this.deps.redis.status === 'ready' &&
+      this.deps.sub.status === 'ready' &&
+      this.ctx.hub.size < this.opts.limits.maxConnections
+    );
+  }
+
+  async start(): Promise<number> {
+    const { app, ctx } = this;
+    await app.register(websocket, {
+      options: { maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false },
+      // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
+      preClose: (done) => done(),
+    });
+    app.get('/v1/ws', { websocket: true }, (socket, req) => {
+      if (this.draining) return socket.close(CloseCode.Draining, 'node draining');
+      if (ctx.hub.size >= this.opts.limits.maxConnections) return socket.close(CloseCode.Capacity, 'node at capacity');
+      new Client(ctx, socket, req.ip).start();
+    });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      if (this.isReady()) return { status: 'ready', connections: ctx.hub.size };
+      const why = this.draining ? 'draining' : ctx.hub.size >= this.opts.limits.maxConnections ? 'at capacity' : 'redis unavailable';
+      return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
+    });
+
+    await ctx.broker.start();
+    ctx.flusher.start();
+    this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs);
+    this.heartbeat.unref();
+    await app.listen({ host: this.opts.host, port: this.opts.port });
+    this.started = true;
+    await this.nodes.heartbeat(ctx.nodeId, 0).catch(() => undefined);
+    const addr = app.server.address();
+    return typeof addr === 'object' && addr ? addr.port : this.opts.port;
+  }
+
+  /** Pings every socket, drops those that did not answer the last ping, refreshes presence. */
+  private async beat(): Promise<void> {
+    const { hub, presence, nodeId, log } = this.ctx;
+    for (const c of hub.connections) {
+      if (!c.alive) {
+        c.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.ping();
+    }
+    try {
+      await presence.refresh(hub.devices(), nodeId);
+      await this.nodes.heartbeat(nodeId, hub.size);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'presence refresh failed');
+    }
+  }
+
+  /**
+   * Drain: fail readiness, stop accepting, ask clients to reconnect spread over the drain
+   * window (so they do not all land on the other nodes at once), cut the rest at the deadline.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const { hub, log } = this.ctx;
+    log.info({ connections: hub.size, drainMs: this.opts.drainMs }, 'draining');
+    this.app.server.close();
+    const clients = [...hub.connections];
+    const step = clients.length > 0 ? this.opts.drainMs / clients.length : 0;
+    const timers = clients.map((c, i) =>
+      setTimeout(() => {
+        c.send({ type: 'reconnect', delayMs: Math.floor(Math.random() * 250), reason: 'node draining' });
+        c.close(CloseCode.Draining, 'node draining');
+      }, i * step),
+    );
+    const deadline = Date.now() + this.opts.drainMs + 2000;
+    while (hub.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const t of timers) clearTimeout(t);
+    for (const c of hub.connections) c.terminate();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const c of this.ctx.hub.connections) c.terminate();
+    await this.ctx.flusher.stop().catch(() => undefined);
+    await this.nodes.remove(this.ctx.nodeId).catch(() => undefined);
+    await this.app.close();
+  }
+}

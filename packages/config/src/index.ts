@@ -1,0 +1,3 @@
+export * from './load.js';
+export * from './settings.js';
+export type { Static } from 'typebox';

@@ -1,0 +1,73 @@
+import Type from 'typebox';
+
+/**
+ * Every setting, one schema per app, read from the environment. The schema is the single
+ * source: validation at start-up, types, and the README's settings table all come from it.
+ */
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description });
+
+export const common = {
+  REDIS_URL: Type.String({
+    pattern: '^rediss?://',
+    description: 'Redis to use, e.g. redis://127.0.0.1:6379/0. Needs AOF and maxmemory-policy noeviction.',
+  }),
+  HERALD_HOST: Type.String({ default: '0.0.0.0', description: 'Address to bind.' }),
+  HERALD_LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level.' },
+  ),
+  HERALD_REDIS_PREFIX: Type.String({
+    default: 'herald',
+    pattern: '^[A-Za-z0-9_-]{1,32}$',
+    description: 'Prefix of every Redis key and channel.',
+  }),
+  HERALD_DEVICE_RETENTION_S: Int(30 * 86400, 60, 365 * 86400, 'How long device registry, subscriptions and cursors live after last use.'),
+};
+
+export const apiSchema = Type.Object({
+  ...common,
+  HERALD_PORT: Int(8080, 0, 65535, 'API HTTP port.'),
+  HERALD_API_KEYS: Type.String({
+    minLength: 16,
+    description: 'Comma-separated API keys for publishers (each at least 16 characters).',
+  }),
+  HERALD_MAX_BODY_BYTES: Int(1 << 20, 1024, 16 << 20, 'Largest publish request body (413 above).'),
+  HERALD_MAX_DATA_BYTES: Int(4096, 16, 1 << 20, 'Largest notification `data`, as JSON text (413 above).'),
+  HERALD_TTL_DEFAULT_S: Int(3600, 1, 365 * 86400, 'TTL when a publish gives none.'),
+  HERALD_TTL_MAX_S: Int(7 * 86400, 1, 365 * 86400, 'Largest TTL a publish may ask for.'),
+  HERALD_MAX_SCHEDULE_AHEAD_S: Int(30 * 86400, 1, 365 * 86400, 'How far ahead `deliverAt` may be.'),
+  HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
+  HERALD_STATUS_KEEP_S: Int(86400, 60, 30 * 86400, 'How long a notification status outlives its TTL.'),
+});
+
+export const workerSchema = Type.Object({
+  ...common,
+  HERALD_PORT: Int(8070, 0, 65535, 'Worker health/metrics HTTP port.'),
+  HERALD_WORKER_CONCURRENCY: Int(8, 1, 256, 'Fan-out jobs run at once per worker process.'),
+  HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
+  HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
+  HERALD_TOPIC_MAXLEN: Int(10_000, 10, 10_000_000, 'Most entries kept per topic or broadcast stream.'),
+  HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
+});
+
+export const nodeSchema = Type.Object({
+  ...common,
+  HERALD_PORT: Int(8090, 0, 65535, 'Push node HTTP/WebSocket port.'),
+  HERALD_NODE_ID: Type.String({
+    default: '',
+    pattern: '^[A-Za-z0-9_.-]{0,64}$',
+    description: 'Node id in presence and doorbells; default hostname-pid. Must be unique among live nodes.',
+  }),
+  HERALD_TOKEN_SECRET: Type.String({ minLength: 16, description: 'HS256 secret of device tokens (at least 16 characters).' }),
+  HERALD_HEARTBEAT_MS: Int(25_000, 100, 300_000, 'Server ping interval; keep under the balancer idle timeout.'),
+  HERALD_HELLO_TIMEOUT_MS: Int(5000, 100, 60_000, 'Time a new socket has to send hello.'),
+  HERALD_MAX_FRAME_BYTES: Int(65_536, 256, 1 << 20, 'Largest client frame (close 1009 above).'),
+  HERALD_MAX_CONNECTIONS: Int(50_000, 1, 1_000_000, 'Connections this node accepts.'),
+  HERALD_MAX_TOPICS: Int(64, 0, 10_000, 'Topics per connection.'),
+  HERALD_SLOW_CONSUMER_BYTES: Int(1 << 20, 1024, 64 << 20, 'Unsent bytes per socket before it is closed as a slow consumer.'),
+  HERALD_PRESENCE_TTL_MS: Int(60_000, 1000, 3_600_000, 'Presence lifetime without refresh; above the heartbeat.'),
+  HERALD_FLUSH_MS: Int(200, 10, 10_000, 'Interval of ack/delivery count and cursor flushes to Redis.'),
+  HERALD_REPLAY_BATCH: Int(200, 1, 10_000, 'Entries read per replay round trip.'),
+  HERALD_DRAIN_MS: Int(10_000, 0, 600_000, 'Drain window on SIGTERM: reconnect hints are spread over it.'),
+});

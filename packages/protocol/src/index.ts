@@ -1,0 +1,6 @@
+export * from './close-codes.js';
+export * from './frames.js';
+export * from './parse.js';
+export * from './streams.js';
+export * from './publish.js';
+export * from './encode.js';

@@ -1,0 +1,39 @@
+/** What a publish is addressed to. Exactly one kind per notification. */
+export type Target = { devices: string[] } | { users: string[] } | { topic: string } | { broadcast: true };
+
+export type TargetKind = 'devices' | 'users' | 'topic' | 'broadcast';
+
+/** Most device or user ids one publish may name; bigger audiences belong in a topic. */
+export const MAX_TARGET_IDS = 10_000;
+
+export function targetKind(to: Target): TargetKind {
+  if ('devices' in to) return 'devices';
+  if ('users' in to) return 'users';
+  if ('topic' in to) return 'topic';
+  return 'broadcast';
+}
+
+/** The fan-out job the API enqueues and the worker runs. */
+export interface FanoutJob {
+  id: string;
+  to: Target;
+  /** The notification's data, as the JSON text the publisher sent: stored and sent without re-encoding. */
+  data: string;
+  /** Accept time, ms since epoch. */
+  ts: number;
+  /** Expiry, ms since epoch: never delivered after this. */
+  exp: number;
+}
+
+/** Notification lifecycle as reported by `GET /v1/notifications/:id`. */
+export type NotificationState = 'scheduled' | 'queued' | 'sending' | 'sent' | 'cancelled' | 'expired';
+
+export interface NotificationStatus {
+  id: string;
+  state: NotificationState;
+  target: TargetKind;
+  createdAt: string;
+  deliverAt?: string;
+  expiresAt: string;
+  counts: { targets: number; delivered: number; acked: number; expired: number };
+}

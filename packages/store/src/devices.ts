@@ -1,0 +1,111 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import { withScripts } from './scripts.js';
+
+/** What a node needs about a device when it says hello, read in one round trip. */
+export interface DeviceSession {
+  topics: string[];
+  /** Last acked seq per stream, as stored by nodes from acks. */
+  cursors: Record<string, number>;
+}
+
+/**
+ * Device registry, durable topic subscriptions and acked cursors. Subscriptions are durable so
+ * a device that reconnects (to any node) keeps its topics and resumes them from its cursors.
+ */
+export class Devices {
+  private readonly redis: Redis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    /** How long a device's registry entries live after its last hello or ack. */
+    private readonly retentionMs: number,
+  ) {
+    this.redis = withScripts(redis);
+  }
+
+  async hello(device: string, user: string): Promise<DeviceSession> {
+    const ud = this.keys.userDevices(user);
+    const replies = await this.redis
+      .pipeline()
+      .sadd(ud, device)
+      .pexpire(ud, this.retentionMs)
+      .sadd(this.keys.allDevices(), device)
+      .smembers(this.keys.deviceTopics(device))
+      .hgetall(this.keys.cursors(device))
+      .exec();
+    if (!replies) throw new Error('pipeline aborted');
+    for (const [err] of replies) if (err) throw err;
+    const topics = (replies[3]?.[1] ?? []) as string[];
+    const raw = (replies[4]?.[1] ?? {}) as Record<string, string>;
+    const cursors: Record<string, number> = {};
+    for (const [s, v] of Object.entries(raw)) cursors[s] = Number(v);
+    return { topics, cursors };
+  }
+
+  async subscribe(device: string, topic: string): Promise<void> {
+    const dt = this.keys.deviceTopics(device);
+    await this.redis
+      .pipeline()
+      .sadd(dt, topic)
+      .pexpire(dt, this.retentionMs)
+      .sadd(this.keys.topicMembers(topic), device)
+      .exec();
+  }
+
+  async unsubscribe(device: string, topic: string): Promise<void> {
+    await this.redis
+      .pipeline()
+      .srem(this.keys.deviceTopics(device), topic)
+      .srem(this.keys.topicMembers(topic), device)
+      .hdel(this.keys.cursors(device), `topic:${topic}`)
+      .exec();
+  }
+
+  async topicsOf(device: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.deviceTopics(device));
+  }
+
+  async topicMemberCount(topic: string): Promise<number> {
+    return this.redis.scard(this.keys.topicMembers(topic));
+  }
+
+  async deviceCount(): Promise<number> {
+    return this.redis.scard(this.keys.allDevices());
+  }
+
+  /** The acked cursor of one stream, if any. */
+  async cursor(device: string, stream: string): Promise<number | undefined> {
+    const v = await this.redis.hget(this.keys.cursors(device), stream);
+    return v === null ? undefined : Number(v);
+  }
+
+  /** Sets a stream cursor only when the device has none (new subscription starts at the head). */
+  async initCursor(device: string, stream: string, seq: number): Promise<void> {
+    await this.redis.hsetnx(this.keys.cursors(device), stream, seq);
+  }
+
+  /** Moves acked cursors forward for many devices in one pipeline. */
+  async advanceCursors(acks: ReadonlyMap<string, ReadonlyMap<string, number>>): Promise<void> {
+    if (acks.size === 0) return;
+    const p = this.redis.pipeline();
+    for (const [device, streams] of acks) {
+      const argv: (string | number)[] = [];
+      for (const [s, seq] of streams) argv.push(s, seq);
+      argv.push(this.retentionMs);
+      p.heraldCursor(this.keys.cursors(device), ...argv);
+    }
+    await p.exec();
+  }
+
+  /** Devices of a user, a batch at a time (SSCAN), so a user with many devices is never loaded whole. */
+  async *devicesOfUser(user: string, batch = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, members] = await this.redis.sscan(this.keys.userDevices(user), cursor, 'COUNT', batch);
+      cursor = next;
+      if (members.length > 0) yield members;
+    } while (cursor !== '0');
+  }
+}

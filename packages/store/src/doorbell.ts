@@ -1,0 +1,65 @@
+import type { NewEntry } from './entry.js';
+
+/**
+ * Doorbell messages on pub/sub. They carry the entry so a node that is caught up can deliver
+ * without reading the stream; a node that sees a seq gap reads the stream instead, which stays
+ * the truth. Format: one JSON header line, then the raw data JSON (never re-parsed by the node).
+ */
+export type Doorbell =
+  /** Inbox entries for devices connected to one node. */
+  | { k: 'inbox'; entry: NewEntry; to: [device: string, seq: number][] }
+  /** A topic or broadcast entry; `stream` is the wire stream name. */
+  | { k: 'stream'; stream: string; seq: number; entry: NewEntry }
+  /** Subscription changed by the backend for a device connected to this node. */
+  | { k: 'sub' | 'unsub'; device: string; topic: string };
+
+interface Header {
+  k: Doorbell['k'];
+  i?: string;
+  t?: number;
+  e?: number;
+  to?: [string, number][];
+  s?: string;
+  q?: number;
+  dev?: string;
+  top?: string;
+}
+
+export function encodeDoorbell(b: Doorbell): string {
+  switch (b.k) {
+    case 'inbox':
+      return `${JSON.stringify({ k: b.k, i: b.entry.id, t: b.entry.ts, e: b.entry.exp, to: b.to })}\n${b.entry.data}`;
+    case 'stream':
+      return `${JSON.stringify({ k: b.k, s: b.stream, q: b.seq, i: b.entry.id, t: b.entry.ts, e: b.entry.exp })}\n${b.entry.data}`;
+    default:
+      return `${JSON.stringify({ k: b.k, dev: b.device, top: b.topic })}\n`;
+  }
+}
+
+export function decodeDoorbell(message: string): Doorbell | undefined {
+  const nl = message.indexOf('\n');
+  if (nl < 0) return undefined;
+  let h: Header;
+  try {
+    h = JSON.parse(message.slice(0, nl)) as Header;
+  } catch {
+    return undefined;
+  }
+  const data = message.slice(nl + 1);
+  const entry = (): NewEntry => ({ id: h.i ?? '', ts: h.t ?? 0, exp: h.e ?? 0, data });
+  switch (h.k) {
+    case 'inbox':
+      return Array.isArray(h.to) ? { k: 'inbox', entry: entry(), to: h.to } : undefined;
+    case 'stream':
+      return typeof h.s === 'string' && typeof h.q === 'number'
+        ? { k: 'stream', stream: h.s, seq: h.q, entry: entry() }
+        : undefined;
+    case 'sub':
+    case 'unsub':
+      return typeof h.dev === 'string' && typeof h.top === 'string'
+        ? { k: h.k, device: h.dev, topic: h.top }
+        : undefined;
+    default:
+      return undefined;
+  }
+}

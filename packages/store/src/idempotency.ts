@@ -1,0 +1,30 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import { withScripts } from './scripts.js';
+
+export type IdempotencyClaim = { fresh: true } | { fresh: false; id: string; sameBody: boolean };
+
+/** `Idempotency-Key` records: key -> (notification id, body hash) for a window. */
+export class Idempotency {
+  private readonly redis: Redis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly windowMs: number,
+  ) {
+    this.redis = withScripts(redis);
+  }
+
+  /** Atomically claims `key` for `id`, or reports the id that already holds it. */
+  async claim(scope: string, key: string, id: string, bodyHash: string): Promise<IdempotencyClaim> {
+    const r = await this.redis.heraldIdempotency(this.keys.idempotency(scope, key), id, bodyHash, this.windowMs);
+    if (r[0] === 'new') return { fresh: true };
+    return { fresh: false, id: r[1] as string, sameBody: r[2] === bodyHash };
+  }
+
+  /** Gives a key back when the publish it was claimed for could not be accepted. */
+  async release(scope: string, key: string): Promise<void> {
+    await this.redis.del(this.keys.idempotency(scope, key));
+  }
+}

@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import type { Redis, Result } from 'ioredis';
+
+/** Lua scripts live in ../lua beside this package's code; ioredis loads them by SHA and retries on NOSCRIPT. */
+function lua(name: string): string {
+  return readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8');
+}
+
+export type StreamEntryReply = [id: string, fields: string[]];
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    heraldAppend(
+      stream: string,
+      seq: string,
+      presence: string,
+      ...argv: (string | number)[]
+    ): Result<(number | string)[], Context>;
+    heraldRead(
+      stream: string,
+      seq: string,
+      after: number,
+      count: number,
+    ): Result<[number, StreamEntryReply[]], Context>;
+    heraldCursor(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    heraldTransition(key: string, to: string, ...from: string[]): Result<string, Context>;
+    heraldCounts(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    heraldIdempotency(key: string, id: string, hash: string, windowMs: number): Result<string[], Context>;
+  }
+}
+
+const SCRIPTS = {
+  heraldAppend: { lua: lua('append'), numberOfKeys: 3 },
+  heraldRead: { lua: lua('read'), numberOfKeys: 2 },
+  heraldCursor: { lua: lua('cursor'), numberOfKeys: 1 },
+  heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },
+  heraldCounts: { lua: lua('counts'), numberOfKeys: 1 },
+  heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
+} as const;
+
+const loaded = new WeakSet<Redis>();
+
+/** Registers Herald's scripts on a connection (once per connection object). */
+export function withScripts(redis: Redis): Redis {
+  if (loaded.has(redis)) return redis;
+  for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
+  loaded.add(redis);
+  return redis;
+}

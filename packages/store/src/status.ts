@@ -1,0 +1,106 @@
+import type { NotificationState, NotificationStatus, TargetKind } from '@herald/protocol';
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import { withScripts } from './scripts.js';
+
+export interface NewStatus {
+  state: NotificationState;
+  target: TargetKind;
+  createdAt: number;
+  exp: number;
+  deliverAt?: number;
+  /** Scheduled job id (for cancel). */
+  jobId?: string;
+}
+
+export interface CountDelta {
+  delivered: number;
+  acked: number;
+}
+
+/** Per-notification status: state and counts, kept a while after the notification expires. */
+export class StatusStore {
+  private readonly redis: Redis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    /** How long a status outlives its notification's expiry. */
+    private readonly keepMs: number,
+  ) {
+    this.redis = withScripts(redis);
+  }
+
+  async create(id: string, s: NewStatus): Promise<void> {
+    const k = this.keys.status(id);
+    const fields: Record<string, string | number> = {
+      state: s.state,
+      target: s.target,
+      createdAt: s.createdAt,
+      exp: s.exp,
+      targets: 0,
+      delivered: 0,
+      acked: 0,
+    };
+    if (s.deliverAt !== undefined) fields.deliverAt = s.deliverAt;
+    if (s.jobId !== undefined) fields.jobId = s.jobId;
+    await this.redis
+      .multi()
+      .hset(k, fields)
+      .pexpireat(k, s.exp + this.keepMs)
+      .exec();
+  }
+
+  async get(id: string, now = Date.now()): Promise<NotificationStatus | undefined> {
+    const h = await this.redis.hgetall(this.keys.status(id));
+    if (!h.state) return undefined;
+    const exp = Number(h.exp);
+    const targets = Number(h.targets ?? 0);
+    const delivered = Number(h.delivered ?? 0);
+    let state = h.state as NotificationState;
+    // Once the TTL is over, whoever has not received it never will.
+    const over = now >= exp;
+    if (over && (state === 'sent' || state === 'queued' || state === 'scheduled')) state = 'expired';
+    const out: NotificationStatus = {
+      id,
+      state,
+      target: h.target as TargetKind,
+      createdAt: new Date(Number(h.createdAt)).toISOString(),
+      expiresAt: new Date(exp).toISOString(),
+      counts: {
+        targets,
+        delivered,
+        acked: Number(h.acked ?? 0),
+        expired: over ? Math.max(0, targets - delivered) : 0,
+      },
+    };
+    if (h.deliverAt) out.deliverAt = new Date(Number(h.deliverAt)).toISOString();
+    return out;
+  }
+
+  async field(id: string, name: string): Promise<string | null> {
+    return this.redis.hget(this.keys.status(id), name);
+  }
+
+  /** Moves state to `to` when it is one of `from`; returns the state found ('' if none). */
+  async transition(id: string, to: NotificationState, from: NotificationState[]): Promise<string> {
+    return this.redis.heraldTransition(this.keys.status(id), to, ...from);
+  }
+
+  async addTargets(id: string, n: number): Promise<void> {
+    await this.redis.heraldCounts(this.keys.status(id), 'targets', n);
+  }
+
+  /** Flushes aggregated delivered/acked counts of many notifications in one pipeline. */
+  async addCounts(deltas: ReadonlyMap<string, CountDelta>): Promise<void> {
+    if (deltas.size === 0) return;
+    const p = this.redis.pipeline();
+    for (const [id, d] of deltas) {
+      const argv: (string | number)[] = [];
+      if (d.delivered) argv.push('delivered', d.delivered);
+      if (d.acked) argv.push('acked', d.acked);
+      if (argv.length) p.heraldCounts(this.keys.status(id), ...argv);
+    }
+    await p.exec();
+  }
+}

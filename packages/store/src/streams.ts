@@ -1,0 +1,113 @@
+import { parseStream } from '@herald/protocol';
+import type { Redis } from 'ioredis';
+import { decodeEntry, type Entry, type NewEntry } from './entry.js';
+import type { Keys, StreamKeys } from './keys.js';
+import { withScripts } from './scripts.js';
+
+export interface StreamLimits {
+  /** Most entries kept per device inbox (approximate trim). */
+  inboxMaxLen: number;
+  /** Most entries kept per topic or broadcast stream (approximate trim). */
+  topicMaxLen: number;
+  /** How long a stream outlives its longest-lived entry, so cursors can be checked against its head. */
+  keepMs: number;
+}
+
+export interface InboxAppend {
+  device: string;
+  seq: number;
+  /** Nodes the device is connected to right now. */
+  nodes: string[];
+}
+
+export interface StreamRead {
+  /** The stream's head seq (0 when the stream does not exist). */
+  head: number;
+  entries: Entry[];
+}
+
+/** Device inboxes and topic/broadcast streams: append with contiguous seqs, read after a cursor. */
+export class Streams {
+  private readonly redis: Redis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly limits: StreamLimits,
+  ) {
+    this.redis = withScripts(redis);
+  }
+
+  /** Appends one entry to many inboxes in one pipeline; returns seq and presence per device. */
+  async appendInboxes(devices: readonly string[], entry: NewEntry, now = Date.now()): Promise<InboxAppend[]> {
+    if (devices.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const device of devices) {
+      const k = this.keys.inbox(device);
+      p.heraldAppend(k.stream, k.seq, this.keys.presence(device), ...this.argv(entry, this.limits.inboxMaxLen, now));
+    }
+    const replies = await p.exec();
+    if (!replies) throw new Error('pipeline aborted');
+    return replies.map(([err, reply], i) => {
+      if (err) throw err;
+      const [seq, ...nodes] = reply as (number | string)[];
+      return { device: devices[i] as string, seq: Number(seq), nodes: nodes as string[] };
+    });
+  }
+
+  async appendTopic(topic: string, entry: NewEntry, now = Date.now()): Promise<number> {
+    return this.appendShared(this.keys.topic(topic), entry, now);
+  }
+
+  async appendBroadcast(entry: NewEntry, now = Date.now()): Promise<number> {
+    return this.appendShared(this.keys.broadcast(), entry, now);
+  }
+
+  private async appendShared(k: StreamKeys, entry: NewEntry, now: number): Promise<number> {
+    // A presence key in the same slot that is never written: topics have no presence.
+    const [seq] = await this.redis.heraldAppend(
+      k.stream,
+      k.seq,
+      `${k.stream}:nopresence`,
+      ...this.argv(entry, this.limits.topicMaxLen, now),
+    );
+    return Number(seq);
+  }
+
+  private argv(entry: NewEntry, maxLen: number, now: number): (string | number)[] {
+    return [entry.id, entry.data, entry.ts, entry.exp, maxLen, now, this.limits.keepMs];
+  }
+
+  /** Keys of a wire stream name as seen by one device. */
+  keysOf(stream: string, device: string): StreamKeys {
+    const s = parseStream(stream);
+    if (!s) throw new Error(`unknown stream ${stream}`);
+    if (s.kind === 'inbox') return this.keys.inbox(device);
+    if (s.kind === 'broadcast') return this.keys.broadcast();
+    return this.keys.topic(s.topic);
+  }
+
+  /** Entries after `after` (exclusive), at most `count`, with the stream's head. */
+  async read(k: StreamKeys, after: number, count: number): Promise<StreamRead> {
+    const [head, raw] = await this.redis.heraldRead(k.stream, k.seq, after, count);
+    return { head: Number(head), entries: raw.map(decodeEntry) };
+  }
+
+  async head(k: StreamKeys): Promise<number> {
+    return Number((await this.redis.get(k.seq)) ?? 0);
+  }
+
+  /** Heads of many streams in one round trip. */
+  async heads(ks: readonly StreamKeys[]): Promise<number[]> {
+    if (ks.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const k of ks) p.get(k.seq);
+    const replies = (await p.exec()) ?? [];
+    return replies.map(([err, v]) => {
+      if (err) throw err;
+      return Number(v ?? 0);
+    });
+  }
+}
+
+
