@@ -56,7 +56,9 @@ export class Broker {
     if (!r) return;
     if (--r.n > 0) return;
     this.refs.delete(ch);
-    this.sub.unsubscribe(ch).catch((err: Error) => this.log.warn({ err: err.message, ch }, 'unsubscribe failed'));
+    this.sub
+      .unsubscribe(ch)
+      .catch((err: Error) => this.log.warn({ err: err.message, ch }, 'unsubscribe failed'));
   }
 
   topicCount(): number {

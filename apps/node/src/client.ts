@@ -1,7 +1,7 @@
 import {
   BROADCAST,
-  CloseCode,
   type ClientFrame,
+  CloseCode,
   type Cursors,
   encodeNotification,
   FrameError,
@@ -52,7 +52,10 @@ export class Client {
 
   start(): void {
     this.ctx.hub.connections.add(this);
-    this.helloTimer = setTimeout(() => this.close(CloseCode.HelloTimeout, 'hello timeout'), this.ctx.limits.helloTimeoutMs);
+    this.helloTimer = setTimeout(
+      () => this.close(CloseCode.HelloTimeout, 'hello timeout'),
+      this.ctx.limits.helloTimeoutMs,
+    );
     this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     this.socket.on('pong', () => {
       this.alive = true;
@@ -71,10 +74,19 @@ export class Client {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
-    if (isBinary) return this.close(CloseCode.BadFrame, 'binary frames are not supported');
+    if (isBinary) {
+      this.close(CloseCode.BadFrame, 'binary frames are not supported');
+      return;
+    }
     const parsed = parseClientFrame(data.toString());
-    if (!parsed.ok) return this.close(CloseCode.BadFrame, parsed.reason);
-    if (++this.queued > MAX_QUEUED_FRAMES) return this.close(CloseCode.RateLimited, 'too many frames in flight');
+    if (!parsed.ok) {
+      this.close(CloseCode.BadFrame, parsed.reason);
+      return;
+    }
+    if (++this.queued > MAX_QUEUED_FRAMES) {
+      this.close(CloseCode.RateLimited, 'too many frames in flight');
+      return;
+    }
     this.chain = this.chain
       .then(() => (this.closed ? undefined : this.handle(parsed.frame)))
       .catch((err: Error) => {
@@ -87,8 +99,14 @@ export class Client {
   }
 
   private async handle(f: ClientFrame): Promise<void> {
-    if (f.type === 'hello') return this.identity ? this.error(FrameError.AlreadyHello, 'hello was already accepted') : this.hello(f.token, f.cursors ?? {});
-    if (!this.identity) return this.close(CloseCode.BadFrame, `${f.type} before hello`);
+    if (f.type === 'hello')
+      return this.identity
+        ? this.error(FrameError.AlreadyHello, 'hello was already accepted')
+        : this.hello(f.token, f.cursors ?? {});
+    if (!this.identity) {
+      this.close(CloseCode.BadFrame, `${f.type} before hello`);
+      return;
+    }
     switch (f.type) {
       case 'ack':
         return this.ack(f.stream, f.seq);
@@ -124,7 +142,10 @@ export class Client {
     ctx.hub.addDevice(id.device, this);
     // Presence is written before any stream is read, on the same connection: an entry appended
     // after the read gets a doorbell here, one appended before it is in the read.
-    const [, session] = await Promise.all([ctx.presence.add(id.device, ctx.nodeId), ctx.devices.hello(id.device, id.user)]);
+    const [, session] = await Promise.all([
+      ctx.presence.add(id.device, ctx.nodeId),
+      ctx.devices.hello(id.device, id.user),
+    ]);
     if (this.closed) return;
     this.serverCursors = session.cursors;
     const topics = session.topics.filter((t) => topicAllowed(id.topics, t)).slice(0, ctx.limits.maxTopics);
@@ -136,7 +157,9 @@ export class Client {
     const names = [INBOX, BROADCAST, ...topics.map(topicStream)];
     const keys = names.map((n) => ctx.streams.keysOf(n, id.device));
     // Without a cursor, an inbox starts at 0 (everything retained) and a shared stream at its head.
-    const needHead = names.map((n) => n !== INBOX && cursors[n] === undefined && this.serverCursors[n] === undefined);
+    const needHead = names.map(
+      (n) => n !== INBOX && cursors[n] === undefined && this.serverCursors[n] === undefined,
+    );
     const heads = await ctx.streams.heads(keys.filter((_, i) => needHead[i]));
     if (this.closed) {
       for (const t of topics) ctx.broker.unref(t);
@@ -166,8 +189,10 @@ export class Client {
   private async refresh(token: string): Promise<void> {
     const id = await this.verify(token);
     if (!id || this.closed || !this.identity) return;
-    if (id.device !== this.identity.device || id.user !== this.identity.user)
-      return this.close(CloseCode.Unauthorized, 'refreshed token is for another device');
+    if (id.device !== this.identity.device || id.user !== this.identity.user) {
+      this.close(CloseCode.Unauthorized, 'refreshed token is for another device');
+      return;
+    }
     this.identity = id;
     this.armExpiry();
   }
@@ -176,14 +201,23 @@ export class Client {
     clearTimeout(this.expiryTimer);
     const ms = (this.identity?.exp ?? 0) - Date.now();
     // setTimeout caps at ~24.8 days; a longer-lived token is checked again on refresh.
-    this.expiryTimer = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired'), Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    this.expiryTimer = setTimeout(
+      () => this.close(CloseCode.TokenExpired, 'token expired'),
+      Math.min(Math.max(ms, 0), 2 ** 31 - 1),
+    );
     this.expiryTimer.unref();
   }
 
   private ack(stream: string, seq: number): void {
     const st = this.streams.get(stream);
-    if (!st) return this.error(FrameError.UnknownStream, `not delivering ${stream} on this connection`);
-    if (seq > st.sent) return this.error(FrameError.BadAck, `ack ${seq} is past the last sent seq ${st.sent}`);
+    if (!st) {
+      this.error(FrameError.UnknownStream, `not delivering ${stream} on this connection`);
+      return;
+    }
+    if (seq > st.sent) {
+      this.error(FrameError.BadAck, `ack ${seq} is past the last sent seq ${st.sent}`);
+      return;
+    }
     if (seq <= st.acked) return;
     for (const id of st.ack(seq)) this.ctx.flusher.acked(id);
     this.ctx.flusher.cursor(this.identity!.device, stream, seq);
@@ -192,15 +226,20 @@ export class Client {
   private async subscribe(topic: string, cursor: number | undefined, durable: boolean): Promise<void> {
     const { ctx } = this;
     const id = this.identity!;
-    if (!topicAllowed(id.topics, topic)) return this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`);
+    if (!topicAllowed(id.topics, topic)) {
+      this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`);
+      return;
+    }
     const name = topicStream(topic);
     const existing = this.streams.get(name);
     if (existing) {
       this.send({ type: 'subscribed', topic, cursor: existing.sent });
       return;
     }
-    if (this.streams.size - 2 >= ctx.limits.maxTopics)
-      return this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`);
+    if (this.streams.size - 2 >= ctx.limits.maxTopics) {
+      this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`);
+      return;
+    }
     if (durable) await ctx.devices.subscribe(id.device, topic);
     // Subscribed to the doorbell before the stream is read: nothing falls between the two.
     await ctx.broker.ref(topic);
@@ -235,7 +274,13 @@ export class Client {
   /** Subscription changed by the backend (topics admin API) while this device is connected. */
   control(op: 'sub' | 'unsub', topic: string): void {
     this.chain = this.chain
-      .then(() => (this.closed || !this.identity ? undefined : op === 'sub' ? this.subscribe(topic, undefined, false) : this.unsubscribe(topic, false)))
+      .then(() =>
+        this.closed || !this.identity
+          ? undefined
+          : op === 'sub'
+            ? this.subscribe(topic, undefined, false)
+            : this.unsubscribe(topic, false),
+      )
       .catch((err: Error) => this.ctx.log.warn({ conn: this.connId, err: err.message }, 'control failed'));
   }
 
@@ -309,7 +354,13 @@ export class Client {
             continue;
           }
           if (expiredAfter >= 0) {
-            this.sendFrame({ type: 'gap', stream: st.name, after: expiredAfter, next: e.seq, reason: 'expired' });
+            this.sendFrame({
+              type: 'gap',
+              stream: st.name,
+              after: expiredAfter,
+              next: e.seq,
+              reason: 'expired',
+            });
             expiredAfter = -1;
           }
           if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data))) return;
@@ -317,12 +368,21 @@ export class Client {
           ctx.flusher.delivered(e.id);
         }
         if (expiredAfter >= 0)
-          this.sendFrame({ type: 'gap', stream: st.name, after: expiredAfter, next: st.sent + 1, reason: 'expired' });
+          this.sendFrame({
+            type: 'gap',
+            stream: st.name,
+            after: expiredAfter,
+            next: st.sent + 1,
+            reason: 'expired',
+          });
         if (entries.length < batch && !st.pending) return;
         if (!(await this.drained())) return;
       }
     } catch (err) {
-      ctx.log.warn({ conn: this.connId, stream: st.name, err: (err as Error).message }, 'replay failed; retrying');
+      ctx.log.warn(
+        { conn: this.connId, stream: st.name, err: (err as Error).message },
+        'replay failed; retrying',
+      );
       const t = setTimeout(() => void this.sync(st), RESYNC_RETRY_MS);
       t.unref();
     } finally {
@@ -408,7 +468,9 @@ export class Client {
     this.streams.clear();
     const device = this.identity?.device;
     if (device && ctx.hub.removeDevice(device, this)) {
-      ctx.presence.remove(device, ctx.nodeId).catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
+      ctx.presence
+        .remove(device, ctx.nodeId)
+        .catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
     }
   }
 }

@@ -41,9 +41,9 @@ export class Flusher {
   }
 
   cursor(device: string, stream: string, seq: number): void {
-    let m = this.cursors.get(device);
-    if (!m) this.cursors.set(device, (m = new Map()));
-    if ((m.get(stream) ?? -1) < seq) m.set(stream, seq);
+    const m = this.cursors.get(device);
+    if (!m) this.cursors.set(device, new Map([[stream, seq]]));
+    else if ((m.get(stream) ?? -1) < seq) m.set(stream, seq);
     if (this.cursors.size > MAX_PENDING) void this.flush();
   }
 

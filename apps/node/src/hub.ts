@@ -15,9 +15,9 @@ export class Hub {
   }
 
   addDevice(device: string, c: Client): void {
-    let s = this.byDevice.get(device);
-    if (!s) this.byDevice.set(device, (s = new Set()));
-    s.add(c);
+    const s = this.byDevice.get(device);
+    if (s) s.add(c);
+    else this.byDevice.set(device, new Set([c]));
   }
 
   /** Returns true when this was the device's last connection on this node. */
@@ -43,9 +43,9 @@ export class Hub {
   }
 
   join(stream: string, c: Client): void {
-    let s = this.byStream.get(stream);
-    if (!s) this.byStream.set(stream, (s = new Set()));
-    s.add(c);
+    const s = this.byStream.get(stream);
+    if (s) s.add(c);
+    else this.byStream.set(stream, new Set([c]));
   }
 
   leave(stream: string, c: Client): void {

@@ -94,13 +94,18 @@ export class HeraldNode {
     });
     app.get('/v1/ws', { websocket: true }, (socket, req) => {
       if (this.draining) return socket.close(CloseCode.Draining, 'node draining');
-      if (ctx.hub.size >= this.opts.limits.maxConnections) return socket.close(CloseCode.Capacity, 'node at capacity');
+      if (ctx.hub.size >= this.opts.limits.maxConnections)
+        return socket.close(CloseCode.Capacity, 'node at capacity');
       new Client(ctx, socket, req.ip).start();
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       if (this.isReady()) return { status: 'ready', connections: ctx.hub.size };
-      const why = this.draining ? 'draining' : ctx.hub.size >= this.opts.limits.maxConnections ? 'at capacity' : 'redis unavailable';
+      const why = this.draining
+        ? 'draining'
+        : ctx.hub.size >= this.opts.limits.maxConnections
+          ? 'at capacity'
+          : 'redis unavailable';
       return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
     });
 

@@ -1,11 +1,18 @@
-import { encodeDoorbell, Keys, createRedis, Presence, Streams, StatusStore, type NewEntry } from '@herald/store';
-import { startRedis } from '../../../infra/local/dist/redis.js';
+import { Probe, startRedis } from '@herald/stack';
+import {
+  createRedis,
+  encodeDoorbell,
+  Keys,
+  type NewEntry,
+  Presence,
+  StatusStore,
+  Streams,
+} from '@herald/store';
 import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeraldNode } from '../src/node.js';
-import { Probe } from './probe.js';
 
 const SECRET = 'test-secret-0123456789';
 const keys = new Keys('herald');
@@ -15,7 +22,12 @@ let node: HeraldNode;
 let url: string;
 let streams: Streams;
 
-async function token(device: string, user = 'u1', extra: Record<string, unknown> = {}, exp = '1h'): Promise<string> {
+async function token(
+  device: string,
+  user = 'u1',
+  extra: Record<string, unknown> = {},
+  exp = '1h',
+): Promise<string> {
   return new SignJWT({ uid: user, ...extra })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(device)
@@ -34,17 +46,28 @@ const entry = (data: unknown = { n: ++n }, ttlMs = 60_000): NewEntry => ({
 /** What the worker does for a device target: append, then ring the node's doorbell. */
 async function publishToDevice(device: string, e = entry()): Promise<number> {
   const [r] = await streams.appendInboxes([device], e);
-  for (const nodeId of r!.nodes) await cmd.publish(keys.nodeChannel(nodeId), encodeDoorbell({ k: 'inbox', entry: e, to: [[device, r!.seq]] }));
+  for (const nodeId of r!.nodes)
+    await cmd.publish(
+      keys.nodeChannel(nodeId),
+      encodeDoorbell({ k: 'inbox', entry: e, to: [[device, r!.seq]] }),
+    );
   return r!.seq;
 }
 
 async function publishToTopic(topic: string, e = entry()): Promise<number> {
   const seq = await streams.appendTopic(topic, e);
-  await cmd.publish(keys.topicChannel(topic), encodeDoorbell({ k: 'stream', stream: `topic:${topic}`, seq, entry: e }));
+  await cmd.publish(
+    keys.topicChannel(topic),
+    encodeDoorbell({ k: 'stream', stream: `topic:${topic}`, seq, entry: e }),
+  );
   return seq;
 }
 
-async function hello(device: string, cursors?: Record<string, number>, claims: Record<string, unknown> = {}): Promise<Probe> {
+async function hello(
+  device: string,
+  cursors?: Record<string, number>,
+  claims: Record<string, unknown> = {},
+): Promise<Probe> {
   const p = await Probe.open(url);
   p.send({ type: 'hello', token: await token(device, 'u1', claims), cursors });
   await p.frame('welcome');
@@ -67,9 +90,20 @@ beforeAll(async () => {
       flushMs: 20,
       drainMs: 500,
       deviceRetentionMs: 86_400_000,
-      limits: { heartbeatMs: 60_000, helloTimeoutMs: 300, maxTopics: 4, slowConsumerBytes: 1 << 20, replayBatch: 5, maxConnections: 1000 },
+      limits: {
+        heartbeatMs: 60_000,
+        helloTimeoutMs: 300,
+        maxTopics: 4,
+        slowConsumerBytes: 1 << 20,
+        replayBatch: 5,
+        maxConnections: 1000,
+      },
     },
-    { redis: createRedis(redis.url, 'background'), sub: createRedis(redis.url, 'subscriber'), log: pino({ level: 'silent' }) },
+    {
+      redis: createRedis(redis.url, 'background'),
+      sub: createRedis(redis.url, 'subscriber'),
+      log: pino({ level: 'silent' }),
+    },
   );
   const port = await node.start();
   url = `ws://127.0.0.1:${port}/v1/ws`;
@@ -86,7 +120,11 @@ describe('door', () => {
     const p = await Probe.open(url);
     p.send({ type: 'hello', token: 'not-a-jwt' });
     expect((await p.waitClose()).code).toBe(4001);
-    const forged = await new SignJWT({ uid: 'u' }).setProtectedHeader({ alg: 'HS256' }).setSubject('d').setExpirationTime('1h').sign(new TextEncoder().encode('another-secret-xxxxxxxx'));
+    const forged = await new SignJWT({ uid: 'u' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('d')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode('another-secret-xxxxxxxx'));
     const q = await Probe.open(url);
     q.send({ type: 'hello', token: forged });
     expect((await q.waitClose()).code).toBe(4001);
@@ -95,7 +133,10 @@ describe('door', () => {
 
   it('closes 4003 on an expired token', async () => {
     const p = await Probe.open(url);
-    p.send({ type: 'hello', token: await token('d-exp', 'u1', {}, Math.floor(Date.now() / 1000) - 10 as unknown as string) });
+    p.send({
+      type: 'hello',
+      token: await token('d-exp', 'u1', {}, (Math.floor(Date.now() / 1000) - 10) as unknown as string),
+    });
     expect((await p.waitClose()).code).toBe(4003);
   });
 
@@ -220,7 +261,8 @@ describe('topics', () => {
     const p = await hello('dev-t2', undefined, { topics: ['sport.*'] });
     p.send({ type: 'subscribe', topic: 'news' });
     expect(await p.frame('error')).toMatchObject({ code: 'topic_forbidden' });
-    for (const t of ['sport.a', 'sport.b', 'sport.c', 'sport.d', 'sport.e']) p.send({ type: 'subscribe', topic: t });
+    for (const t of ['sport.a', 'sport.b', 'sport.c', 'sport.d', 'sport.e'])
+      p.send({ type: 'subscribe', topic: t });
     expect(await p.frame('error', 5000, (f) => f.code === 'too_many_topics')).toBeTruthy();
     p.close();
   });
@@ -230,7 +272,10 @@ describe('topics', () => {
     const devices = node.ctx.devices;
     await devices.subscribe('dev-t3', 'alerts');
     await devices.initCursor('dev-t3', 'topic:alerts', await streams.head(keys.topic('alerts')));
-    await cmd.publish(keys.nodeChannel('node-t'), encodeDoorbell({ k: 'sub', device: 'dev-t3', topic: 'alerts' }));
+    await cmd.publish(
+      keys.nodeChannel('node-t'),
+      encodeDoorbell({ k: 'sub', device: 'dev-t3', topic: 'alerts' }),
+    );
     await p.frame('subscribed');
     await publishToTopic('alerts');
     await p.until(() => p.notifications('topic:alerts').length === 1, 'alert');

@@ -1,3 +1,3 @@
+export type { Static } from 'typebox';
 export * from './load.js';
 export * from './settings.js';
-export type { Static } from 'typebox';

@@ -22,7 +22,12 @@ export const common = {
     pattern: '^[A-Za-z0-9_-]{1,32}$',
     description: 'Prefix of every Redis key and channel.',
   }),
-  HERALD_DEVICE_RETENTION_S: Int(30 * 86400, 60, 365 * 86400, 'How long device registry, subscriptions and cursors live after last use.'),
+  HERALD_DEVICE_RETENTION_S: Int(
+    30 * 86400,
+    60,
+    365 * 86400,
+    'How long device registry, subscriptions and cursors live after last use.',
+  ),
 };
 
 export const apiSchema = Type.Object({
@@ -49,6 +54,12 @@ export const workerSchema = Type.Object({
   HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
   HERALD_TOPIC_MAXLEN: Int(10_000, 10, 10_000_000, 'Most entries kept per topic or broadcast stream.'),
   HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
+  HERALD_SHUTDOWN_MS: Int(
+    8000,
+    0,
+    600_000,
+    'On SIGTERM, how long running fan-outs may take to finish before the worker exits anyway (they resume on another worker).',
+  ),
 });
 
 export const nodeSchema = Type.Object({
@@ -59,14 +70,32 @@ export const nodeSchema = Type.Object({
     pattern: '^[A-Za-z0-9_.-]{0,64}$',
     description: 'Node id in presence and doorbells; default hostname-pid. Must be unique among live nodes.',
   }),
-  HERALD_TOKEN_SECRET: Type.String({ minLength: 16, description: 'HS256 secret of device tokens (at least 16 characters).' }),
-  HERALD_HEARTBEAT_MS: Int(25_000, 100, 300_000, 'Server ping interval; keep under the balancer idle timeout.'),
+  HERALD_TOKEN_SECRET: Type.String({
+    minLength: 16,
+    description: 'HS256 secret of device tokens (at least 16 characters).',
+  }),
+  HERALD_HEARTBEAT_MS: Int(
+    25_000,
+    100,
+    300_000,
+    'Server ping interval; keep under the balancer idle timeout.',
+  ),
   HERALD_HELLO_TIMEOUT_MS: Int(5000, 100, 60_000, 'Time a new socket has to send hello.'),
   HERALD_MAX_FRAME_BYTES: Int(65_536, 256, 1 << 20, 'Largest client frame (close 1009 above).'),
   HERALD_MAX_CONNECTIONS: Int(50_000, 1, 1_000_000, 'Connections this node accepts.'),
   HERALD_MAX_TOPICS: Int(64, 0, 10_000, 'Topics per connection.'),
-  HERALD_SLOW_CONSUMER_BYTES: Int(1 << 20, 1024, 64 << 20, 'Unsent bytes per socket before it is closed as a slow consumer.'),
-  HERALD_PRESENCE_TTL_MS: Int(60_000, 1000, 3_600_000, 'Presence lifetime without refresh; above the heartbeat.'),
+  HERALD_SLOW_CONSUMER_BYTES: Int(
+    1 << 20,
+    1024,
+    64 << 20,
+    'Unsent bytes per socket before it is closed as a slow consumer.',
+  ),
+  HERALD_PRESENCE_TTL_MS: Int(
+    60_000,
+    1000,
+    3_600_000,
+    'Presence lifetime without refresh; above the heartbeat.',
+  ),
   HERALD_FLUSH_MS: Int(200, 10, 10_000, 'Interval of ack/delivery count and cursor flushes to Redis.'),
   HERALD_REPLAY_BATCH: Int(200, 1, 10_000, 'Entries read per replay round trip.'),
   HERALD_DRAIN_MS: Int(10_000, 0, 600_000, 'Drain window on SIGTERM: reconnect hints are spread over it.'),

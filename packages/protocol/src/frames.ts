@@ -31,7 +31,13 @@ export interface RefreshFrame {
   type: 'refresh';
   token: string;
 }
-export type ClientFrame = HelloFrame | AckFrame | SubscribeFrame | UnsubscribeFrame | PingFrame | RefreshFrame;
+export type ClientFrame =
+  | HelloFrame
+  | AckFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | PingFrame
+  | RefreshFrame;
 
 // ---- server to client ----
 export interface WelcomeFrame {

@@ -54,8 +54,10 @@ export function parseClientFrame(text: string): ParseResult {
       return { ok: true, frame: { type: 'ack', stream: f.stream, seq: f.seq } };
     }
     case 'subscribe': {
-      if (typeof f.topic !== 'string' || !isValidTopic(f.topic)) return fail('subscribe.topic is not a valid topic');
-      if (f.cursor !== undefined && !isSeq(f.cursor)) return fail('subscribe.cursor must be a non-negative integer');
+      if (typeof f.topic !== 'string' || !isValidTopic(f.topic))
+        return fail('subscribe.topic is not a valid topic');
+      if (f.cursor !== undefined && !isSeq(f.cursor))
+        return fail('subscribe.cursor must be a non-negative integer');
       return f.cursor === undefined
         ? { ok: true, frame: { type: 'subscribe', topic: f.topic } }
         : { ok: true, frame: { type: 'subscribe', topic: f.topic, cursor: f.cursor } };

@@ -18,7 +18,12 @@ export class Idempotency {
 
   /** Atomically claims `key` for `id`, or reports the id that already holds it. */
   async claim(scope: string, key: string, id: string, bodyHash: string): Promise<IdempotencyClaim> {
-    const r = await this.redis.heraldIdempotency(this.keys.idempotency(scope, key), id, bodyHash, this.windowMs);
+    const r = await this.redis.heraldIdempotency(
+      this.keys.idempotency(scope, key),
+      id,
+      bodyHash,
+      this.windowMs,
+    );
     if (r[0] === 'new') return { fresh: true };
     return { fresh: false, id: r[1] as string, sameBody: r[2] === bodyHash };
   }

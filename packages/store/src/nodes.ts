@@ -16,11 +16,7 @@ export class Nodes {
 
   async heartbeat(nodeId: string, connections: number, now = Date.now()): Promise<void> {
     const k = this.keys.nodes();
-    await this.redis
-      .pipeline()
-      .zadd(k, now, nodeId)
-      .hset(`${k}:connections`, nodeId, connections)
-      .exec();
+    await this.redis.pipeline().zadd(k, now, nodeId).hset(`${k}:connections`, nodeId, connections).exec();
   }
 
   async remove(nodeId: string): Promise<void> {
@@ -33,7 +29,8 @@ export class Nodes {
     const k = this.keys.nodes();
     const ids = await this.redis.zrangebyscore(k, now - withinMs, '+inf', 'WITHSCORES');
     const out: NodeInfo[] = [];
-    for (let i = 0; i + 1 < ids.length; i += 2) out.push({ id: ids[i] as string, lastSeen: Number(ids[i + 1]), connections: 0 });
+    for (let i = 0; i + 1 < ids.length; i += 2)
+      out.push({ id: ids[i] as string, lastSeen: Number(ids[i + 1]), connections: 0 });
     if (out.length) {
       const counts = await this.redis.hmget(`${k}:connections`, ...out.map((n) => n.id));
       out.forEach((n, i) => {

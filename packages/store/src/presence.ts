@@ -15,7 +15,11 @@ export class Presence {
 
   async add(device: string, nodeId: string, now = Date.now()): Promise<void> {
     const k = this.keys.presence(device);
-    await this.redis.pipeline().hset(k, nodeId, now + this.ttlMs).pexpire(k, this.ttlMs).exec();
+    await this.redis
+      .pipeline()
+      .hset(k, nodeId, now + this.ttlMs)
+      .pexpire(k, this.ttlMs)
+      .exec();
   }
 
   async remove(device: string, nodeId: string): Promise<void> {

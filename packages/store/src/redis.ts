@@ -21,7 +21,12 @@ export function createRedis(url: string, role: RedisRole, name = 'herald'): Redi
   };
   switch (role) {
     case 'request':
-      return new Redis(url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 3000 });
+      return new Redis(url, {
+        ...base,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: 3000,
+      });
     case 'background':
       return new Redis(url, { ...base, maxRetriesPerRequest: 20 });
     case 'subscriber':

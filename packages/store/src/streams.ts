@@ -44,7 +44,12 @@ export class Streams {
     const p = this.redis.pipeline();
     for (const device of devices) {
       const k = this.keys.inbox(device);
-      p.heraldAppend(k.stream, k.seq, this.keys.presence(device), ...this.argv(entry, this.limits.inboxMaxLen, now));
+      p.heraldAppend(
+        k.stream,
+        k.seq,
+        this.keys.presence(device),
+        ...this.argv(entry, this.limits.inboxMaxLen, now),
+      );
     }
     const replies = await p.exec();
     if (!replies) throw new Error('pipeline aborted');
@@ -109,5 +114,3 @@ export class Streams {
     });
   }
 }
-
-

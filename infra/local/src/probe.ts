@@ -23,8 +23,10 @@ export class Probe {
     ws.on('error', () => undefined);
   }
 
-  static async open(url: string, timeoutMs = 5000): Promise<Probe> {
-    const ws = new WebSocket(url);
+  /** `localAddress` (127.0.0.x) picks the source address, which the balancer hashes on. */
+  static async open(url: string, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<Probe> {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    const ws = new WebSocket(url, opts.localAddress ? { localAddress: opts.localAddress } : {});
     const p = new Probe(ws);
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`connect to ${url} timed out`)), timeoutMs);
@@ -57,7 +59,10 @@ export class Probe {
       const v = cond();
       if (v) return v;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}, closed: ${JSON.stringify(this.closed)}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}, closed: ${JSON.stringify(this.closed)}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -77,7 +82,9 @@ export class Probe {
   }
 
   notifications(stream?: string): Frame[] {
-    return this.frames.filter((f) => f.type === 'notification' && (stream === undefined || f.stream === stream));
+    return this.frames.filter(
+      (f) => f.type === 'notification' && (stream === undefined || f.stream === stream),
+    );
   }
 
   close(): void {

@@ -1,0 +1,143 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FanoutJob } from '@herald/protocol';
+import {
+  Devices,
+  FANOUT_QUEUE,
+  Idempotency,
+  Keys,
+  Presence,
+  queueOptions,
+  StatusStore,
+  Streams,
+} from '@herald/store';
+import { Queue } from 'bullmq';
+import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import { authenticator } from './auth.js';
+import type { ApiConfig } from './config.js';
+import { installErrorHandlers } from './error-handler.js';
+import { type FanoutQueue, NotificationService } from './notifications.js';
+import { healthRoutes } from './routes/health.js';
+import { notificationRoutes } from './routes/notifications.js';
+import { topicRoutes } from './routes/topics.js';
+import { formatValidation } from './validation.js';
+
+export interface AppDeps {
+  config: ApiConfig;
+  /**
+   * Connection for store calls, made with `createRedis(url, 'request')`: no offline queue, so
+   * while Redis is down requests fail at once (503) instead of piling up. The caller owns it.
+   */
+  redis: Redis;
+  /** Connection for the BullMQ queue, also a 'request' one. The caller owns it. */
+  queueRedis: Redis;
+  /** A logger to use instead of one built from config (tests pass their own). */
+  loggerInstance?: FastifyBaseLogger;
+  /** Bound on each BullMQ call (default 3 s). */
+  queueTimeoutMs?: number;
+}
+
+/** Logger options: keys travel in Authorization, which must never reach a log line. */
+export function loggerOptions(level: string): Exclude<FastifyServerOptions['logger'], boolean | undefined> {
+  return {
+    level,
+    redact: {
+      paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'],
+      censor: '[redacted]',
+    },
+  };
+}
+
+/** Logs a connection's outage once when it starts and once when it ends, not every retry. */
+function watchConnection(redis: Redis, name: string, log: FastifyBaseLogger): () => void {
+  let down = false;
+  const onError = (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ err }, `Redis ${name} connection lost; reconnecting`);
+  };
+  const onReady = () => {
+    if (!down) return;
+    down = false;
+    log.info(`Redis ${name} connection back`);
+  };
+  redis.on('error', onError);
+  redis.on('ready', onReady);
+  return () => {
+    redis.off('error', onError);
+    redis.off('ready', onReady);
+  };
+}
+
+/** The API as a Fastify instance, wired to the given connections; `listen` is the caller's. */
+export function buildApp(deps: AppDeps) {
+  const { config, redis } = deps;
+  const app = Fastify({
+    ...(deps.loggerInstance
+      ? { loggerInstance: deps.loggerInstance }
+      : { logger: loggerOptions(config.logLevel) }),
+    bodyLimit: config.maxBodyBytes,
+    // Fastify's Ajv defaults coerce types and silently drop unknown properties; a publish API
+    // should reject both, so the publisher learns about a typo instead of losing a field.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    schemaErrorFormatter: formatValidation,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Only JSON bodies: anything else is a 415, not a string that fails validation.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  // Fastify's own parser (prototype poisoning is an error), except that an empty body is no
+  // body: clients that always send Content-Type: application/json can still PUT and DELETE.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else json(req, body as string, done);
+  });
+  app.decorateRequest('apiKeyId', '');
+  installErrorHandlers(app, config.maxBodyBytes);
+
+  const keys = new Keys(config.redisPrefix);
+  const queue: FanoutQueue = new Queue<FanoutJob>(FANOUT_QUEUE, {
+    connection: deps.queueRedis,
+    ...queueOptions(keys),
+    // The version check is one more command at start-up; if it failed (Redis down at that
+    // moment) the queue would stay broken. The worker checks the version.
+    skipVersionCheck: true,
+  });
+  // BullMQ re-emits connection errors; watchConnection already logs them once per outage.
+  queue.on('error', (err) => app.log.debug({ err }, 'queue connection error'));
+  const unwatch = [
+    watchConnection(redis, 'request', app.log),
+    watchConnection(deps.queueRedis, 'queue', app.log),
+  ];
+
+  const notifications = new NotificationService({
+    config,
+    status: new StatusStore(redis, keys, config.statusKeepS * 1000),
+    idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
+    queue,
+    log: app.log,
+    queueTimeoutMs: deps.queueTimeoutMs ?? 3000,
+  });
+  // The API only reads stream heads and presence: lengths and TTLs are the worker's and nodes'.
+  const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
+  const presence = new Presence(redis, keys, 0);
+  const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
+
+  app.register(healthRoutes, { redis });
+  app.register(
+    async (v1) => {
+      v1.addHook('onRequest', authenticator(config.apiKeys));
+      await v1.register(notificationRoutes, { config, notifications });
+      await v1.register(topicRoutes, { redis, keys, devices, streams, presence });
+    },
+    { prefix: '/v1' },
+  );
+
+  app.addHook('onClose', async () => {
+    await queue.close();
+    for (const off of unwatch) off();
+  });
+  return app;
+}
+
+export type HeraldApi = ReturnType<typeof buildApp>;

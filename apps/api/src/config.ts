@@ -1,0 +1,56 @@
+import { apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+
+export type ApiEnv = Static<typeof apiSchema>;
+
+/** The API's settings: the validated environment plus values derived from it once at start. */
+export interface ApiConfig {
+  redisUrl: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  redisPrefix: string;
+  apiKeys: string[];
+  maxBodyBytes: number;
+  maxDataBytes: number;
+  ttlDefaultS: number;
+  ttlMaxS: number;
+  maxScheduleAheadS: number;
+  idempotencyWindowS: number;
+  statusKeepS: number;
+  deviceRetentionS: number;
+}
+
+/** Shortest API key accepted: shorter ones are guessable. */
+export const MIN_API_KEY_LENGTH = 16;
+
+/** Reads and checks the API's environment; throws ConfigError naming every bad setting. */
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const e = loadConfig(apiSchema, env);
+  const apiKeys = [...new Set(list(e.HERALD_API_KEYS))];
+  const problems: string[] = [];
+  // The schema can only bound the whole list; each key must be long enough on its own.
+  if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
+  if (apiKeys.some((k) => k.length < MIN_API_KEY_LENGTH))
+    problems.push(`HERALD_API_KEYS: each key must be at least ${MIN_API_KEY_LENGTH} characters`);
+  if (e.HERALD_TTL_DEFAULT_S > e.HERALD_TTL_MAX_S)
+    problems.push(
+      `HERALD_TTL_DEFAULT_S (${e.HERALD_TTL_DEFAULT_S}) must not exceed HERALD_TTL_MAX_S (${e.HERALD_TTL_MAX_S})`,
+    );
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    redisUrl: e.REDIS_URL,
+    host: e.HERALD_HOST,
+    port: e.HERALD_PORT,
+    logLevel: e.HERALD_LOG_LEVEL,
+    redisPrefix: e.HERALD_REDIS_PREFIX,
+    apiKeys,
+    maxBodyBytes: e.HERALD_MAX_BODY_BYTES,
+    maxDataBytes: e.HERALD_MAX_DATA_BYTES,
+    ttlDefaultS: e.HERALD_TTL_DEFAULT_S,
+    ttlMaxS: e.HERALD_TTL_MAX_S,
+    maxScheduleAheadS: e.HERALD_MAX_SCHEDULE_AHEAD_S,
+    idempotencyWindowS: e.HERALD_IDEMPOTENCY_WINDOW_S,
+    statusKeepS: e.HERALD_STATUS_KEEP_S,
+    deviceRetentionS: e.HERALD_DEVICE_RETENTION_S,
+  };
+}

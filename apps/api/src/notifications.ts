@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import type { FanoutJob, NotificationState, NotificationStatus, Target } from '@herald/protocol';
+import { targetKind } from '@herald/protocol';
+import { FANOUT_JOB, fanoutJobOptions, type Idempotency, type StatusStore } from '@herald/store';
+import type { Queue } from 'bullmq';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ApiConfig } from './config.js';
+import {
+  AlreadySent,
+  BadRequest,
+  DataTooLarge,
+  IdempotencyConflict,
+  NotFound,
+  RedisUnavailable,
+} from './errors.js';
+import { notificationId } from './ids.js';
+import type { PublishBody } from './schemas.js';
+import { sleep, withTimeout } from './timeout.js';
+
+export type FanoutQueue = Queue<FanoutJob>;
+
+export interface PublishResult {
+  id: string;
+  status: NotificationState;
+}
+
+export interface IdempotencyInput {
+  /** Publisher scope (apiKeyId). */
+  scope: string;
+  key: string;
+  /** sha256 of the request body as JSON. */
+  bodyHash: string;
+}
+
+export interface NotificationServiceDeps {
+  config: ApiConfig;
+  status: StatusStore;
+  idempotency: Idempotency;
+  queue: FanoutQueue;
+  log: FastifyBaseLogger;
+  /** Bound on each BullMQ call: the queue may wait for a connection instead of failing fast. */
+  queueTimeoutMs: number;
+}
+
+/** What a publish has been checked and resolved to, before anything is written. */
+interface Prepared {
+  to: Target;
+  data: string;
+  ttlMs: number;
+  /** Absolute delivery time when it is in the future, else undefined (send now). */
+  deliverAt: number | undefined;
+}
+
+export function bodyHash(body: unknown): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+}
+
+/** Publish, status and cancel: the notification lifecycle as the API sees it. */
+export class NotificationService {
+  constructor(private readonly d: NotificationServiceDeps) {}
+
+  async publish(body: PublishBody, idem?: IdempotencyInput, now = Date.now()): Promise<PublishResult> {
+    const p = this.prepare(body, now);
+    const id = notificationId(now);
+    if (!idem) return this.accept(id, p, now);
+    return this.publishOnce(id, p, idem, now);
+  }
+
+  private prepare(body: PublishBody, now: number): Prepared {
+    const { config } = this.d;
+    const data = JSON.stringify(body.data);
+    const bytes = Buffer.byteLength(data);
+    if (bytes > config.maxDataBytes) throw new DataTooLarge(bytes, config.maxDataBytes);
+    let deliverAt: number | undefined;
+    if (body.deliverAt !== undefined) {
+      const at = Date.parse(body.deliverAt);
+      if (!Number.isFinite(at)) throw new BadRequest('deliverAt is not a valid date-time');
+      if (at - now > config.maxScheduleAheadS * 1000)
+        throw new BadRequest(`deliverAt is more than ${config.maxScheduleAheadS} s ahead`);
+      // A time in the past (or now) means "send now": clocks differ, and late beats never.
+      if (at > now) deliverAt = at;
+    }
+    return { to: normaliseTarget(body.to), data, ttlMs: (body.ttl ?? config.ttlDefaultS) * 1000, deliverAt };
+  }
+
+  /**
+   * Publishes at most once per (scope, Idempotency-Key). A key held with the same body answers
+   * with the held id once that publish has been accepted; a request that holds the key but
+   * died before its job was queued is finished here, under the held id, after a bounded wait.
+   */
+  private async publishOnce(
+    id: string,
+    p: Prepared,
+    idem: IdempotencyInput,
+    now: number,
+  ): Promise<PublishResult> {
+    const { idempotency } = this.d;
+    const deadline = Date.now() + this.d.queueTimeoutMs + 1000;
+    for (;;) {
+      const claim = await idempotency.claim(idem.scope, idem.key, id, idem.bodyHash);
+      if (claim.fresh) {
+        try {
+          return await this.accept(id, p, now);
+        } catch (err) {
+          // Give the key back so a retry is not stuck with an id that was never queued. Awaited
+          // (it fails fast if Redis is down) so a retry right after the error finds it free.
+          await idempotency.release(idem.scope, idem.key).catch((e: unknown) => {
+            this.d.log.warn({ err: e }, 'could not release Idempotency-Key after a failed publish');
+          });
+          throw err;
+        }
+      }
+      if (!claim.sameBody) throw new IdempotencyConflict(idem.key);
+      const state = await this.acceptedState(claim.id);
+      if (state) return { id: claim.id, status: state };
+      if (Date.now() >= deadline) {
+        // The holder is gone (its own queue add would have timed out by now). The same body
+        // under the same id: BullMQ's jobId makes this a no-op if the job did get queued.
+        this.d.log.warn(
+          { id: claim.id },
+          'completing an idempotent publish whose first request did not finish',
+        );
+        return this.accept(claim.id, p, Date.now());
+      }
+      await sleep(25);
+    }
+  }
+
+  /** The state of an accepted notification, or undefined while its publish is still under way. */
+  private async acceptedState(id: string): Promise<NotificationState | undefined> {
+    const s = await this.d.status.get(id);
+    if (!s) return undefined;
+    if (s.state !== 'queued' && s.state !== 'scheduled') return s.state;
+    // Status is written before the job: queued/scheduled counts only once the job is there.
+    const job = await this.bounded(this.d.queue.getJob(id));
+    return job ? s.state : undefined;
+  }
+
+  private async accept(id: string, p: Prepared, now: number): Promise<PublishResult> {
+    const exp = (p.deliverAt ?? now) + p.ttlMs;
+    const state: NotificationState = p.deliverAt !== undefined ? 'scheduled' : 'queued';
+    // Status first: the worker moves it queued/scheduled -> sending, so it must exist before the job.
+    await this.d.status.create(id, {
+      state,
+      target: targetKind(p.to),
+      createdAt: now,
+      exp,
+      deliverAt: p.deliverAt,
+      jobId: id,
+    });
+    const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
+    const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
+    await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
+    return { id, status: state };
+  }
+
+  async get(id: string): Promise<NotificationStatus> {
+    const s = await this.d.status.get(id);
+    if (!s) throw new NotFound(`no notification ${id}`);
+    return s;
+  }
+
+  /**
+   * Cancels a scheduled notification. The state change is the cancel: the worker moves
+   * scheduled -> sending atomically too, so only one of them wins. Removing the delayed job
+   * is tidying up; a job that stays (locked, or Redis hiccup) is skipped by the worker.
+   */
+  async cancel(id: string): Promise<{ id: string; state: 'cancelled' }> {
+    const found = await this.d.status.transition(id, 'cancelled', ['scheduled']);
+    if (found === '') throw new NotFound(`no notification ${id}`);
+    if (found === 'scheduled') await this.removeJob(id);
+    else if (found !== 'cancelled') throw new AlreadySent(id, found);
+    return { id, state: 'cancelled' };
+  }
+
+  private async removeJob(id: string): Promise<void> {
+    try {
+      const job = await this.bounded(this.d.queue.getJob(id));
+      if (job) await this.bounded(job.remove());
+    } catch (err) {
+      this.d.log.warn(
+        { err, id },
+        'cancelled, but the delayed job could not be removed; the worker will skip it',
+      );
+    }
+  }
+
+  private bounded<T>(p: Promise<T>): Promise<T> {
+    return withTimeout(p, this.d.queueTimeoutMs, () => new RedisUnavailable());
+  }
+}
+
+/** Drops duplicate ids: a device named twice must get the notification once. */
+function normaliseTarget(to: PublishBody['to']): Target {
+  if (to.devices) return { devices: [...new Set(to.devices)] };
+  if (to.users) return { users: [...new Set(to.users)] };
+  if (to.topic !== undefined) return { topic: to.topic };
+  return { broadcast: true };
+}

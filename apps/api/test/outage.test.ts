@@ -1,0 +1,123 @@
+import { once } from 'node:events';
+import { freePort, type RedisHandle, startRedis } from '@herald/stack';
+import { createRedis, Keys } from '@herald/store';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type HeraldApi } from '../src/app.js';
+import { apiKeyId } from '../src/auth.js';
+import { auth, captureLogger, KEY, ready, testConfig } from './helpers.js';
+
+const PREFIX = 'outage';
+const body = { to: { devices: ['d1'] }, data: { n: 1 } };
+
+let srv: RedisHandle;
+let redis: Redis;
+let queueRedis: Redis;
+let app: HeraldApi;
+const logs = captureLogger();
+
+beforeAll(async () => {
+  srv = await startRedis({ appendonly: false });
+  redis = createRedis(srv.url, 'request');
+  queueRedis = createRedis(srv.url, 'request');
+  app = buildApp({ config: testConfig(srv.url, PREFIX), redis, queueRedis, loggerInstance: logs.logger });
+  await Promise.all([app.ready(), ready(redis), ready(queueRedis)]);
+});
+
+afterAll(async () => {
+  await app?.close();
+  redis?.disconnect();
+  queueRedis?.disconnect();
+  await srv?.stop();
+});
+
+const publish = (headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url: '/v1/notifications', headers: { ...auth(), ...headers }, payload: body });
+
+/** Runs `fn` and returns its result with how long it took. */
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = Date.now();
+  const r = await fn();
+  return [r, Date.now() - t0];
+}
+
+describe('Redis outage', () => {
+  it('answers 503 at once while Redis is down, and works again once it is back', async () => {
+    expect((await publish()).statusCode).toBe(202);
+
+    const closed = [redis, queueRedis].map((r) => once(r, 'close', { signal: AbortSignal.timeout(10_000) }));
+    await srv.stop();
+    await Promise.all(closed);
+
+    const cases: Record<string, string>[] = [{}, { 'idempotency-key': 'during-outage' }];
+    for (const headers of cases) {
+      const [res, ms] = await timed(() => publish(headers));
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toEqual({
+        code: 'HERALD_REDIS_UNAVAILABLE',
+        message: 'Redis is unavailable; retry later',
+      });
+      expect(res.headers['retry-after']).toBe('1');
+      expect(ms).toBeLessThan(1000);
+    }
+    const [readyz, ms] = await timed(() => app.inject({ url: '/readyz' }));
+    expect(readyz.statusCode).toBe(503);
+    expect(readyz.json().code).toBe('HERALD_NOT_READY');
+    expect(ms).toBeLessThan(1500);
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    const status = await app.inject({
+      url: '/v1/notifications/0190a0b0-0000-7000-8000-000000000000',
+      headers: auth(),
+    });
+    expect(status.statusCode).toBe(503);
+    const topic = await app.inject({ method: 'PUT', url: '/v1/topics/news/devices/d1', headers: auth() });
+    expect(topic.statusCode).toBe(503);
+
+    await srv.restart();
+    await Promise.all([ready(redis), ready(queueRedis)]);
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    const res = await publish({ 'idempotency-key': 'during-outage' });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().status).toBe('queued');
+
+    // 5xx are logged, with the cause, but never with the API key.
+    const all = logs.lines.join('');
+    expect(all).toContain('HERALD_REDIS_UNAVAILABLE');
+    expect(all).not.toContain(KEY);
+  });
+
+  it('bounds the queue add when only the queue connection is stuck, and gives the key back', async () => {
+    // A queue connection to a port nobody listens on: BullMQ waits for it to connect, forever.
+    const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, 'request');
+    dead.on('error', () => {});
+    const stuck = buildApp({
+      config: testConfig(srv.url, PREFIX),
+      redis,
+      queueRedis: dead,
+      loggerInstance: captureLogger().logger,
+      queueTimeoutMs: 300,
+    });
+    try {
+      await stuck.ready();
+      const [res, ms] = await timed(() =>
+        stuck.inject({
+          method: 'POST',
+          url: '/v1/notifications',
+          headers: { ...auth(), 'idempotency-key': 'stuck-queue' },
+          payload: body,
+        }),
+      );
+      expect(res.statusCode).toBe(503);
+      expect(res.json().code).toBe('HERALD_REDIS_UNAVAILABLE');
+      expect(ms).toBeLessThan(2000);
+      // The claim was given back before the 503 was sent.
+      expect(await redis.exists(new Keys(PREFIX).idempotency(apiKeyId(KEY), 'stuck-queue'))).toBe(0);
+      // The key is free again: the working app accepts the same request.
+      const ok = await publish({ 'idempotency-key': 'stuck-queue' });
+      expect(ok.statusCode).toBe(202);
+    } finally {
+      await stuck.close();
+      dead.disconnect();
+    }
+  });
+});

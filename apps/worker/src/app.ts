@@ -1,0 +1,132 @@
+import type { Static, workerSchema } from '@herald/config';
+import type { FanoutJob } from '@herald/protocol';
+import { createRedis, Devices, FANOUT_QUEUE, Keys, queueOptions, StatusStore, Streams } from '@herald/store';
+import { Worker } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Fanout, type FanoutResult } from './fanout.js';
+import { createHealthServer } from './health.js';
+
+export type WorkerConfig = Static<typeof workerSchema>;
+
+export interface WorkerApp {
+  worker: Worker<FanoutJob, FanoutResult>;
+  fanout: Fanout;
+  health: FastifyInstance;
+  /** Address the health server listens on, e.g. http://127.0.0.1:8070. */
+  healthUrl: string;
+  /**
+   * Stops taking jobs and waits for the running ones, at most `deadlineMs` (default
+   * HERALD_SHUTDOWN_MS), then closes the server and connections. 'timeout' means running jobs
+   * were abandoned: BullMQ sees them stall and another worker resumes them from their progress.
+   */
+  close(deadlineMs?: number): Promise<'closed' | 'timeout'>;
+}
+
+/** Wires connections, the fan-out, the BullMQ worker and the health server, and starts them. */
+export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<WorkerApp> {
+  const keys = new Keys(cfg.HERALD_REDIS_PREFIX);
+  // BullMQ blocks on its own connection; streams, status and doorbells use another, so a slow
+  // fan-out never delays job locks and a blocked BZPOPMIN never delays a fan-out.
+  const redis = createRedis(cfg.REDIS_URL, 'background', 'herald-worker');
+  const bull = createRedis(cfg.REDIS_URL, 'bullmq', 'herald-worker');
+  // Without a listener ioredis prints every reconnect error to stderr; log them once per outage.
+  for (const [name, conn] of [
+    ['background', redis],
+    ['bullmq', bull],
+  ] as const) {
+    let down = false;
+    conn.on('error', (err: Error) => {
+      if (!down) log.warn({ err: err.message, connection: name }, 'redis connection error; reconnecting');
+      down = true;
+    });
+    conn.on('ready', () => {
+      if (down) log.info({ connection: name }, 'redis connection back');
+      down = false;
+    });
+  }
+
+  const fanout = new Fanout({
+    streams: new Streams(redis, keys, {
+      inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
+      topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
+      keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
+    }),
+    devices: new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000),
+    // keepMs only matters to StatusStore.create, which the API calls; the worker never creates a status.
+    status: new StatusStore(redis, keys, 0),
+    publisher: redis,
+    keys,
+    chunk: cfg.HERALD_FANOUT_CHUNK,
+    log,
+  });
+
+  const worker = new Worker<FanoutJob, FanoutResult>(FANOUT_QUEUE, (job) => fanout.process(job), {
+    connection: bull,
+    prefix: queueOptions(keys).prefix,
+    concurrency: cfg.HERALD_WORKER_CONCURRENCY,
+  });
+  // A worker must never die or drop jobs silently.
+  worker.on('error', (err) => log.error({ err }, 'fan-out worker error'));
+  worker.on('failed', (job, err) => {
+    const attempts = job?.opts.attempts ?? 1;
+    const final = !job || job.attemptsMade >= attempts || err.name === 'UnrecoverableError';
+    const fields = { id: job?.id, attempt: job?.attemptsMade, attempts, err };
+    if (final) log.error(fields, 'fan-out failed for good');
+    else log.warn(fields, 'fan-out failed; it will be retried');
+  });
+  worker.on('stalled', (id) => log.warn({ id }, 'fan-out stalled (worker lost its lock); it will resume'));
+
+  let closing: Promise<'closed' | 'timeout'> | undefined;
+  // Not ready from the moment shutdown starts, even while running jobs finish.
+  const health = createHealthServer({ redis, worker: { isRunning: () => !closing && worker.isRunning() } });
+  let healthUrl: string;
+  try {
+    healthUrl = await health.listen({ host: cfg.HERALD_HOST, port: cfg.HERALD_PORT });
+  } catch (err) {
+    await worker.close(true);
+    redis.disconnect();
+    bull.disconnect();
+    throw err;
+  }
+  log.info(
+    { health: healthUrl, concurrency: cfg.HERALD_WORKER_CONCURRENCY, chunk: cfg.HERALD_FANOUT_CHUNK },
+    'fan-out worker started',
+  );
+
+  const close = (deadlineMs = cfg.HERALD_SHUTDOWN_MS) => {
+    closing ??= (async () => {
+      // No new jobs; let the running ones finish, but not forever: with Redis away they never
+      // would, and an abandoned job is resumed elsewhere from its saved progress.
+      const finished = worker.close().then(
+        () => 'closed' as const,
+        (err: unknown) => {
+          log.warn({ err }, 'error while closing the BullMQ worker');
+          return 'closed' as const;
+        },
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), deadlineMs);
+      });
+      const outcome = await Promise.race([finished, deadline]);
+      clearTimeout(timer);
+      await health.close();
+      if (outcome === 'closed') {
+        // BullMQ does not close a connection it was given: quit gracefully, or drop it if Redis is away.
+        await Promise.all([redis, bull].map((c) => c.quit().catch(() => c.disconnect())));
+      } else {
+        log.warn(
+          { deadlineMs },
+          'running fan-outs did not finish in time; they will resume on another worker',
+        );
+        redis.disconnect();
+        bull.disconnect();
+      }
+      return outcome;
+    })();
+    return closing;
+  };
+
+  return { worker, fanout, health, healthUrl, close };
+}

@@ -1,0 +1,43 @@
+import { encodeDoorbell, type InboxAppend, type Keys, type NewEntry } from '@herald/store';
+import type { Redis } from 'ioredis';
+
+/**
+ * Rings the nodes that hold the devices of one appended chunk: ONE doorbell per node, listing
+ * each of its devices with the seq it got, so a node with many of the chunk's devices gets one
+ * message rather than one per device. Returns the number of messages published.
+ */
+export async function ringInboxes(
+  publisher: Redis,
+  keys: Keys,
+  entry: NewEntry,
+  appended: readonly InboxAppend[],
+): Promise<number> {
+  const byNode = new Map<string, [device: string, seq: number][]>();
+  for (const { device, seq, nodes } of appended) {
+    for (const node of nodes) {
+      const to = byNode.get(node);
+      if (to) to.push([device, seq]);
+      else byNode.set(node, [[device, seq]]);
+    }
+  }
+  if (byNode.size === 0) return 0;
+  // One round trip however many nodes there are.
+  const p = publisher.pipeline();
+  for (const [node, to] of byNode)
+    p.publish(keys.nodeChannel(node), encodeDoorbell({ k: 'inbox', entry, to }));
+  const replies = await p.exec();
+  if (!replies) throw new Error('doorbell pipeline aborted');
+  for (const [err] of replies) if (err) throw err;
+  return byNode.size;
+}
+
+/** Rings a shared stream (topic or broadcast) once on its channel; nodes fan out locally. */
+export async function ringStream(
+  publisher: Redis,
+  channel: string,
+  stream: string,
+  seq: number,
+  entry: NewEntry,
+): Promise<void> {
+  await publisher.publish(channel, encodeDoorbell({ k: 'stream', stream, seq, entry }));
+}

@@ -1,0 +1,220 @@
+import { BROADCAST, type FanoutJob, type NotificationState, topicStream } from '@herald/protocol';
+import type { Devices, Keys, NewEntry, StatusStore, Streams } from '@herald/store';
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ringInboxes, ringStream } from './doorbells.js';
+
+export interface FanoutDeps {
+  streams: Streams;
+  devices: Devices;
+  status: StatusStore;
+  /** Connection for PUBLISH (never a subscriber connection). */
+  publisher: Redis;
+  keys: Keys;
+  /** Devices appended per pipeline (HERALD_FANOUT_CHUNK). */
+  chunk: number;
+  log: Logger;
+}
+
+/**
+ * What a job has finished, saved with `job.updateProgress` after every step, so a retried or
+ * stalled job resumes where it stopped instead of appending everything again.
+ * - devices: `done` = how many (deduplicated) devices are appended, rung and counted. It is an
+ *   offset rather than a chunk count so that a retry still resumes right if the chunk size
+ *   changed in between (a rolling deploy with a new HERALD_FANOUT_CHUNK).
+ * - users: `done` = how many users have all their devices appended, rung and counted.
+ * - topic, broadcast: `seq` once the entry is appended; `done` = 1 once rung and counted.
+ */
+export interface FanoutProgress {
+  done: number;
+  seq?: number;
+}
+
+/** The part of a BullMQ job that `process` uses: a real `Job` fits, and so does a test stub. */
+export type FanoutJobHandle = Pick<Job<FanoutJob>, 'data' | 'progress' | 'updateProgress'>;
+
+export type FanoutResult =
+  | { outcome: 'sent' }
+  /** Not sent by this run: cancelled, already sent or expired, or the status is gone (''). */
+  | { outcome: 'skipped'; state: string }
+  | { outcome: 'expired' };
+
+/** States a fan-out may (re)start from; 'sending' is a retry or a stalled job picked up again. */
+const STARTABLE: NotificationState[] = ['queued', 'scheduled', 'sending'];
+
+/**
+ * Fan-out of one notification: append it to the streams of its targets and ring the doorbells
+ * of the nodes that can deliver it live.
+ *
+ * Retries resume from the saved progress. The steps of one chunk (append, ring, count, save
+ * progress) are not atomic, so a retry may append the chunk that was in flight a second time
+ * (for users: the devices of the one user in flight). That is within the contract: delivery is
+ * at-least-once and the client SDK drops duplicates by notification id. Targets are counted
+ * right after each step's append and before its progress is saved, so a resumed job counts
+ * finished steps once; only a crash in the short window between the count and the save of
+ * progress would count a chunk twice.
+ */
+export class Fanout {
+  constructor(private readonly deps: FanoutDeps) {}
+
+  async process(job: FanoutJobHandle): Promise<FanoutResult> {
+    const n = checkJob(job.data);
+    const { status, log } = this.deps;
+    const found = await status.transition(n.id, 'sending', STARTABLE);
+    if (!(STARTABLE as string[]).includes(found)) {
+      log.info({ id: n.id, state: found || 'missing' }, 'fan-out skipped');
+      return { outcome: 'skipped', state: found };
+    }
+    if (n.exp <= Date.now()) {
+      // Expired notifications are never delivered: not even appended.
+      await status.transition(n.id, 'expired', ['sending']);
+      log.info({ id: n.id }, 'fan-out skipped: expired before it was sent');
+      return { outcome: 'expired' };
+    }
+
+    const entry: NewEntry = { id: n.id, data: n.data, ts: n.ts, exp: n.exp };
+    const progress = readProgress(job.progress);
+    const to = n.to;
+    if ('devices' in to) await this.toDevices(job, to.devices, entry, progress);
+    else if ('users' in to) await this.toUsers(job, to.users, entry, progress);
+    else if ('topic' in to) await this.toTopic(job, to.topic, entry, progress);
+    else await this.toBroadcast(job, entry, progress);
+
+    const before = await status.transition(n.id, 'sent', ['sending']);
+    if (before !== 'sending')
+      log.warn({ id: n.id, state: before || 'missing' }, 'state changed during fan-out');
+    return { outcome: 'sent' };
+  }
+
+  private async toDevices(
+    job: FanoutJobHandle,
+    ids: readonly string[],
+    entry: NewEntry,
+    progress: FanoutProgress,
+  ): Promise<void> {
+    // Set keeps first-seen order, so chunk boundaries are the same on every attempt.
+    const devices = [...new Set(ids)];
+    const { chunk } = this.deps;
+    for (let i = progress.done; i < devices.length; i += chunk) {
+      const slice = devices.slice(i, i + chunk);
+      await this.inboxChunk(entry, slice);
+      await job.updateProgress({ done: i + slice.length } satisfies FanoutProgress);
+    }
+  }
+
+  /**
+   * Devices of many users, streamed from Redis a batch at a time (never the whole audience in
+   * memory), and packed into chunks across users: users with one or two devices each still
+   * cost one pipeline per chunk, not one per user.
+   */
+  private async toUsers(
+    job: FanoutJobHandle,
+    ids: readonly string[],
+    entry: NewEntry,
+    progress: FanoutProgress,
+  ): Promise<void> {
+    const users = [...new Set(ids)];
+    const { chunk, devices } = this.deps;
+    let pending: string[] = [];
+    const flush = async (usersDone: number) => {
+      if (pending.length > 0) await this.inboxChunk(entry, pending);
+      pending = [];
+      await job.updateProgress({ done: usersDone } satisfies FanoutProgress);
+    };
+    for (let u = progress.done; u < users.length; u++) {
+      for await (const batch of devices.devicesOfUser(users[u] as string, chunk)) {
+        for (const device of batch) {
+          // Flush a full chunk only when the next device shows up: then every user before `u`
+          // is complete once it is out (a user that ended exactly at the chunk's end counts too).
+          if (pending.length >= chunk) await flush(u);
+          pending.push(device);
+        }
+      }
+    }
+    await flush(users.length);
+  }
+
+  private async toTopic(job: FanoutJobHandle, topic: string, entry: NewEntry, progress: FanoutProgress) {
+    const { streams, devices, publisher, keys } = this.deps;
+    await this.shared(
+      job,
+      progress,
+      () => streams.appendTopic(topic, entry),
+      (seq) => ringStream(publisher, keys.topicChannel(topic), topicStream(topic), seq, entry),
+      () => devices.topicMemberCount(topic),
+    );
+  }
+
+  private async toBroadcast(job: FanoutJobHandle, entry: NewEntry, progress: FanoutProgress) {
+    const { streams, devices, publisher, keys } = this.deps;
+    await this.shared(
+      job,
+      progress,
+      () => streams.appendBroadcast(entry),
+      (seq) => ringStream(publisher, keys.broadcastChannel(), BROADCAST, seq, entry),
+      () => devices.deviceCount(),
+    );
+  }
+
+  /** Topic and broadcast: append once (seq saved so a retry never appends again), ring once, count. */
+  private async shared(
+    job: FanoutJobHandle,
+    progress: FanoutProgress,
+    append: () => Promise<number>,
+    ring: (seq: number) => Promise<void>,
+    targets: () => Promise<number>,
+  ): Promise<void> {
+    if (progress.done >= 1) return;
+    let seq = progress.seq;
+    if (seq === undefined) {
+      seq = await append();
+      await job.updateProgress({ done: 0, seq } satisfies FanoutProgress);
+    }
+    await ring(seq);
+    await this.deps.status.addTargets(job.data.id, await targets());
+    await job.updateProgress({ done: 1, seq } satisfies FanoutProgress);
+  }
+
+  /** One chunk: one append pipeline, one doorbell per node, then the chunk's target count. */
+  private async inboxChunk(entry: NewEntry, devices: string[]): Promise<void> {
+    const { streams, publisher, keys, status } = this.deps;
+    // A device listed by two users (or twice by SSCAN during a rehash) is appended once per chunk.
+    const unique = devices.length > 1 ? [...new Set(devices)] : devices;
+    const appended = await streams.appendInboxes(unique, entry);
+    await ringInboxes(publisher, keys, entry, appended);
+    await status.addTargets(entry.id, unique.length);
+  }
+}
+
+function readProgress(p: unknown): FanoutProgress {
+  if (typeof p !== 'object' || p === null) return { done: 0 };
+  const { done, seq } = p as Record<string, unknown>;
+  const out: FanoutProgress = {
+    done: Number.isSafeInteger(done) && (done as number) > 0 ? (done as number) : 0,
+  };
+  if (Number.isSafeInteger(seq) && (seq as number) > 0) out.seq = seq as number;
+  return out;
+}
+
+/** Job data comes from the API; a malformed job is a bug there and retrying cannot fix it. */
+function checkJob(d: unknown): FanoutJob {
+  const j = d as Partial<FanoutJob> | null;
+  const bad = (why: string): never => {
+    throw new UnrecoverableError(`malformed fan-out job: ${why}`);
+  };
+  if (typeof j !== 'object' || j === null) return bad('not an object');
+  if (typeof j.id !== 'string' || j.id === '') bad('id');
+  if (typeof j.data !== 'string') bad('data must be JSON text');
+  if (typeof j.ts !== 'number' || typeof j.exp !== 'number') bad('ts and exp must be numbers');
+  const to = j.to as Record<string, unknown> | undefined;
+  if (typeof to !== 'object' || to === null) return bad('to');
+  const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');
+  const ok =
+    ('devices' in to && strings(to.devices)) ||
+    ('users' in to && strings(to.users)) ||
+    ('topic' in to && typeof to.topic === 'string') ||
+    to.broadcast === true;
+  if (!ok) bad('to must be {devices}, {users}, {topic} or {broadcast: true}');
+  return j as FanoutJob;
+}

@@ -1,0 +1,341 @@
+import { decodeDoorbell } from '@herald/store';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Fanout } from '../src/fanout.js';
+import {
+  Inbox,
+  notification,
+  startRedis,
+  stubJob,
+  type TestRedis,
+  until,
+  type World,
+  world,
+} from './helpers.js';
+
+let server: TestRedis;
+let redis: Redis;
+let sub: Redis;
+let inbox: Inbox;
+let n = 0;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+  sub = new Redis(server.url);
+  inbox = new Inbox(sub);
+});
+
+afterAll(async () => {
+  sub?.disconnect();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+/** Each test gets its own key prefix, so tests never see each other's streams or channels. */
+function fresh(chunk?: number): World {
+  return world(redis, `t${++n}`, chunk);
+}
+
+async function inboxSeqs(w: World, device: string) {
+  const r = await w.streams.read(w.keys.inbox(device), 0, 100);
+  return r.entries.map((e) => e.seq);
+}
+
+describe('Fanout', () => {
+  it('appends to each device inbox with contiguous seqs and rings the node holding a device', async () => {
+    const w = fresh();
+    const channel = w.keys.nodeChannel('node-a');
+    await sub.subscribe(channel);
+    await w.presence.add('d1', 'node-a');
+
+    const ids: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const job = await notification(w, { devices: ['d1', 'd2', 'd3'] }, { data: `{"i":${i}}` });
+      ids.push(job.id);
+      expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'sent' });
+    }
+
+    for (const d of ['d1', 'd2', 'd3']) expect(await inboxSeqs(w, d)).toEqual([1, 2, 3]);
+    const entries = (await w.streams.read(w.keys.inbox('d2'), 0, 10)).entries;
+    expect(entries.map((e) => [e.id, e.data])).toEqual(ids.map((id, i) => [id, `{"i":${i + 1}}`]));
+
+    const bells = (await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m));
+    expect(bells).toEqual(
+      ids.map((id, i) => ({
+        k: 'inbox',
+        to: [['d1', i + 1]],
+        entry: { id, data: `{"i":${i + 1}}`, ts: expect.any(Number), exp: expect.any(Number) },
+      })),
+    );
+    for (const id of ids) {
+      const s = await w.status.get(id);
+      expect(s?.state).toBe('sent');
+      expect(s?.counts.targets).toBe(3);
+    }
+  });
+
+  it('deduplicates devices and groups doorbells per node', async () => {
+    const w = fresh();
+    const [a, b] = [w.keys.nodeChannel('node-a'), w.keys.nodeChannel('node-b')];
+    await sub.subscribe(a, b);
+    await w.presence.add('d1', 'node-a');
+    await w.presence.add('d2', 'node-a');
+    await w.presence.add('d3', 'node-b');
+    const job = await notification(w, { devices: ['d1', 'd2', 'd1', 'd3', 'd4', 'd2'] });
+    await w.fanout.process(stubJob(job));
+
+    for (const d of ['d1', 'd2', 'd3', 'd4']) expect(await inboxSeqs(w, d)).toEqual([1]);
+    expect((await inbox.settle(redis, a)).map((m) => decodeDoorbell(m))).toMatchObject([
+      {
+        k: 'inbox',
+        to: [
+          ['d1', 1],
+          ['d2', 1],
+        ],
+      },
+    ]);
+    expect((await inbox.settle(redis, b)).map((m) => decodeDoorbell(m))).toMatchObject([
+      { k: 'inbox', to: [['d3', 1]] },
+    ]);
+    expect((await w.status.get(job.id))?.counts.targets).toBe(4);
+  });
+
+  it('delivers to every device of each user', async () => {
+    const w = fresh();
+    const channel = w.keys.nodeChannel('node-a');
+    await sub.subscribe(channel);
+    await w.devices.hello('u1-phone', 'u1');
+    await w.devices.hello('u1-laptop', 'u1');
+    await w.devices.hello('u2-phone', 'u2');
+    await w.devices.hello('u2-watch', 'u2');
+    await w.devices.hello('u3-phone', 'u3');
+    await w.presence.add('u1-phone', 'node-a');
+    await w.presence.add('u2-watch', 'node-a');
+
+    const job = await notification(w, { users: ['u1', 'u2', 'u1'] });
+    await w.fanout.process(stubJob(job));
+
+    for (const d of ['u1-phone', 'u1-laptop', 'u2-phone', 'u2-watch'])
+      expect(await inboxSeqs(w, d)).toEqual([1]);
+    expect(await inboxSeqs(w, 'u3-phone')).toEqual([]);
+    // Both users' devices fit one chunk: one doorbell for the node.
+    const bells = (await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m));
+    expect(bells).toHaveLength(1);
+    expect(bells[0]).toMatchObject({ k: 'inbox', entry: { id: job.id, data: job.data } });
+    const to = bells[0]?.k === 'inbox' ? bells[0].to : [];
+    expect(to.sort()).toEqual([
+      ['u1-phone', 1],
+      ['u2-watch', 1],
+    ]);
+    const s = await w.status.get(job.id);
+    expect(s?.state).toBe('sent');
+    expect(s?.counts.targets).toBe(4);
+  });
+
+  it('packs users into chunks and saves progress per finished user', async () => {
+    const w = fresh(2);
+    for (const u of ['u1', 'u2', 'u3']) {
+      await w.devices.hello(`${u}-a`, u);
+      await w.devices.hello(`${u}-b`, u);
+      await w.devices.hello(`${u}-c`, u);
+    }
+    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+    const job = stubJob(await notification(w, { users: ['u1', 'u2', 'u3'] }));
+    await w.fanout.process(job);
+
+    expect(appendInboxes.mock.calls.map(([devices]) => devices.length)).toEqual([2, 2, 2, 2, 1]);
+    for (const u of ['u1', 'u2', 'u3'])
+      for (const d of ['a', 'b', 'c']) expect(await inboxSeqs(w, `${u}-${d}`)).toEqual([1]);
+    // After the 2nd chunk (devices 3 and 4) only u1 is complete, and so on.
+    expect(job.updates).toEqual([{ done: 0 }, { done: 1 }, { done: 2 }, { done: 2 }, { done: 3 }]);
+    expect((await w.status.get(job.data.id))?.counts.targets).toBe(9);
+  });
+
+  it('resumes users after the last finished user', async () => {
+    const w = fresh();
+    for (const u of ['u1', 'u2', 'u3']) await w.devices.hello(`${u}-phone`, u);
+    const job = await notification(w, { users: ['u1', 'u2', 'u3'] });
+    await w.status.transition(job.id, 'sending', ['queued']);
+    const entry = { id: job.id, data: job.data, ts: job.ts, exp: job.exp };
+    await w.streams.appendInboxes(['u1-phone', 'u2-phone'], entry);
+    await w.status.addTargets(job.id, 2);
+
+    await w.fanout.process(stubJob(job, { done: 2 }));
+
+    for (const d of ['u1-phone', 'u2-phone', 'u3-phone']) expect(await inboxSeqs(w, d)).toEqual([1]);
+    expect((await w.status.get(job.id))?.counts.targets).toBe(3);
+  });
+
+  it('appends a topic notification once and rings the topic channel', async () => {
+    const w = fresh();
+    const channel = w.keys.topicChannel('news');
+    await sub.subscribe(channel);
+    for (const d of ['d1', 'd2', 'd3']) await w.devices.subscribe(d, 'news');
+
+    const job = await notification(w, { topic: 'news' });
+    await w.fanout.process(stubJob(job));
+
+    const r = await w.streams.read(w.keys.topic('news'), 0, 10);
+    expect(r.head).toBe(1);
+    expect(r.entries).toEqual([{ seq: 1, id: job.id, data: job.data, ts: job.ts, exp: job.exp }]);
+    expect(await inboxSeqs(w, 'd1')).toEqual([]);
+    expect((await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m))).toEqual([
+      {
+        k: 'stream',
+        stream: 'topic:news',
+        seq: 1,
+        entry: { id: job.id, data: job.data, ts: job.ts, exp: job.exp },
+      },
+    ]);
+    const s = await w.status.get(job.id);
+    expect(s?.state).toBe('sent');
+    expect(s?.counts.targets).toBe(3);
+  });
+
+  it('appends a broadcast once and rings the broadcast channel', async () => {
+    const w = fresh();
+    const channel = w.keys.broadcastChannel();
+    await sub.subscribe(channel);
+    await w.devices.hello('d1', 'u1');
+    await w.devices.hello('d2', 'u2');
+
+    const job = await notification(w, { broadcast: true });
+    await w.fanout.process(stubJob(job));
+
+    const r = await w.streams.read(w.keys.broadcast(), 0, 10);
+    expect(r.entries.map((e) => [e.seq, e.id])).toEqual([[1, job.id]]);
+    expect((await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m))).toMatchObject([
+      { k: 'stream', stream: 'broadcast', seq: 1, entry: { id: job.id, data: job.data } },
+    ]);
+    const s = await w.status.get(job.id);
+    expect(s?.state).toBe('sent');
+    expect(s?.counts.targets).toBe(2);
+  });
+
+  it('skips a cancelled notification', async () => {
+    const w = fresh();
+    const job = await notification(w, { devices: ['d1'] }, { state: 'scheduled' });
+    await w.status.transition(job.id, 'cancelled', ['scheduled']);
+    expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'skipped', state: 'cancelled' });
+    expect(await inboxSeqs(w, 'd1')).toEqual([]);
+    expect((await w.status.get(job.id))?.state).toBe('cancelled');
+  });
+
+  it('skips a notification whose status is gone, or that was already sent', async () => {
+    const w = fresh();
+    const gone = { id: 'nope', to: { devices: ['d1'] }, data: '1', ts: Date.now(), exp: Date.now() + 60_000 };
+    expect(await w.fanout.process(stubJob(gone))).toEqual({ outcome: 'skipped', state: '' });
+    const job = await notification(w, { devices: ['d1'] });
+    await w.fanout.process(stubJob(job));
+    expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'skipped', state: 'sent' });
+    expect(await inboxSeqs(w, 'd1')).toEqual([1]);
+  });
+
+  it('never appends an expired notification', async () => {
+    const w = fresh();
+    const job = await notification(w, { devices: ['d1'] }, { ttlMs: -1 });
+    const topic = await notification(w, { topic: 'news' }, { ttlMs: 0 });
+    expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'expired' });
+    expect(await w.fanout.process(stubJob(topic))).toEqual({ outcome: 'expired' });
+    expect(await inboxSeqs(w, 'd1')).toEqual([]);
+    expect(await w.streams.head(w.keys.topic('news'))).toBe(0);
+    expect(await w.status.field(job.id, 'state')).toBe('expired');
+    expect(await w.status.field(topic.id, 'targets')).toBe('0');
+  });
+
+  it('fans out to 2,000 devices in chunks: one pipeline and one doorbell per node per chunk', async () => {
+    const w = fresh(500);
+    const channel = w.keys.nodeChannel('node-a');
+    await sub.subscribe(channel);
+    const devices = Array.from({ length: 2000 }, (_, i) => `dev-${i}`);
+    await w.presence.refresh(devices, 'node-a');
+    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+
+    const job = await notification(w, { devices });
+    await w.fanout.process(stubJob(job));
+
+    expect(appendInboxes.mock.calls.map(([chunk]) => chunk.length)).toEqual([500, 500, 500, 500]);
+    const bells = (await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m));
+    expect(bells.map((b) => (b?.k === 'inbox' ? b.to.length : -1))).toEqual([500, 500, 500, 500]);
+    const rung = bells.flatMap((b) => (b?.k === 'inbox' ? b.to : []));
+    expect(new Set(rung.map(([d]) => d)).size).toBe(2000);
+    expect(rung.every(([, seq]) => seq === 1)).toBe(true);
+
+    const heads = await w.streams.heads(devices.map((d) => w.keys.inbox(d)));
+    expect(heads.every((h) => h === 1)).toBe(true);
+    const last = await w.streams.read(w.keys.inbox('dev-1999'), 0, 10);
+    expect(last.entries.map((e) => e.id)).toEqual([job.id]);
+    const s = await w.status.get(job.id);
+    expect(s?.state).toBe('sent');
+    expect(s?.counts.targets).toBe(2000);
+  });
+
+  it('resumes devices from saved progress without appending or counting finished chunks again', async () => {
+    const w = fresh(500);
+    const devices = Array.from({ length: 2000 }, (_, i) => `dev-${i}`);
+    const job = await notification(w, { devices });
+    // A first attempt that finished two chunks and then died.
+    await w.status.transition(job.id, 'sending', ['queued']);
+    await w.streams.appendInboxes(devices.slice(0, 1000), {
+      id: job.id,
+      data: job.data,
+      ts: job.ts,
+      exp: job.exp,
+    });
+    await w.status.addTargets(job.id, 1000);
+    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+
+    const stub = stubJob(job, { done: 1000 });
+    await w.fanout.process(stub);
+
+    expect(appendInboxes.mock.calls.map(([chunk]) => chunk[0])).toEqual(['dev-1000', 'dev-1500']);
+    const heads = await w.streams.heads(devices.map((d) => w.keys.inbox(d)));
+    expect(heads.every((h) => h === 1)).toBe(true);
+    expect(stub.updates).toEqual([{ done: 1500 }, { done: 2000 }]);
+    const s = await w.status.get(job.id);
+    expect(s?.state).toBe('sent');
+    expect(s?.counts.targets).toBe(2000);
+  });
+
+  it('resumes a topic fan-out after the append without appending again', async () => {
+    const w = fresh();
+    const channel = w.keys.topicChannel('sport');
+    await sub.subscribe(channel);
+    await w.devices.subscribe('d1', 'sport');
+    const job = await notification(w, { topic: 'sport' });
+    await w.status.transition(job.id, 'sending', ['queued']);
+    const seq = await w.streams.appendTopic('sport', {
+      id: job.id,
+      data: job.data,
+      ts: job.ts,
+      exp: job.exp,
+    });
+
+    await w.fanout.process(stubJob(job, { done: 0, seq }));
+
+    expect(await w.streams.head(w.keys.topic('sport'))).toBe(1);
+    expect((await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m))).toMatchObject([
+      { k: 'stream', stream: 'topic:sport', seq: 1 },
+    ]);
+    expect((await w.status.get(job.id))?.counts.targets).toBe(1);
+
+    // Progress says done: nothing is appended, rung or counted again.
+    await w.status.transition(job.id, 'sending', ['sent']);
+    await w.fanout.process(stubJob(job, { done: 1, seq }));
+    expect(await w.streams.head(w.keys.topic('sport'))).toBe(1);
+    expect(await inbox.settle(redis, channel)).toHaveLength(1);
+    expect((await w.status.get(job.id))?.counts.targets).toBe(1);
+  });
+
+  it('rejects a malformed job without retries', async () => {
+    const w = fresh();
+    const bad = { id: 'x', to: { nobody: true }, data: '1', ts: 0, exp: 0 } as never;
+    await expect(w.fanout.process(stubJob(bad))).rejects.toMatchObject({ name: 'UnrecoverableError' });
+    await expect(new Fanout(w.deps).process(stubJob(null as never))).rejects.toThrow(/malformed/);
+  });
+
+  it('waits on pub/sub with a bound (sanity check of the helper)', async () => {
+    await expect(until('never', () => undefined, 50)).rejects.toThrow(/timed out/);
+  });
+});

@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// `npm start`: the whole Herald stack on this machine (Redis, worker, API, 3 push nodes, nginx).
+// State lives in <repo>/.herald (redis AOF, logs, secrets.json). Ctrl-C stops everything.
+import fs from 'node:fs';
+import path from 'node:path';
+import { type AppHandle, appScript } from './apps.js';
+import { findExecutable, INSTALL_HINT } from './bins.js';
+import { nginxInfo } from './nginx.js';
+import { heraldHome, repoRoot } from './paths.js';
+import { preferredPort } from './ports.js';
+import { killAllManagedProcesses } from './proc.js';
+import { loadOrCreateSecrets } from './secrets.js';
+import { type Stack, startStack } from './stack.js';
+
+const NODES = 3;
+const DEFAULT_PORTS = { api: 8080, nginx: 8000, worker: 8090, firstNode: 8091, redis: 6379 };
+
+function missingBinaries(needRedis: boolean): string[] {
+  const missing: string[] = [];
+  if (needRedis && !findExecutable('redis-server', 'REDIS_SERVER_BIN')) missing.push('redis-server');
+  try {
+    nginxInfo();
+  } catch {
+    missing.push('nginx with the stream module');
+  }
+  return missing;
+}
+
+function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
+  const home = heraldHome();
+  const publish = `${stack.apiUrl}/v1/notifications`;
+  const lines = [
+    '',
+    'Herald is running.',
+    '',
+    `  Publish (HTTP):   POST ${publish}`,
+    `  WebSocket:        ${stack.wsUrl}   (nginx :${stack.nginx.port} -> ${stack.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`,
+    `  Demo API key:     ${apiKey}`,
+    `  Redis:            ${stack.redisUrl}${ownRedis ? `   (data ${path.join(home, 'redis')}, AOF on)` : ''}`,
+    `  Worker:           ${stack.worker.url}`,
+    `  Logs:             ${path.join(home, 'logs')}`,
+    '',
+    'Publish a notification:',
+    '',
+    `  curl -sS -X POST ${publish} \\`,
+    `    -H 'Authorization: Bearer ${apiKey}' \\`,
+    `    -H 'Content-Type: application/json' \\`,
+    `    -d '{"to":{"devices":["dev-1"]},"data":{"title":"Hello from Herald"},"ttl":3600}'`,
+    '',
+    'Mint a device token (then send {"type":"hello","token":"<token>"} as the first WebSocket frame):',
+    '',
+    `  node infra/local/dist/token-cli.js --device dev-1 --user user-1 [--topics 'news.*']`,
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+function watchForCrashes(apps: AppHandle[], isStopping: () => boolean): void {
+  for (const app of apps) {
+    const proc = app.process;
+    void proc.exited.then((code) => {
+      if (isStopping() || app.process !== proc) return;
+      const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${code}`;
+      console.error(`\n${app.name} exited unexpectedly (${how}); see ${app.logFile}`);
+    });
+  }
+}
+
+async function main(): Promise<number> {
+  const redisUrl = process.env.REDIS_URL || undefined;
+  const missing = missingBinaries(!redisUrl);
+  if (missing.length > 0) {
+    console.error(`Missing: ${missing.join(', ')}. Install with:`);
+    console.error(INSTALL_HINT);
+    return 1;
+  }
+  const unbuilt = (['api', 'worker', 'node'] as const).map(appScript).filter((f) => !fs.existsSync(f));
+  if (unbuilt.length > 0) {
+    console.error(
+      `Not built: ${unbuilt.map((f) => path.relative(repoRoot(), f)).join(', ')}. Run: npm run build`,
+    );
+    return 1;
+  }
+
+  const home = heraldHome();
+  const secrets = loadOrCreateSecrets();
+  const tokenSecret = process.env.HERALD_TOKEN_SECRET || secrets.tokenSecret;
+  const host = '127.0.0.1';
+  const nodePorts: number[] = [];
+  for (let i = 0; i < NODES; i++) nodePorts.push(await preferredPort(DEFAULT_PORTS.firstNode + i, host));
+
+  let stopping = false;
+  let starting: Promise<Stack> | undefined;
+  let shutdown: Promise<number> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (shutdown) {
+      console.error(`\n${signal} again: killing everything now`);
+      killAllManagedProcesses();
+      process.exit(1);
+    }
+    stopping = true;
+    console.log(`\n${signal}: stopping Herald (Ctrl-C again to force)...`);
+    shutdown = (async () => {
+      try {
+        // While starting, wait for it to settle (a failed start cleans up after itself).
+        const stack = await starting?.catch(() => undefined);
+        await stack?.stop();
+        console.log('Stopped.');
+        return 0;
+      } catch (err) {
+        console.error(`error while stopping: ${(err as Error).message}`);
+        return 1;
+      }
+    })();
+    void shutdown.then((code) => process.exit(code));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  console.log(`Starting Herald (logs in ${path.join(home, 'logs')}) ...`);
+  starting = startStack({
+    nodes: NODES,
+    redisUrl,
+    redisPort: redisUrl ? undefined : await preferredPort(DEFAULT_PORTS.redis, host),
+    dataDir: home,
+    logDir: path.join(home, 'logs'),
+    apiKeys: [secrets.apiKey],
+    tokenSecret,
+    host,
+    apiPort: await preferredPort(DEFAULT_PORTS.api, host),
+    nginxPort: await preferredPort(DEFAULT_PORTS.nginx, host),
+    workerPort: await preferredPort(DEFAULT_PORTS.worker, host),
+    nodePorts,
+    logLevel: process.env.HERALD_LOG_LEVEL || 'info',
+  });
+  let stack: Stack;
+  try {
+    stack = await starting;
+  } catch (err) {
+    if (shutdown) return shutdown;
+    console.error(`Herald did not start: ${(err as Error).message}`);
+    return 1;
+  }
+  // Ctrl-C during the start: the signal handler stops it and exits.
+  if (shutdown) return shutdown;
+  printBanner(stack, secrets.apiKey, !redisUrl);
+  watchForCrashes([stack.api, stack.worker, ...stack.nodes], () => stopping);
+  // Child processes keep the event loop alive; the signal handler exits.
+  return new Promise<number>(() => {});
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);

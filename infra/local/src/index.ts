@@ -1,0 +1,48 @@
+export {
+  type ApiOptions,
+  type AppHandle,
+  type AppKind,
+  appScript,
+  type NodeOptions,
+  type StartAppOptions,
+  startApi,
+  startApp,
+  startNode,
+  startWorker,
+  type WorkerOptions,
+} from './apps.js';
+export { findExecutable, INSTALL_HINT } from './bins.js';
+export {
+  NGINX_MISSING,
+  NGINX_TEMPLATE,
+  type NginxConfOptions,
+  type NginxHandle,
+  type NginxInfo,
+  nginxInfo,
+  renderNginxConf,
+  renderTemplate,
+  type StartNginxOptions,
+  startNginx,
+  type Upstream,
+} from './nginx.js';
+export { heraldHome, repoRoot } from './paths.js';
+export { freePort, isPortFree, preferredPort } from './ports.js';
+export * from './probe.js';
+export {
+  killAllManagedProcesses,
+  liveProcesses,
+  ManagedProcess,
+  type ManagedProcessOptions,
+  tailFile,
+} from './proc.js';
+export {
+  REDIS_MISSING,
+  type RedisHandle,
+  redisPing,
+  redisServerBin,
+  type StartRedisOptions,
+  startRedis,
+} from './redis.js';
+export { type Stack, type StackOptions, startStack } from './stack.js';
+export { type MintDeviceTokenOptions, mintDeviceToken } from './token.js';
+export { canConnect, httpOk, type WaitOptions, waitFor, waitForHttp, waitForTcp } from './wait.js';

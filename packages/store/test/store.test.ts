@@ -1,0 +1,178 @@
+import { startRedis } from '@herald/stack';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRedis,
+  Devices,
+  decodeDoorbell,
+  encodeDoorbell,
+  Idempotency,
+  Keys,
+  type NewEntry,
+  Presence,
+  StatusStore,
+  Streams,
+} from '../src/index.js';
+
+const keys = new Keys('t');
+let server: Awaited<ReturnType<typeof startRedis>>;
+let redis: Redis;
+let streams: Streams;
+
+const entry = (id: string, ttlMs = 60_000, data = '{"a":1}'): NewEntry => ({
+  id,
+  data,
+  ts: Date.now(),
+  exp: Date.now() + ttlMs,
+});
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = createRedis(server.url, 'background');
+  streams = new Streams(redis, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 });
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+describe('Streams', () => {
+  it('gives contiguous seqs per stream and reads after a cursor with the head', async () => {
+    const a = await streams.appendInboxes(['d1', 'd2'], entry('n1'));
+    const b = await streams.appendInboxes(['d1'], entry('n2'));
+    expect(a.map((r) => r.seq)).toEqual([1, 1]);
+    expect(b[0]!.seq).toBe(2);
+    const r = await streams.read(keys.inbox('d1'), 0, 10);
+    expect(r.head).toBe(2);
+    expect(r.entries.map((e) => [e.seq, e.id, e.data])).toEqual([
+      [1, 'n1', '{"a":1}'],
+      [2, 'n2', '{"a":1}'],
+    ]);
+    expect((await streams.read(keys.inbox('d1'), 1, 10)).entries.map((e) => e.seq)).toEqual([2]);
+    expect(await streams.appendTopic('news', entry('n3'))).toBe(1);
+    expect(await streams.appendTopic('news', entry('n4'))).toBe(2);
+    expect(await streams.appendBroadcast(entry('n5'))).toBe(1);
+  });
+
+  it('returns the live nodes of a device and prunes dead ones', async () => {
+    const presence = new Presence(redis, keys, 60_000);
+    await presence.add('d3', 'node-a');
+    await redis.hset(keys.presence('d3'), 'node-dead', Date.now() - 1);
+    const [r] = await streams.appendInboxes(['d3'], entry('n6'));
+    expect(r!.nodes).toEqual(['node-a']);
+    expect(await redis.hkeys(keys.presence('d3'))).toEqual(['node-a']);
+  });
+
+  it('trims expired entries at the head and sets a TTL that outlives the longest entry', async () => {
+    await streams.appendInboxes(['d4'], entry('short', 50));
+    const until = Date.now() + 60;
+    while (Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await streams.appendInboxes(['d4'], entry('long', 60_000));
+    const r = await streams.read(keys.inbox('d4'), 0, 10);
+    expect(r.entries.map((e) => e.id)).toEqual(['long']);
+    expect(r.head).toBe(2);
+    const ttl = await redis.pttl(keys.inbox('d4').stream);
+    expect(ttl).toBeGreaterThan(59_000);
+  });
+
+  it('continues after the stream when its counter was lost', async () => {
+    await streams.appendInboxes(['d5'], entry('x1'));
+    await streams.appendInboxes(['d5'], entry('x2'));
+    await redis.del(keys.inbox('d5').seq);
+    const [r] = await streams.appendInboxes(['d5'], entry('x3'));
+    expect(r!.seq).toBe(3);
+  });
+});
+
+describe('Devices', () => {
+  it('keeps durable subscriptions and only moves cursors forward', async () => {
+    const devices = new Devices(redis, keys, 60_000);
+    await devices.subscribe('d6', 'news');
+    await devices.advanceCursors(new Map([['d6', new Map([['inbox', 5]])]]));
+    await devices.advanceCursors(
+      new Map([
+        [
+          'd6',
+          new Map([
+            ['inbox', 3],
+            ['topic:news', 2],
+          ]),
+        ],
+      ]),
+    );
+    const s = await devices.hello('d6', 'u6');
+    expect(s.topics).toEqual(['news']);
+    expect(s.cursors).toEqual({ inbox: 5, 'topic:news': 2 });
+    expect(await devices.topicMemberCount('news')).toBe(1);
+    const batches: string[][] = [];
+    for await (const b of devices.devicesOfUser('u6')) batches.push(b);
+    expect(batches.flat()).toEqual(['d6']);
+    await devices.unsubscribe('d6', 'news');
+    expect(await devices.topicsOf('d6')).toEqual([]);
+  });
+});
+
+describe('StatusStore', () => {
+  it('allows a state change only from the given states', async () => {
+    const status = new StatusStore(redis, keys, 60_000);
+    await status.create('s1', {
+      state: 'scheduled',
+      target: 'devices',
+      createdAt: Date.now(),
+      exp: Date.now() + 60_000,
+    });
+    expect(await status.transition('s1', 'cancelled', ['scheduled'])).toBe('scheduled');
+    expect(await status.transition('s1', 'sending', ['queued', 'scheduled'])).toBe('cancelled');
+    expect((await status.get('s1'))!.state).toBe('cancelled');
+    expect(await status.transition('missing', 'sending', ['queued'])).toBe('');
+  });
+
+  it('adds counts only while the status exists and reports expired ones after the TTL', async () => {
+    const status = new StatusStore(redis, keys, 60_000);
+    const now = Date.now();
+    await status.create('s2', { state: 'sent', target: 'devices', createdAt: now, exp: now + 1000 });
+    await status.addTargets('s2', 3);
+    await status.addCounts(
+      new Map([
+        ['s2', { delivered: 2, acked: 1 }],
+        ['gone', { delivered: 1, acked: 0 }],
+      ]),
+    );
+    expect(await redis.exists(keys.status('gone'))).toBe(0);
+    expect((await status.get('s2', now))!.counts).toEqual({ targets: 3, delivered: 2, acked: 1, expired: 0 });
+    const later = await status.get('s2', now + 2000);
+    expect(later!.state).toBe('expired');
+    expect(later!.counts.expired).toBe(1);
+  });
+});
+
+describe('Idempotency', () => {
+  it('claims once; a second claim sees the holder and whether the body matches', async () => {
+    const idem = new Idempotency(redis, keys, 60_000);
+    expect(await idem.claim('k', 'key-1', 'id-1', 'h1')).toEqual({ fresh: true });
+    expect(await idem.claim('k', 'key-1', 'id-2', 'h1')).toEqual({
+      fresh: false,
+      id: 'id-1',
+      sameBody: true,
+    });
+    expect(await idem.claim('k', 'key-1', 'id-3', 'h2')).toEqual({
+      fresh: false,
+      id: 'id-1',
+      sameBody: false,
+    });
+  });
+});
+
+describe('doorbells', () => {
+  it('round-trip every kind', () => {
+    const e = entry('n', 1000, '{"x":"a\\nb"}');
+    for (const b of [
+      { k: 'inbox' as const, entry: e, to: [['d', 1]] as [string, number][] },
+      { k: 'stream' as const, stream: 'topic:x', seq: 4, entry: e },
+      { k: 'sub' as const, device: 'd', topic: 't' },
+    ]) {
+      expect(decodeDoorbell(encodeDoorbell(b))).toEqual(b);
+    }
+    expect(decodeDoorbell('garbage')).toBeUndefined();
+  });
+});
