@@ -32,7 +32,7 @@ export const common = {
 
 export const apiSchema = Type.Object({
   ...common,
-  HERALD_PORT: Int(8080, 0, 65535, 'API HTTP port.'),
+  HERALD_PORT: Int(8080, 0, 65535, 'HTTP port of this process.'),
   HERALD_API_KEYS: Type.String({
     minLength: 16,
     description: 'Comma-separated API keys for publishers (each at least 16 characters).',
@@ -48,7 +48,7 @@ export const apiSchema = Type.Object({
 
 export const workerSchema = Type.Object({
   ...common,
-  HERALD_PORT: Int(8070, 0, 65535, 'Worker health/metrics HTTP port.'),
+  HERALD_PORT: Int(8070, 0, 65535, 'HTTP port of this process.'),
   HERALD_WORKER_CONCURRENCY: Int(8, 1, 256, 'Fan-out jobs run at once per worker process.'),
   HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
   HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
@@ -64,7 +64,7 @@ export const workerSchema = Type.Object({
 
 export const nodeSchema = Type.Object({
   ...common,
-  HERALD_PORT: Int(8090, 0, 65535, 'Push node HTTP/WebSocket port.'),
+  HERALD_PORT: Int(8090, 0, 65535, 'HTTP port of this process.'),
   HERALD_NODE_ID: Type.String({
     default: '',
     pattern: '^[A-Za-z0-9_.-]{0,64}$',
