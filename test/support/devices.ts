@@ -1,8 +1,8 @@
-import { HeraldClient, type NotificationEvent } from '@herald/client';
+import { HeraldClient, type NotificationFrame, type WebSocketConstructor } from '@herald/client';
 import WebSocket from 'ws';
 
 /** A WebSocket class bound to one loopback source address, so the balancer's hash spreads devices. */
-export function wsFrom(localAddress: string): typeof WebSocket {
+export function wsFrom(localAddress: string): WebSocketConstructor {
   return class extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
       super(url, protocols, { localAddress });
@@ -12,8 +12,11 @@ export function wsFrom(localAddress: string): typeof WebSocket {
 
 /** A device as the application sees it: every notification the SDK emits, in emit order. */
 export class AppDevice {
-  readonly seen: NotificationEvent[] = [];
+  readonly seen: NotificationFrame[] = [];
   readonly client: HeraldClient;
+  /** Node of the latest welcome. */
+  node: string | undefined;
+  readonly subscribed = new Set<string>();
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -27,15 +30,27 @@ export class AppDevice {
       url,
       token,
       topics,
-      WebSocket: wsFrom(localAddress) as unknown as typeof globalThis.WebSocket,
+      WebSocket: wsFrom(localAddress),
       backoff: { initialMs: 100, maxMs: 2000 },
     });
     this.client.on('notification', (n) => {
       this.seen.push(n);
-      const w = this.waiters;
-      this.waiters = [];
-      for (const f of w) f();
+      this.wake();
     });
+    this.client.on('welcome', (w) => {
+      this.node = w.node;
+      this.wake();
+    });
+    this.client.on('subscribed', (s) => {
+      this.subscribed.add(s.topic);
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
   }
 
   ids(stream?: string): string[] {

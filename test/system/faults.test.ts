@@ -42,10 +42,12 @@ describe('kill -9 of a node under load', () => {
     );
     await Promise.all(devices.map((d) => d.client.connect()));
     // Every device is subscribed (the SDK subscribes on connect; the node answers `subscribed`).
-    await Promise.all(devices.map((d) => d.client.ready()));
+    await Promise.all(
+      devices.map((d, i) => d.until(() => d.subscribed.has(TOPICS[i % 3]!), 'subscribed', 10_000)),
+    );
     const byNode = new Map<string, AppDevice[]>();
     for (const d of devices) {
-      const node = d.client.node!;
+      const node = d.node!;
       byNode.set(node, [...(byNode.get(node) ?? []), d]);
     }
     expect(byNode.size).toBe(3);
@@ -85,7 +87,7 @@ describe('kill -9 of a node under load', () => {
       assertOnceInOrder(d);
     }
     // The killed node's devices came back on the others.
-    for (const d of victims) expect(d.client.node).not.toBe(victim);
+    for (const d of victims) expect(d.node).not.toBe(victim);
     await Promise.all(devices.map((d) => d.client.close()));
   }, 180_000);
 });

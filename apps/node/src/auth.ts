@@ -1,5 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { isValidId } from '@herald/protocol';
-import { errors, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
 
 export interface DeviceIdentity {
   device: string;
@@ -19,22 +27,52 @@ export class TokenError extends Error {
   }
 }
 
-/** Verifies device tokens (JWT, HS256 with the shared secret). */
-export class TokenVerifier {
-  private readonly key: Uint8Array;
+export interface TokenVerifierOptions {
+  /** HS256 shared secret. */
+  secret?: string;
+  /** JWKS for asymmetric tokens: a URL (fetched and cached by jose) or a file. */
+  jwksUrl?: string;
+  jwksFile?: string;
+  /** Required `iss`, when set. */
+  issuer?: string;
+}
 
-  constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/**
+ * Verifies device tokens: HS256 with the shared secret, and/or asymmetric algorithms against a
+ * JWKS (so a backend can sign tokens without sharing a secret with the nodes). The token's `alg`
+ * picks the key; an algorithm without a configured key is refused, so `none` or an HS256 token
+ * signed with a public key can never pass.
+ */
+export class TokenVerifier {
+  private readonly secret: Uint8Array | undefined;
+  private readonly jwks: JWTVerifyGetKey | undefined;
+
+  constructor(private readonly opts: TokenVerifierOptions) {
+    this.secret = opts.secret ? new TextEncoder().encode(opts.secret) : undefined;
+    if (opts.jwksUrl) this.jwks = createRemoteJWKSet(new URL(opts.jwksUrl));
+    else if (opts.jwksFile) this.jwks = createLocalJWKSet(JSON.parse(readFileSync(opts.jwksFile, 'utf8')));
+    if (!this.secret && !this.jwks) throw new Error('a token secret or a JWKS is required');
   }
 
   async verify(token: string): Promise<DeviceIdentity> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.key, {
-        algorithms: ['HS256'],
+      const { alg } = decodeProtectedHeader(token);
+      const common = {
         requiredClaims: ['sub', 'exp'],
-      }));
+        ...(this.opts.issuer ? { issuer: this.opts.issuer } : {}),
+      };
+      if (alg === 'HS256' && this.secret) {
+        ({ payload } = await jwtVerify(token, this.secret, { ...common, algorithms: ['HS256'] }));
+      } else if (alg && ASYMMETRIC.includes(alg) && this.jwks) {
+        ({ payload } = await jwtVerify(token, this.jwks, { ...common, algorithms: ASYMMETRIC }));
+      } else {
+        throw new TokenError(`invalid token: algorithm ${String(alg)} is not accepted`);
+      }
     } catch (err) {
+      if (err instanceof TokenError) throw err;
       if (err instanceof errors.JWTExpired) throw new TokenError('token expired', true);
       throw new TokenError(`invalid token: ${(err as Error).message}`);
     }

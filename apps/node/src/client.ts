@@ -17,6 +17,7 @@ import type { NewEntry } from '@herald/store';
 import type { RawData, WebSocket } from 'ws';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import type { NodeContext } from './context.js';
+import { TokenBucket } from './rate.js';
 import { StreamState } from './stream-state.js';
 
 /** Frames queued behind a slow handler (hello, subscribe) before the peer is cut off. */
@@ -43,12 +44,16 @@ export class Client {
   private helloTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private serverCursors: Record<string, number> = {};
+  private countedUser: string | undefined;
+  private readonly frames: TokenBucket;
 
   constructor(
     private readonly ctx: NodeContext,
     private readonly socket: WebSocket,
     readonly remote: string,
-  ) {}
+  ) {
+    this.frames = new TokenBucket(ctx.limits.frameRate, ctx.limits.frameRate * 2);
+  }
 
   start(): void {
     this.ctx.hub.connections.add(this);
@@ -74,6 +79,10 @@ export class Client {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
+    if (!this.frames.take()) {
+      this.close(CloseCode.RateLimited, 'frame rate exceeded');
+      return;
+    }
     if (isBinary) {
       this.close(CloseCode.BadFrame, 'binary frames are not supported');
       return;
@@ -136,9 +145,17 @@ export class Client {
     const id = await this.verify(token);
     if (!id || this.closed) return;
     clearTimeout(this.helloTimer);
+    const { ctx } = this;
+    if (!ctx.hub.addUser(id.user, ctx.limits.maxConnectionsPerUser)) {
+      this.close(
+        CloseCode.Capacity,
+        `at most ${ctx.limits.maxConnectionsPerUser} connections per user on this node`,
+      );
+      return;
+    }
+    this.countedUser = id.user;
     this.identity = id;
     this.armExpiry();
-    const { ctx } = this;
     ctx.hub.addDevice(id.device, this);
     // Presence is written before any stream is read, on the same connection: an entry appended
     // after the read gets a doorbell here, one appended before it is in the read.
@@ -227,7 +244,7 @@ export class Client {
     const { ctx } = this;
     const id = this.identity!;
     if (!topicAllowed(id.topics, topic)) {
-      this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`);
+      this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`, topic);
       return;
     }
     const name = topicStream(topic);
@@ -237,7 +254,7 @@ export class Client {
       return;
     }
     if (this.streams.size - 2 >= ctx.limits.maxTopics) {
-      this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`);
+      this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`, topic);
       return;
     }
     if (durable) await ctx.devices.subscribe(id.device, topic);
@@ -411,8 +428,10 @@ export class Client {
 
   // ---- outbound ----
 
-  private error(code: string, message: string): void {
-    this.send({ type: 'error', code, message });
+  private error(code: string, message: string, topic?: string): void {
+    this.send(
+      topic === undefined ? { type: 'error', code, message } : { type: 'error', code, message, topic },
+    );
   }
 
   send(frame: ServerFrame): boolean {
@@ -460,6 +479,7 @@ export class Client {
     clearTimeout(this.expiryTimer);
     const { ctx } = this;
     ctx.hub.connections.delete(this);
+    if (this.countedUser) ctx.hub.removeUser(this.countedUser);
     for (const name of this.streams.keys()) {
       if (name === INBOX) continue;
       ctx.hub.leave(name, this);

@@ -12,6 +12,9 @@ export interface NodeLimits {
   slowConsumerBytes: number;
   replayBatch: number;
   maxConnections: number;
+  maxConnectionsPerUser: number;
+  /** Client frames per second per connection (burst twice that). */
+  frameRate: number;
 }
 
 /** What every client of a node shares; built once by `HeraldNode`. */

@@ -9,6 +9,7 @@ export class Hub {
   readonly connections = new Set<Client>();
   private readonly byDevice = new Map<string, Set<Client>>();
   private readonly byStream = new Map<string, Set<Client>>();
+  private readonly perUser = new Map<string, number>();
 
   get size(): number {
     return this.connections.size;
@@ -28,6 +29,20 @@ export class Hub {
     if (s.size > 0) return false;
     this.byDevice.delete(device);
     return true;
+  }
+
+  /** Counts a user's connection unless the user is at `max`; returns false then. */
+  addUser(user: string, max: number): boolean {
+    const n = this.perUser.get(user) ?? 0;
+    if (n >= max) return false;
+    this.perUser.set(user, n + 1);
+    return true;
+  }
+
+  removeUser(user: string): void {
+    const n = (this.perUser.get(user) ?? 1) - 1;
+    if (n <= 0) this.perUser.delete(user);
+    else this.perUser.set(user, n);
   }
 
   deviceClients(device: string): ReadonlySet<Client> | undefined {

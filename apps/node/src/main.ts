@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ConfigError, loadConfig, nodeSchema } from '@herald/config';
+import { ConfigError, list, loadConfig, nodeSchema } from '@herald/config';
 import { createRedis } from '@herald/store';
 import pino from 'pino';
 import { HeraldNode } from './node.js';
@@ -15,6 +15,18 @@ try {
   throw err;
 }
 
+// Checks the schema cannot express: how tokens are verified.
+const problems: string[] = [];
+if (cfg.HERALD_TOKEN_SECRET && cfg.HERALD_TOKEN_SECRET.length < 16)
+  problems.push('HERALD_TOKEN_SECRET must be at least 16 characters');
+if (!cfg.HERALD_TOKEN_SECRET && !cfg.HERALD_JWKS_URL && !cfg.HERALD_JWKS_FILE)
+  problems.push('HERALD_TOKEN_SECRET is required (or HERALD_JWKS_URL / HERALD_JWKS_FILE)');
+if (problems.length) {
+  process.stderr.write(`herald node: ${new ConfigError(problems).message}\n`);
+  process.exit(1);
+}
+const origins = list(cfg.HERALD_ALLOWED_ORIGINS);
+
 const nodeId = cfg.HERALD_NODE_ID || `${hostname()}-${process.pid}`;
 const log = pino({ level: cfg.HERALD_LOG_LEVEL, base: { app: 'node', node: nodeId } });
 const redis = createRedis(cfg.REDIS_URL, 'background', `node:${nodeId}`);
@@ -27,7 +39,14 @@ const node = new HeraldNode(
     host: cfg.HERALD_HOST,
     port: cfg.HERALD_PORT,
     redisPrefix: cfg.HERALD_REDIS_PREFIX,
-    tokenSecret: cfg.HERALD_TOKEN_SECRET,
+    tokens: {
+      secret: cfg.HERALD_TOKEN_SECRET || undefined,
+      jwksUrl: cfg.HERALD_JWKS_URL || undefined,
+      jwksFile: cfg.HERALD_JWKS_FILE || undefined,
+      issuer: cfg.HERALD_TOKEN_ISSUER || undefined,
+    },
+    allowedOrigins: origins.includes('*') ? undefined : origins,
+    acceptRate: cfg.HERALD_ACCEPT_RATE,
     maxFrameBytes: cfg.HERALD_MAX_FRAME_BYTES,
     presenceTtlMs: cfg.HERALD_PRESENCE_TTL_MS,
     flushMs: cfg.HERALD_FLUSH_MS,
@@ -40,6 +59,8 @@ const node = new HeraldNode(
       slowConsumerBytes: cfg.HERALD_SLOW_CONSUMER_BYTES,
       replayBatch: cfg.HERALD_REPLAY_BATCH,
       maxConnections: cfg.HERALD_MAX_CONNECTIONS,
+      maxConnectionsPerUser: cfg.HERALD_MAX_CONNECTIONS_PER_USER,
+      frameRate: cfg.HERALD_FRAME_RATE,
     },
   },
   { redis, sub, log },

@@ -4,19 +4,24 @@ import { Devices, Keys, Nodes, Presence, StatusStore, Streams } from '@herald/st
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { TokenVerifier } from './auth.js';
+import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
 import { Client } from './client.js';
 import type { NodeContext, NodeLimits } from './context.js';
 import { Flusher } from './flusher.js';
 import { Hub } from './hub.js';
+import { TokenBucket } from './rate.js';
 
 export interface NodeOptions {
   nodeId: string;
   host: string;
   port: number;
   redisPrefix: string;
-  tokenSecret: string;
+  tokens: TokenVerifierOptions;
+  /** Allowed browser Origins; undefined allows any. */
+  allowedOrigins: string[] | undefined;
+  /** New connections per second. */
+  acceptRate: number;
   maxFrameBytes: number;
   presenceTtlMs: number;
   flushMs: number;
@@ -43,6 +48,7 @@ export class HeraldNode {
   private readonly nodes: Nodes;
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
+  private readonly accepts: TokenBucket;
   private started = false;
 
   constructor(
@@ -63,11 +69,12 @@ export class HeraldNode {
       streams: new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }),
       devices,
       presence: new Presence(redis, keys, opts.presenceTtlMs),
-      verifier: new TokenVerifier(opts.tokenSecret),
+      verifier: new TokenVerifier(opts.tokens),
       hub,
       broker: new Broker(deps.sub, keys, opts.nodeId, hub, log),
       flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
     };
+    this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
     this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
   }
 
@@ -92,12 +99,29 @@ export class HeraldNode {
       // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
       preClose: (done) => done(),
     });
-    app.get('/v1/ws', { websocket: true }, (socket, req) => {
-      if (this.draining) return socket.close(CloseCode.Draining, 'node draining');
-      if (ctx.hub.size >= this.opts.limits.maxConnections)
-        return socket.close(CloseCode.Capacity, 'node at capacity');
-      new Client(ctx, socket, req.ip).start();
-    });
+    const origins = this.opts.allowedOrigins ? new Set(this.opts.allowedOrigins) : undefined;
+    app.get(
+      '/v1/ws',
+      {
+        websocket: true,
+        // Browsers always send Origin; native clients do not and are let through. Refused before
+        // the upgrade, so a page on another site cannot even open the socket.
+        preValidation: async (req, reply) => {
+          const origin = req.headers.origin;
+          if (origins && origin !== undefined && !origins.has(origin))
+            return reply
+              .code(403)
+              .send({ code: 'HERALD_ORIGIN_FORBIDDEN', message: `origin ${origin} is not allowed` });
+        },
+      },
+      (socket, req) => {
+        if (this.draining) return socket.close(CloseCode.Draining, 'node draining');
+        if (ctx.hub.size >= this.opts.limits.maxConnections)
+          return socket.close(CloseCode.Capacity, 'node at capacity');
+        if (!this.accepts.take()) return socket.close(CloseCode.Capacity, 'accept rate exceeded');
+        new Client(ctx, socket, req.ip).start();
+      },
+    );
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       if (this.isReady()) return { status: 'ready', connections: ctx.hub.size };

@@ -10,11 +10,10 @@ import {
 } from '@herald/store';
 import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeraldNode } from '../src/node.js';
+import type { HeraldNode } from '../src/node.js';
+import { makeNode, SECRET } from './helpers.js';
 
-const SECRET = 'test-secret-0123456789';
 const keys = new Keys('herald');
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let cmd: Redis;
@@ -78,33 +77,7 @@ beforeAll(async () => {
   redis = await startRedis();
   cmd = createRedis(redis.url, 'background');
   streams = new Streams(cmd, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 60_000 });
-  node = new HeraldNode(
-    {
-      nodeId: 'node-t',
-      host: '127.0.0.1',
-      port: 0,
-      redisPrefix: 'herald',
-      tokenSecret: SECRET,
-      maxFrameBytes: 4096,
-      presenceTtlMs: 60_000,
-      flushMs: 20,
-      drainMs: 500,
-      deviceRetentionMs: 86_400_000,
-      limits: {
-        heartbeatMs: 60_000,
-        helloTimeoutMs: 300,
-        maxTopics: 4,
-        slowConsumerBytes: 1 << 20,
-        replayBatch: 5,
-        maxConnections: 1000,
-      },
-    },
-    {
-      redis: createRedis(redis.url, 'background'),
-      sub: createRedis(redis.url, 'subscriber'),
-      log: pino({ level: 'silent' }),
-    },
-  );
+  node = makeNode(redis.url, { helloTimeoutMs: 300, maxTopics: 4, replayBatch: 5 });
   const port = await node.start();
   url = `ws://127.0.0.1:${port}/v1/ws`;
 });

@@ -71,9 +71,49 @@ export const nodeSchema = Type.Object({
     description: 'Node id in presence and doorbells; default hostname-pid. Must be unique among live nodes.',
   }),
   HERALD_TOKEN_SECRET: Type.String({
-    minLength: 16,
-    description: 'HS256 secret of device tokens (at least 16 characters).',
+    default: '',
+    description: 'HS256 secret of device tokens (at least 16 characters). Required unless a JWKS is set.',
   }),
+  HERALD_JWKS_URL: Type.String({
+    default: '',
+    description: 'JWKS URL for asymmetric device tokens (RS256, ES256, EdDSA).',
+  }),
+  HERALD_JWKS_FILE: Type.String({
+    default: '',
+    description: 'JWKS file for asymmetric device tokens, instead of a URL.',
+  }),
+  HERALD_TOKEN_ISSUER: Type.String({
+    default: '',
+    description: 'Required `iss` of device tokens (empty: not checked).',
+  }),
+  HERALD_ALLOWED_ORIGINS: Type.String({
+    default: '*',
+    description:
+      'Comma-separated Origins allowed for browser clients (`*` any). Requests without Origin (native clients) are always allowed.',
+  }),
+  HERALD_PROXY_PROTOCOL: Type.Boolean({
+    default: false,
+    description:
+      'Expect a PROXY protocol v1/v2 header from the balancer on every connection (refuse connections without it).',
+  }),
+  HERALD_ACCEPT_RATE: Int(
+    2000,
+    1,
+    1_000_000,
+    'New connections accepted per second (burst of the same size); above: close 4013.',
+  ),
+  HERALD_MAX_CONNECTIONS_PER_USER: Int(
+    50,
+    1,
+    100_000,
+    'Connections per user on one node; above: close 4013.',
+  ),
+  HERALD_FRAME_RATE: Int(
+    50,
+    1,
+    100_000,
+    'Client frames per second per connection (burst twice that); above: close 4008.',
+  ),
   HERALD_HEARTBEAT_MS: Int(
     25_000,
     100,

@@ -83,6 +83,8 @@ export interface ErrorFrame {
   type: 'error';
   code: string;
   message: string;
+  /** The topic a refused subscribe was about. */
+  topic?: string;
 }
 export interface PongFrame {
   type: 'pong';

@@ -1,0 +1,726 @@
+import {
+  BROADCAST,
+  type ClientFrame,
+  CloseCode,
+  type Cursors,
+  FINAL_CLOSE_CODES,
+  type GapFrame,
+  INBOX,
+  isValidTopic,
+  MAX_CURSORS,
+  type NotificationFrame,
+  parseStream,
+  type ReconnectFrame,
+  type SubscribedFrame,
+  topicStream,
+  type UnsubscribedFrame,
+  type WelcomeFrame,
+} from '@herald/protocol';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { type CursorStorage, CursorTracker, MemoryCursorStorage } from './cursors.js';
+import { RecentIds } from './dedupe.js';
+import { Emitter } from './emitter.js';
+import { HeraldError } from './errors.js';
+import {
+  dropSocket,
+  messageText,
+  OPEN,
+  onProtocolPing,
+  resolveWebSocket,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './socket.js';
+
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** A device token (JWT), or a function that fetches one (called again after the server rejects one). */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface HeraldClientOptions {
+  /** WebSocket URL of the push service, e.g. `wss://push.example.com/v1/ws`. A URL without a path gets `/v1/ws`. */
+  url: string;
+  token: TokenSource;
+  /** Where cursors survive restarts. Default: memory only. */
+  storage?: CursorStorage;
+  /** WebSocket implementation. Default: the global one, else the `ws` package (Node 20). */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect delays: full jitter over min(maxMs, initialMs * 2^attempt). Default 250 / 30000. */
+  backoff?: BackoffOptions;
+  /** Ack every processed notification. Default true; with false, call `ack()`. */
+  autoAck?: boolean;
+  /** Acks are batched: at most one per stream per this many ms, carrying the highest seq. Default 20. */
+  ackDelayMs?: number;
+  /** How many recent notification ids are remembered to drop duplicates. Default 10000. */
+  dedupeSize?: number;
+  /** Topics to subscribe to on every connection. */
+  topics?: string[];
+  /** Bound on each step of a connection attempt: the token fetch, and opening the socket to the welcome. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+export interface DisconnectEvent {
+  code: number;
+  reason: string;
+}
+
+export interface RetryEvent {
+  /** Failed attempts in a row (0 for a reconnect the server asked for). */
+  attempt: number;
+  delayMs: number;
+  /** `backoff` after a failure, `server` after a `reconnect` frame. */
+  reason: 'backoff' | 'server';
+}
+
+export interface HeraldEvents {
+  notification: NotificationFrame;
+  state: ClientState;
+  welcome: WelcomeFrame;
+  gap: GapFrame;
+  subscribed: SubscribedFrame;
+  unsubscribed: UnsubscribedFrame;
+  error: HeraldError;
+  disconnect: DisconnectEvent;
+  retry: RetryEvent;
+}
+
+/** Code reported in `disconnect` when the client itself gave up on a socket (timeouts). */
+export const CLOSE_ABNORMAL = 1006;
+/** Close codes after which a static token is not retried. */
+const AUTH_CLOSE_CODES: ReadonlySet<number> = new Set([...FINAL_CLOSE_CODES, CloseCode.TokenExpired]);
+/** How long `close()` waits for the closing handshake before it cuts the socket. */
+const CLOSE_WAIT_MS = 2000;
+
+interface Conn {
+  ws: WebSocketLike;
+  token: string;
+  welcomed: boolean;
+  heartbeatMs: number;
+  lastRx: number;
+  probed: boolean;
+  /** Connect timeout before the welcome, heartbeat watchdog after it. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Highest ack sent per stream on this socket. */
+  acked: Map<string, number>;
+  closed: Promise<void>;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: HeraldError) => void;
+}
+
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function normalizeUrl(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/v1/ws';
+  return u.toString();
+}
+
+function closeError(code: number, reason: string): HeraldError {
+  const detail = reason ? `: ${reason}` : '';
+  if (code === CloseCode.Unauthorized)
+    return new HeraldError('unauthorized', `the server rejected the token${detail}`, {
+      fatal: true,
+      closeCode: code,
+    });
+  if (code === CloseCode.TokenExpired)
+    return new HeraldError('token_expired', `the token expired${detail}`, { fatal: true, closeCode: code });
+  return new HeraldError('bad_frame', `the server rejected a frame${detail}`, {
+    fatal: true,
+    closeCode: code,
+  });
+}
+
+/**
+ * The Herald client: one WebSocket to a push node, kept open (reconnect with backoff, heartbeat
+ * watchdog, drain handling), resumed from per-stream cursors, with acks batched and duplicates
+ * dropped, so the application sees each notification once and in order per stream.
+ */
+export class HeraldClient extends Emitter<HeraldEvents> {
+  private readonly url: string;
+  private readonly tokenSource: TokenSource;
+  private readonly ctor: WebSocketConstructor | undefined;
+  private readonly autoAck: boolean;
+  private readonly ackDelayMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly random: () => number;
+  private readonly backoff: Backoff;
+  private readonly recent: RecentIds;
+  private readonly tracker: CursorTracker;
+  /** Topics the application wants; subscribed again on every connection. */
+  private readonly desired = new Set<string>();
+  /** Unsubscribes not yet confirmed by the server; replayed on connect. */
+  private readonly pendingUnsubs = new Set<string>();
+  /** Highest seq the application acked per stream (manual acks). */
+  private readonly manualAcked = new Map<string, number>();
+  private readonly pendingAcks = new Map<string, number>();
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private conn: Conn | undefined;
+  private current: ClientState = 'closed';
+  private running = false;
+  /** Bumped when the client starts or stops, so async steps of an older run give up. */
+  private run = 0;
+  private everOpen = false;
+  private loading: Promise<void> | undefined;
+  private token: string | undefined;
+  private rejected: { token: string; code: number } | undefined;
+  private serverDelayMs: number | undefined;
+  private waiters: Waiter[] = [];
+
+  constructor(opts: HeraldClientOptions) {
+    super();
+    this.url = normalizeUrl(opts.url);
+    if (typeof opts.token !== 'string' && typeof opts.token !== 'function')
+      throw new TypeError('token must be a string or a function');
+    this.tokenSource = opts.token;
+    this.ctor = opts.WebSocket;
+    this.autoAck = opts.autoAck ?? true;
+    this.ackDelayMs = Math.max(0, opts.ackDelayMs ?? 20);
+    this.connectTimeoutMs = Math.max(1, opts.connectTimeoutMs ?? 10_000);
+    this.backoff = new Backoff(opts.backoff);
+    this.random = opts.backoff?.random ?? Math.random;
+    this.recent = new RecentIds(opts.dedupeSize ?? 10_000);
+    this.tracker = new CursorTracker(opts.storage ?? new MemoryCursorStorage(), (err) =>
+      this.emit(
+        'error',
+        new HeraldError('storage_failed', `cursor storage failed: ${String(err)}`, { cause: err }),
+      ),
+    );
+    for (const t of opts.topics ?? []) {
+      if (!isValidTopic(t)) throw new TypeError(`invalid topic ${JSON.stringify(t)}`);
+      this.desired.add(t);
+    }
+  }
+
+  get state(): ClientState {
+    return this.current;
+  }
+
+  /** The last processed seq per stream. */
+  cursors(): Cursors {
+    return this.tracker.snapshot();
+  }
+
+  /**
+   * Starts the client (if it is not running) and resolves on the next welcome. Rejects when the
+   * client stops for good first (a final close code with a static token, or `close()`); such
+   * failures are also emitted as `error`, so not awaiting this promise is safe.
+   */
+  connect(): Promise<void> {
+    if (this.running && this.current === 'open') return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    p.catch(() => undefined);
+    if (!this.running) {
+      this.running = true;
+      this.run++;
+      this.everOpen = false;
+      this.backoff.reset();
+      this.setState('connecting');
+      void this.attempt();
+    }
+    return p;
+  }
+
+  /** Stops for good (no reconnects): sends pending acks, closes the socket, flushes cursors. */
+  async close(): Promise<void> {
+    this.running = false;
+    this.run++;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.settle(new HeraldError('closed', 'the client was closed', { fatal: true }));
+    const conn = this.conn;
+    if (conn) {
+      if (this.ackTimer !== undefined) this.flushAcks();
+      clearTimeout(conn.timer);
+      try {
+        conn.ws.close(1000, 'client closed');
+      } catch {
+        // not open yet or already closing
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        conn.closed.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), CLOSE_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) dropSocket(conn.ws, 1000, 'client closed');
+      this.lost(conn, 1000, 'client closed');
+    }
+    // A connect() made while this one was closing has started a new run: leave its state alone.
+    if (!this.running) this.setState('closed');
+    await this.tracker.flush();
+  }
+
+  /** Subscribes to a topic now if connected, and on every later connection. */
+  subscribe(topic: string): void {
+    if (!isValidTopic(topic)) throw new TypeError(`invalid topic ${JSON.stringify(topic)}`);
+    this.desired.add(topic);
+    this.pendingUnsubs.delete(topic);
+    const conn = this.openConn();
+    if (conn) this.sendSubscribe(conn, topic);
+  }
+
+  /** Unsubscribes now if connected, else on the next connection. */
+  unsubscribe(topic: string): void {
+    if (!isValidTopic(topic)) throw new TypeError(`invalid topic ${JSON.stringify(topic)}`);
+    this.desired.delete(topic);
+    this.pendingUnsubs.add(topic);
+    const conn = this.openConn();
+    if (conn) this.send(conn, { type: 'unsubscribe', topic });
+  }
+
+  /**
+   * Acks a stream up to `seq` (cumulative; capped at the stream's cursor). Needed only with
+   * `autoAck: false`. Batched like automatic acks; dropped while disconnected.
+   */
+  ack(stream: string, seq: number): void {
+    if (!isSeq(seq)) throw new RangeError('seq must be a non-negative integer');
+    const upTo = Math.min(seq, this.tracker.get(stream) ?? 0);
+    if (upTo <= 0) return;
+    if (upTo > (this.manualAcked.get(stream) ?? 0)) this.manualAcked.set(stream, upTo);
+    if (this.conn) this.queueAck(this.conn, stream, upTo);
+  }
+
+  /**
+   * Hands the node a fresh token (`refresh` frame) before the current one expires, and uses it
+   * for later connections. Without an argument the token function is called.
+   */
+  async refreshToken(token?: string): Promise<void> {
+    let t = token;
+    if (t === undefined) {
+      if (typeof this.tokenSource === 'string')
+        throw new TypeError('refreshToken() needs a token when the token option is a string');
+      t = await this.tokenSource();
+    }
+    if (typeof t !== 'string' || t.length === 0) throw new TypeError('token must be a non-empty string');
+    this.token = t;
+    this.rejected = undefined;
+    const conn = this.openConn();
+    if (conn) {
+      conn.token = t;
+      this.send(conn, { type: 'refresh', token: t });
+    }
+  }
+
+  // ---- connection lifecycle ----
+
+  private async attempt(): Promise<void> {
+    const run = this.run;
+    this.retryTimer = undefined;
+    this.loading ??= this.tracker.load();
+    await this.loading;
+    if (run !== this.run) return;
+
+    let token: string;
+    try {
+      token = await this.withTimeout(this.currentToken(), 'the token function timed out');
+    } catch (err) {
+      if (run !== this.run) return;
+      this.emit(
+        'error',
+        new HeraldError('token_failed', `the token function failed: ${String(err)}`, { cause: err }),
+      );
+      return this.retry();
+    }
+    if (run !== this.run) return;
+    if (this.rejected && token === this.rejected.token) {
+      const err = closeError(
+        this.rejected.code,
+        'the token function returned the token the server just rejected',
+      );
+      return this.fatal(err);
+    }
+
+    let ws: WebSocketLike;
+    try {
+      const Ctor = await resolveWebSocket(this.ctor);
+      if (run !== this.run) return;
+      ws = new Ctor(this.url);
+    } catch (err) {
+      if (run !== this.run) return;
+      return this.fatal(
+        new HeraldError('socket_failed', `cannot open a WebSocket: ${String(err)}`, {
+          fatal: true,
+          cause: err,
+        }),
+      );
+    }
+
+    let onClosed: () => void = () => undefined;
+    const conn: Conn = {
+      ws,
+      token,
+      welcomed: false,
+      heartbeatMs: 0,
+      lastRx: Date.now(),
+      probed: false,
+      timer: undefined,
+      acked: new Map(),
+      closed: new Promise<void>((r) => {
+        onClosed = r;
+      }),
+    };
+    this.conn = conn;
+    conn.timer = setTimeout(() => this.drop(conn, CLOSE_ABNORMAL, 'connect timeout'), this.connectTimeoutMs);
+    ws.addEventListener('open', () => {
+      if (this.conn !== conn) return;
+      conn.lastRx = Date.now();
+      this.send(conn, { type: 'hello', token, cursors: this.helloCursors() });
+    });
+    ws.addEventListener('message', (ev) => this.onMessage(conn, ev.data));
+    ws.addEventListener('close', (ev) => {
+      onClosed();
+      this.lost(conn, ev.code, ev.reason);
+    });
+    ws.addEventListener('error', () => undefined);
+    onProtocolPing(ws, () => this.touch(conn));
+  }
+
+  /** Bounds a step of a connection attempt (the token fetch) by `connectTimeoutMs`. */
+  private async withTimeout<T>(p: Promise<T>, message: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(message)), this.connectTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async currentToken(): Promise<string> {
+    if (this.token !== undefined) return this.token;
+    const t = typeof this.tokenSource === 'string' ? this.tokenSource : await this.tokenSource();
+    if (typeof t !== 'string' || t.length === 0) throw new TypeError('the token must be a non-empty string');
+    this.token = t;
+    return t;
+  }
+
+  /** Gives up on a socket now (timeouts, `reconnect`), without waiting for a closing handshake. */
+  private drop(conn: Conn, code: number, reason: string): void {
+    if (this.conn !== conn) return;
+    dropSocket(conn.ws, 1000, reason);
+    this.lost(conn, code, reason);
+  }
+
+  /** The socket is gone: report it, then reconnect unless stopped or told not to. */
+  private lost(conn: Conn, code: number, reason: string): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    clearTimeout(conn.timer);
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.pendingAcks.clear();
+    this.emit('disconnect', { code, reason });
+    if (!this.running) return;
+    if (AUTH_CLOSE_CODES.has(code)) {
+      if (typeof this.tokenSource === 'string') {
+        this.fatal(closeError(code, reason));
+        return;
+      }
+      // Fetch a fresh token before retrying; a token that failed auth must not come back.
+      if (code !== CloseCode.BadFrame) this.rejected = { token: conn.token, code };
+      this.token = undefined;
+    }
+    this.retry();
+  }
+
+  private retry(): void {
+    if (!this.running) return;
+    this.setState(this.everOpen ? 'reconnecting' : 'connecting');
+    let delayMs: number;
+    let reason: RetryEvent['reason'];
+    if (this.serverDelayMs !== undefined) {
+      delayMs = this.serverDelayMs;
+      this.serverDelayMs = undefined;
+      reason = 'server';
+    } else {
+      delayMs = this.backoff.next();
+      reason = 'backoff';
+    }
+    const run = this.run;
+    this.emit('retry', { attempt: reason === 'server' ? 0 : this.backoff.attempt, delayMs, reason });
+    if (run !== this.run || !this.running) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
+  }
+
+  private fatal(err: HeraldError): void {
+    this.running = false;
+    this.run++;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const conn = this.conn;
+    if (conn) this.drop(conn, CLOSE_ABNORMAL, err.message);
+    this.setState('closed');
+    this.emit('error', err);
+    this.settle(err);
+  }
+
+  private settle(err?: HeraldError): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      if (err) w.reject(err);
+      else w.resolve();
+    }
+  }
+
+  private setState(state: ClientState): void {
+    if (this.current === state) return;
+    this.current = state;
+    this.emit('state', state);
+  }
+
+  private openConn(): Conn | undefined {
+    const conn = this.conn;
+    return conn?.welcomed && conn.ws.readyState === OPEN ? conn : undefined;
+  }
+
+  private send(conn: Conn, frame: ClientFrame): void {
+    if (conn.ws.readyState !== OPEN) return;
+    try {
+      conn.ws.send(JSON.stringify(frame));
+    } catch {
+      // closing: the close event follows
+    }
+  }
+
+  /** Cursors for the hello: valid stream names only, at most the protocol's bound, own streams first. */
+  private helloCursors(): Cursors {
+    const all = this.tracker.snapshot();
+    const rank = (name: string): number => {
+      if (name === INBOX || name === BROADCAST) return 0;
+      const s = parseStream(name);
+      return s?.kind === 'topic' && this.desired.has(s.topic) ? 1 : 2;
+    };
+    const names = Object.keys(all)
+      .filter((n) => parseStream(n) !== undefined && isSeq(all[n]))
+      .sort((a, b) => rank(a) - rank(b))
+      .slice(0, MAX_CURSORS);
+    const out: Cursors = {};
+    for (const n of names) out[n] = all[n]!;
+    return out;
+  }
+
+  // ---- heartbeat ----
+
+  private touch(conn: Conn): void {
+    conn.lastRx = Date.now();
+    conn.probed = false;
+  }
+
+  /**
+   * Watchdog: nothing heard for 1.5 heartbeats → send a `ping` (browsers cannot see the
+   * server's protocol pings, so the `pong` is what proves the link); 2.5 heartbeats → drop the
+   * socket and reconnect. One timer per socket, re-armed on expiry rather than per frame.
+   */
+  private watchdog(conn: Conn): void {
+    if (this.conn !== conn) return;
+    clearTimeout(conn.timer);
+    const hb = conn.heartbeatMs;
+    if (hb <= 0) return;
+    const idle = Date.now() - conn.lastRx;
+    const deadline = hb * 2.5;
+    const probeAt = hb * 1.5;
+    if (idle >= deadline) {
+      this.drop(conn, CLOSE_ABNORMAL, 'heartbeat timeout');
+      return;
+    }
+    if (idle >= probeAt && !conn.probed) {
+      conn.probed = true;
+      this.send(conn, { type: 'ping' });
+    }
+    const next = conn.probed ? deadline : probeAt;
+    conn.timer = setTimeout(() => this.watchdog(conn), Math.max(1, next - idle));
+  }
+
+  // ---- inbound ----
+
+  private onMessage(conn: Conn, data: unknown): void {
+    if (this.conn !== conn) return;
+    this.touch(conn);
+    const text = messageText(data);
+    let f: unknown;
+    try {
+      f = text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      f = undefined;
+    }
+    if (!isObject(f) || typeof f.type !== 'string') {
+      this.badFrame('a frame that is not a JSON object with a type');
+      return;
+    }
+    switch (f.type) {
+      case 'welcome':
+        this.onWelcome(conn, f);
+        break;
+      case 'notification':
+        this.onNotification(conn, f);
+        break;
+      case 'gap':
+        this.onGap(conn, f);
+        break;
+      case 'subscribed':
+        this.onSubscribed(f);
+        break;
+      case 'unsubscribed':
+        this.onUnsubscribed(f);
+        break;
+      case 'error':
+        this.emit('error', new HeraldError(String(f.code ?? 'error'), String(f.message ?? '')));
+        break;
+      case 'reconnect':
+        this.onReconnect(conn, f as unknown as ReconnectFrame);
+        break;
+      default:
+      // pong, and frame types newer than this client
+    }
+  }
+
+  private badFrame(what: string): void {
+    this.emit('error', new HeraldError('bad_server_frame', `the server sent ${what}`));
+  }
+
+  private onWelcome(conn: Conn, f: Record<string, unknown>): void {
+    if (conn.welcomed) return;
+    if (!isObject(f.streams)) {
+      this.badFrame('a welcome without streams');
+      return;
+    }
+    const welcome = f as unknown as WelcomeFrame;
+    conn.welcomed = true;
+    conn.heartbeatMs = isSeq(welcome.heartbeatMs) ? welcome.heartbeatMs : 0;
+    this.watchdog(conn);
+    this.backoff.reset();
+    this.rejected = undefined;
+    this.everOpen = true;
+    for (const [name, s] of Object.entries(welcome.streams))
+      if (isSeq(s?.cursor)) this.tracker.adopt(name, s.cursor);
+    this.setState('open');
+    this.emit('welcome', welcome);
+    if (this.conn !== conn) return;
+    // Intents made while offline (and the `topics` option) are replayed from the desired sets.
+    for (const topic of this.desired)
+      if (!(topicStream(topic) in welcome.streams)) this.sendSubscribe(conn, topic);
+    for (const topic of this.pendingUnsubs) {
+      if (topicStream(topic) in welcome.streams) this.send(conn, { type: 'unsubscribe', topic });
+      else this.pendingUnsubs.delete(topic);
+    }
+    this.settle();
+  }
+
+  private sendSubscribe(conn: Conn, topic: string): void {
+    const cursor = this.tracker.get(topicStream(topic));
+    this.send(
+      conn,
+      cursor === undefined ? { type: 'subscribe', topic } : { type: 'subscribe', topic, cursor },
+    );
+  }
+
+  private onNotification(conn: Conn, f: Record<string, unknown>): void {
+    if (typeof f.stream !== 'string' || !isSeq(f.seq) || typeof f.id !== 'string') {
+      this.badFrame('a malformed notification');
+      return;
+    }
+    const n = f as unknown as NotificationFrame;
+    // `seen` records the id either way; a duplicate by id or by seq is not shown again.
+    const dupId = this.recent.seen(n.id);
+    const isNew = this.tracker.isNew(n.stream, n.seq);
+    if (dupId || !isNew) {
+      this.tracker.advance(n.stream, n.seq);
+      // Still acked, so the node stops resending it (cumulative ack of what was processed).
+      if (this.autoAck || (this.manualAcked.get(n.stream) ?? 0) >= n.seq)
+        this.queueAck(conn, n.stream, n.seq);
+      return;
+    }
+    this.tracker.advance(n.stream, n.seq);
+    if (this.autoAck) this.queueAck(conn, n.stream, n.seq);
+    this.emit('notification', n);
+  }
+
+  private onGap(conn: Conn, f: Record<string, unknown>): void {
+    if (typeof f.stream !== 'string' || !isSeq(f.after) || !isSeq(f.next) || f.next < 1) {
+      this.badFrame('a malformed gap');
+      return;
+    }
+    const g = f as unknown as GapFrame;
+    const cursor = g.next - 1;
+    if (cursor < (this.tracker.get(g.stream) ?? 0)) {
+      // A reset: the stream starts again, so acks and manual acks above the new cursor are void.
+      this.pendingAcks.delete(g.stream);
+      conn.acked.delete(g.stream);
+      this.manualAcked.delete(g.stream);
+    }
+    this.tracker.set(g.stream, cursor);
+    if (this.autoAck && cursor > 0) this.queueAck(conn, g.stream, cursor);
+    this.emit('gap', g);
+  }
+
+  private onSubscribed(f: Record<string, unknown>): void {
+    if (typeof f.topic !== 'string' || !isSeq(f.cursor)) {
+      this.badFrame('a malformed subscribed frame');
+      return;
+    }
+    this.tracker.adopt(topicStream(f.topic), f.cursor);
+    this.emit('subscribed', f as unknown as SubscribedFrame);
+  }
+
+  private onUnsubscribed(f: Record<string, unknown>): void {
+    if (typeof f.topic !== 'string') {
+      this.badFrame('a malformed unsubscribed frame');
+      return;
+    }
+    this.pendingUnsubs.delete(f.topic);
+    if (!this.desired.has(f.topic)) {
+      const stream = topicStream(f.topic);
+      this.tracker.delete(stream);
+      this.pendingAcks.delete(stream);
+      this.manualAcked.delete(stream);
+    }
+    this.emit('unsubscribed', f as unknown as UnsubscribedFrame);
+  }
+
+  /** The node is draining: go after its delay plus a little jitter, without counting a failure. */
+  private onReconnect(conn: Conn, f: ReconnectFrame): void {
+    const delay = isSeq(f.delayMs) ? f.delayMs : 0;
+    const jitter = Math.floor(this.random() * Math.min(1000, Math.max(100, delay / 10)));
+    this.serverDelayMs = delay + jitter;
+    if (this.ackTimer !== undefined) this.flushAcks();
+    this.drop(conn, CloseCode.Draining, typeof f.reason === 'string' ? f.reason : 'node draining');
+  }
+
+  // ---- acks ----
+
+  private queueAck(conn: Conn, stream: string, seq: number): void {
+    if (this.conn !== conn || !conn.welcomed) return;
+    if (seq <= (conn.acked.get(stream) ?? 0)) return;
+    if (seq > (this.pendingAcks.get(stream) ?? 0)) this.pendingAcks.set(stream, seq);
+    this.ackTimer ??= setTimeout(() => this.flushAcks(), this.ackDelayMs);
+  }
+
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const conn = this.conn;
+    if (conn?.welcomed) {
+      for (const [stream, seq] of this.pendingAcks) {
+        if (seq <= (conn.acked.get(stream) ?? 0)) continue;
+        conn.acked.set(stream, seq);
+        this.send(conn, { type: 'ack', stream, seq });
+      }
+    }
+    this.pendingAcks.clear();
+  }
+}
