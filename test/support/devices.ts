@@ -17,6 +17,9 @@ export class AppDevice {
   /** Node of the latest welcome. */
   node: string | undefined;
   readonly subscribed = new Set<string>();
+  /** Times (ms) of every disconnect and every welcome. */
+  readonly disconnects: number[] = [];
+  readonly welcomes: number[] = [];
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -37,8 +40,12 @@ export class AppDevice {
       this.seen.push(n);
       this.wake();
     });
+    this.client.on('disconnect', () => {
+      this.disconnects.push(Date.now());
+    });
     this.client.on('welcome', (w) => {
       this.node = w.node;
+      this.welcomes.push(Date.now());
       this.wake();
     });
     this.client.on('subscribed', (s) => {
