@@ -160,7 +160,7 @@ export class Client {
     // Presence is written before any stream is read, on the same connection: an entry appended
     // after the read gets a doorbell here, one appended before it is in the read.
     const [, session] = await Promise.all([
-      ctx.presence.add(id.device, ctx.nodeId),
+      ctx.presence.add(id.device, ctx.nodeId, this.remote),
       ctx.devices.hello(id.device, id.user),
     ]);
     if (this.closed) return;

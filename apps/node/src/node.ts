@@ -10,6 +10,7 @@ import { Client } from './client.js';
 import type { NodeContext, NodeLimits } from './context.js';
 import { Flusher } from './flusher.js';
 import { Hub } from './hub.js';
+import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 
 export interface NodeOptions {
@@ -20,6 +21,8 @@ export interface NodeOptions {
   tokens: TokenVerifierOptions;
   /** Allowed browser Origins; undefined allows any. */
   allowedOrigins: string[] | undefined;
+  /** Expect a PROXY protocol header from the balancer on every connection. */
+  proxyProtocol: boolean;
   /** New connections per second. */
   acceptRate: number;
   maxFrameBytes: number;
@@ -119,7 +122,7 @@ export class HeraldNode {
         if (ctx.hub.size >= this.opts.limits.maxConnections)
           return socket.close(CloseCode.Capacity, 'node at capacity');
         if (!this.accepts.take()) return socket.close(CloseCode.Capacity, 'accept rate exceeded');
-        new Client(ctx, socket, req.ip).start();
+        new Client(ctx, socket, clientAddress(req.raw.socket) ?? req.ip).start();
       },
     );
     app.get('/healthz', async () => ({ status: 'ok' }));
@@ -133,6 +136,13 @@ export class HeraldNode {
       return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
     });
 
+    // Only trusted when the operator says the balancer sends it: a header on a direct
+    // connection to a node that does not expect one is an HTTP parse error, never an address.
+    installProxyProtocol(app.server, {
+      mode: this.opts.proxyProtocol ? 'required' : 'off',
+      timeoutMs: this.opts.limits.helloTimeoutMs,
+      onError: (err) => ctx.log.debug({ err: err.message }, 'PROXY protocol header refused'),
+    });
     await ctx.broker.start();
     ctx.flusher.start();
     this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs);

@@ -185,6 +185,14 @@ function parseV2(buf: Buffer): ProxyParseResult {
   if (verCmd >> 4 !== 2) return invalid('v2 header: unsupported version');
   const command = verCmd & 0x0f;
   if (command !== CMD_LOCAL && command !== CMD_PROXY) return invalid('v2 header: unknown command');
+  if (payload > V2_MAX_PAYLOAD) return invalid('v2 header: length field too large');
+  const length = V2_HEADER_LENGTH + payload;
+  if (buf.length < length) return INCOMPLETE;
+
+  // LOCAL: the balancer's own connection (health check). The spec says to ignore the family
+  // and address block and use the real peer, so only the length matters.
+  if (command === CMD_LOCAL) return { kind: 'ok', length, version: 2, local: true };
+
   const af = famByte >> 4;
   const transport = famByte & 0x0f;
   const addrLen = ADDRESS_LENGTH[af];
@@ -192,14 +200,6 @@ function parseV2(buf: Buffer): ProxyParseResult {
   if (transport !== TRANSPORT_UNSPEC && transport !== TRANSPORT_STREAM && transport !== TRANSPORT_DGRAM) {
     return invalid('v2 header: unknown transport');
   }
-  if (payload > V2_MAX_PAYLOAD) return invalid('v2 header: length field too large');
-  const length = V2_HEADER_LENGTH + payload;
-  if (buf.length < length) return INCOMPLETE;
-
-  // LOCAL: the balancer's own connection (health check). The spec says to ignore the address
-  // block and use the real peer, so only the length matters.
-  if (command === CMD_LOCAL) return { kind: 'ok', length, version: 2, local: true };
-
   if (payload < addrLen) return invalid('v2 header: length field shorter than the address block');
   const tlvReason = checkTlvs(buf.subarray(V2_HEADER_LENGTH + addrLen, length));
   if (tlvReason !== undefined) return invalid(tlvReason);
@@ -317,7 +317,7 @@ export function installProxyProtocol(server: http.Server | net.Server, opts: Pro
 }
 
 function readHeader(socket: net.Socket, opts: ProxyProtocolOptions, handOver: (s: net.Socket) => void): void {
-  let buffered = Buffer.alloc(0);
+  let buffered: Buffer = Buffer.alloc(0);
   let done = false;
 
   const finish = (): void => {

@@ -21,6 +21,7 @@ export function makeNode(
       tokens: { secret: SECRET },
       allowedOrigins: undefined,
       acceptRate: 10_000,
+      proxyProtocol: false,
       maxFrameBytes: 4096,
       presenceTtlMs: 60_000,
       flushMs: 20,

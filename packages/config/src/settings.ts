@@ -44,6 +44,17 @@ export const apiSchema = Type.Object({
   HERALD_MAX_SCHEDULE_AHEAD_S: Int(30 * 86400, 1, 365 * 86400, 'How far ahead `deliverAt` may be.'),
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
   HERALD_STATUS_KEEP_S: Int(86400, 60, 30 * 86400, 'How long a notification status outlives its TTL.'),
+  HERALD_TOKEN_SECRET: Type.String({
+    default: '',
+    description:
+      'HS256 secret of device tokens (at least 16 characters). Node: required unless a JWKS is set. API: optional, lets the web console (`/console`) mint tokens for its demo device.',
+  }),
+  HERALD_PUBLIC_WS_URL: Type.String({
+    default: '',
+    pattern: '^(wss?://\\S+)?$',
+    description:
+      'WebSocket URL of the balancer as browsers reach it, shown by the web console (empty: the console suggests ws://<host>:8000/v1/ws).',
+  }),
 });
 
 export const workerSchema = Type.Object({

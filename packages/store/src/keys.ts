@@ -20,6 +20,10 @@ export class Keys {
   presence(device: string): string {
     return `${this.prefix}:{d:${device}}:presence`;
   }
+  /** Hash nodeId -> client address of the device's connection on that node (real address via PROXY protocol). */
+  presenceAddr(device: string): string {
+    return `${this.prefix}:{d:${device}}:addr`;
+  }
   /** Hash stream name -> last acked seq. */
   cursors(device: string): string {
     return `${this.prefix}:{d:${device}}:cursors`;

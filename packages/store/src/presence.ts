@@ -13,17 +13,30 @@ export class Presence {
     private readonly ttlMs: number,
   ) {}
 
-  async add(device: string, nodeId: string, now = Date.now()): Promise<void> {
+  async add(device: string, nodeId: string, address?: string, now = Date.now()): Promise<void> {
     const k = this.keys.presence(device);
-    await this.redis
+    const p = this.redis
       .pipeline()
       .hset(k, nodeId, now + this.ttlMs)
-      .pexpire(k, this.ttlMs)
-      .exec();
+      .pexpire(k, this.ttlMs);
+    if (address) {
+      const a = this.keys.presenceAddr(device);
+      p.hset(a, nodeId, address).pexpire(a, this.ttlMs);
+    }
+    await p.exec();
   }
 
   async remove(device: string, nodeId: string): Promise<void> {
-    await this.redis.hdel(this.keys.presence(device), nodeId);
+    await this.redis
+      .pipeline()
+      .hdel(this.keys.presence(device), nodeId)
+      .hdel(this.keys.presenceAddr(device), nodeId)
+      .exec();
+  }
+
+  /** Client address per node of the device's live connections. */
+  async addresses(device: string): Promise<Record<string, string>> {
+    return this.redis.hgetall(this.keys.presenceAddr(device));
   }
 
   /** Refreshes many devices in pipelines of `batch`, so a node with 50k sockets never blocks Redis. */
@@ -32,7 +45,9 @@ export class Presence {
     let n = 0;
     for (const device of devices) {
       const k = this.keys.presence(device);
-      p.hset(k, nodeId, now + this.ttlMs).pexpire(k, this.ttlMs);
+      p.hset(k, nodeId, now + this.ttlMs)
+        .pexpire(k, this.ttlMs)
+        .pexpire(this.keys.presenceAddr(device), this.ttlMs);
       if (++n % batch === 0) {
         await p.exec();
         p = this.redis.pipeline();
