@@ -18,6 +18,7 @@ import type { RawData, WebSocket } from 'ws';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import type { NodeContext } from './context.js';
 import { TokenBucket } from './rate.js';
+import { closeReason, Stats } from './stats.js';
 import { StreamState } from './stream-state.js';
 
 /** Frames queued behind a slow handler (hello, subscribe) before the peer is cut off. */
@@ -57,6 +58,7 @@ export class Client {
 
   start(): void {
     this.ctx.hub.connections.add(this);
+    this.ctx.stats.connects++;
     this.helloTimer = setTimeout(
       () => this.close(CloseCode.HelloTimeout, 'hello timeout'),
       this.ctx.limits.helloTimeoutMs,
@@ -65,7 +67,7 @@ export class Client {
     this.socket.on('pong', () => {
       this.alive = true;
     });
-    this.socket.on('close', () => this.cleanup());
+    this.socket.on('close', (code) => this.cleanup(code === 1009 ? 'message_too_big' : 'peer'));
     this.socket.on('error', (err) => {
       this.ctx.log.debug({ conn: this.connId, err: err.message }, 'socket error');
     });
@@ -88,6 +90,7 @@ export class Client {
       return;
     }
     const parsed = parseClientFrame(data.toString());
+    Stats.bump(this.ctx.stats.framesIn, parsed.ok ? parsed.frame.type : 'invalid');
     if (!parsed.ok) {
       this.close(CloseCode.BadFrame, parsed.reason);
       return;
@@ -236,7 +239,9 @@ export class Client {
       return;
     }
     if (seq <= st.acked) return;
-    for (const id of st.ack(seq)) this.ctx.flusher.acked(id);
+    const ids = st.ack(seq);
+    this.ctx.stats.acks += ids.length;
+    for (const id of ids) this.ctx.flusher.acked(id);
     this.ctx.flusher.cursor(this.identity!.device, stream, seq);
   }
 
@@ -323,6 +328,8 @@ export class Client {
     if (this.sendRaw(frame)) {
       st.recordSent(seq, entry.id);
       this.ctx.flusher.delivered(entry.id);
+      this.delivered(st.name);
+      this.ctx.stats.latency((Date.now() - entry.ts) / 1000);
     }
   }
 
@@ -350,7 +357,7 @@ export class Client {
         if (this.closed || this.streams.get(st.name) !== st) return;
         if (head < st.sent) {
           // The stream was recreated after it expired: its seqs start again.
-          this.sendFrame({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
+          this.send({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
           st.reset();
           continue;
         }
@@ -371,7 +378,7 @@ export class Client {
             continue;
           }
           if (expiredAfter >= 0) {
-            this.sendFrame({
+            this.send({
               type: 'gap',
               stream: st.name,
               after: expiredAfter,
@@ -383,9 +390,11 @@ export class Client {
           if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data))) return;
           st.recordSent(e.seq, e.id);
           ctx.flusher.delivered(e.id);
+          this.delivered(st.name);
+          ctx.stats.replayed++;
         }
         if (expiredAfter >= 0)
-          this.sendFrame({
+          this.send({
             type: 'gap',
             stream: st.name,
             after: expiredAfter,
@@ -407,8 +416,16 @@ export class Client {
     }
   }
 
+  private delivered(stream: string): void {
+    const d = this.ctx.stats.deliveries;
+    if (stream === INBOX) d.inbox++;
+    else if (stream === BROADCAST) d.broadcast++;
+    else d.topic++;
+    Stats.bump(this.ctx.stats.framesOut, 'notification');
+  }
+
   private gap(st: StreamState, next: number, reason: GapFrame['reason']): void {
-    this.sendFrame({ type: 'gap', stream: st.name, after: st.sent, next, reason });
+    this.send({ type: 'gap', stream: st.name, after: st.sent, next, reason });
     st.sent = next - 1;
   }
 
@@ -418,6 +435,7 @@ export class Client {
     const deadline = Date.now() + DRAIN_WAIT_MS;
     while (!this.closed && this.socket.bufferedAmount > limit) {
       if (Date.now() > deadline) {
+        this.ctx.stats.slowConsumers++;
         this.close(CloseCode.SlowConsumer, 'slow consumer');
         return false;
       }
@@ -435,17 +453,16 @@ export class Client {
   }
 
   send(frame: ServerFrame): boolean {
+    if (frame.type === 'gap') Stats.bump(this.ctx.stats.gaps, frame.reason);
+    Stats.bump(this.ctx.stats.framesOut, frame.type);
     return this.sendRaw(JSON.stringify(frame));
-  }
-
-  private sendFrame(frame: ServerFrame): void {
-    this.sendRaw(JSON.stringify(frame));
   }
 
   /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
   sendRaw(text: string): boolean {
     if (this.closed) return false;
     if (this.socket.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
+      this.ctx.stats.slowConsumers++;
       this.close(CloseCode.SlowConsumer, 'slow consumer');
       return false;
     }
@@ -460,21 +477,23 @@ export class Client {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.ctx.log.debug({ conn: this.connId, code, reason, remote: this.remote }, 'closing');
-    this.cleanup();
+    this.cleanup(closeReason(code));
     this.socket.close(code, reason);
     // A peer that never answers the close handshake is cut after a bound.
     setTimeout(() => this.socket.terminate(), 5000).unref();
   }
 
-  terminate(): void {
-    this.cleanup();
+  /** Cuts the socket without a close handshake (dead peer, drain deadline). */
+  terminate(reason = 'heartbeat'): void {
+    this.cleanup(reason);
     this.socket.terminate();
   }
 
   /** Idempotent: unregisters the client from the hub, broker and presence. */
-  private cleanup(): void {
+  private cleanup(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    Stats.bump(this.ctx.stats.disconnects, reason);
     clearTimeout(this.helloTimer);
     clearTimeout(this.expiryTimer);
     const { ctx } = this;

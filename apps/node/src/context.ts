@@ -4,6 +4,7 @@ import type { TokenVerifier } from './auth.js';
 import type { Broker } from './broker.js';
 import type { Flusher } from './flusher.js';
 import type { Hub } from './hub.js';
+import type { Stats } from './stats.js';
 
 export interface NodeLimits {
   heartbeatMs: number;
@@ -30,4 +31,5 @@ export interface NodeContext {
   hub: Hub;
   broker: Broker;
   flusher: Flusher;
+  stats: Stats;
 }

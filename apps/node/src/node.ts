@@ -10,8 +10,10 @@ import { Client } from './client.js';
 import type { NodeContext, NodeLimits } from './context.js';
 import { Flusher } from './flusher.js';
 import { Hub } from './hub.js';
+import { nodeMetrics } from './metrics.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
+import { Stats } from './stats.js';
 
 export interface NodeOptions {
   nodeId: string;
@@ -61,6 +63,8 @@ export class HeraldNode {
     const keys = new Keys(opts.redisPrefix);
     const { redis, log } = deps;
     const hub = new Hub();
+    const stats = new Stats();
+    for (const r of [redis, deps.sub]) r.on('error', () => stats.redisErrors++);
     const devices = new Devices(redis, keys, opts.deviceRetentionMs);
     this.nodes = new Nodes(redis, keys);
     this.ctx = {
@@ -76,6 +80,7 @@ export class HeraldNode {
       hub,
       broker: new Broker(deps.sub, keys, opts.nodeId, hub, log),
       flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
+      stats,
     };
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
     this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
@@ -125,6 +130,8 @@ export class HeraldNode {
         new Client(ctx, socket, clientAddress(req.raw.socket) ?? req.ip).start();
       },
     );
+    const metrics = nodeMetrics(this.opts.nodeId, ctx.stats, ctx.hub);
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       if (this.isReady()) return { status: 'ready', connections: ctx.hub.size };
@@ -194,7 +201,7 @@ export class HeraldNode {
     const deadline = Date.now() + this.opts.drainMs + 2000;
     while (hub.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const t of timers) clearTimeout(t);
-    for (const c of hub.connections) c.terminate();
+    for (const c of hub.connections) c.terminate('drain_deadline');
   }
 
   async stop(): Promise<void> {

@@ -256,6 +256,42 @@ describe('topics', () => {
   });
 });
 
+describe('metrics', () => {
+  it('exposes counters that move with traffic', async () => {
+    const port = new URL(url).port;
+    const scrape = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const value = (series: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(series))
+            ?.split(' ')
+            .pop() ?? 0,
+        );
+      return { text, value };
+    };
+    const before = await scrape();
+    const p = await hello('dev-metrics');
+    await publishToDevice('dev-metrics');
+    await p.until(() => p.notifications().length === 1, 'notification');
+    p.send({ type: 'ack', stream: 'inbox', seq: 1 });
+    p.send({ type: 'ping' });
+    await p.frame('pong');
+    const after = await scrape();
+    const inbox = 'herald_deliveries_total{stream="inbox",app="node",node="node-t"}';
+    expect(after.value(inbox)).toBeGreaterThan(before.value(inbox));
+    expect(after.value('herald_acks_total{app="node",node="node-t"}')).toBeGreaterThan(
+      before.value('herald_acks_total{app="node",node="node-t"}'),
+    );
+    expect(after.value('herald_frames_in_total{type="hello",app="node",node="node-t"}')).toBeGreaterThan(0);
+    expect(after.value('herald_connections{app="node",node="node-t"}')).toBeGreaterThan(0);
+    expect(after.text).toContain('herald_publish_to_socket_seconds_bucket');
+    expect(after.text).toContain('nodejs_eventloop_lag_seconds');
+    p.close();
+  });
+});
+
 describe('presence', () => {
   it('is recorded while connected and removed on close', async () => {
     const presence = new Presence(cmd, keys, 60_000);

@@ -1,0 +1,95 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Hub } from './hub.js';
+import type { Stats } from './stats.js';
+
+/** Prometheus metrics of a push node, read from `Stats` and the hub at scrape time. */
+export function nodeMetrics(nodeId: string, stats: Stats, hub: Hub): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ app: 'node', node: nodeId });
+  collectDefaultMetrics({ register: registry });
+
+  // Counters mirror the monotonic numbers in Stats: on each scrape add what grew since the last.
+  const last = new Map<string, number>();
+  const sync = (c: Counter<string>, key: string, value: number, labels: Record<string, string> = {}) => {
+    const prev = last.get(key) ?? 0;
+    if (value > prev) c.inc(labels, value - prev);
+    last.set(key, value);
+  };
+  const fromMap = (c: Counter<string>, name: string, label: string, m: Map<string, number>) => {
+    for (const [k, v] of m) sync(c, `${name}:${k}`, v, { [label]: k });
+  };
+
+  new Gauge({
+    name: 'herald_connections',
+    help: 'Open WebSocket connections on this node.',
+    registers: [registry],
+    collect() {
+      this.set(hub.size);
+    },
+  });
+  new Gauge({
+    name: 'herald_devices',
+    help: 'Distinct devices connected to this node.',
+    registers: [registry],
+    collect() {
+      this.set(hub.deviceCount());
+    },
+  });
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        fill(this);
+      },
+    });
+  counter('herald_connects_total', 'WebSocket connections accepted.', [], (c) =>
+    sync(c, 'connects', stats.connects),
+  );
+  counter('herald_disconnects_total', 'Connections closed, by reason.', ['reason'], (c) =>
+    fromMap(c, 'disc', 'reason', stats.disconnects),
+  );
+  counter('herald_frames_in_total', 'Client frames received, by type.', ['type'], (c) =>
+    fromMap(c, 'in', 'type', stats.framesIn),
+  );
+  counter('herald_frames_out_total', 'Server frames sent, by type.', ['type'], (c) =>
+    fromMap(c, 'out', 'type', stats.framesOut),
+  );
+  counter(
+    'herald_deliveries_total',
+    'Notifications written to a socket, by stream kind.',
+    ['stream'],
+    (c) => {
+      for (const [k, v] of Object.entries(stats.deliveries)) sync(c, `dlv:${k}`, v, { stream: k });
+    },
+  );
+  counter('herald_acks_total', 'Notifications acked by clients.', [], (c) => sync(c, 'acks', stats.acks));
+  counter(
+    'herald_replayed_entries_total',
+    'Entries delivered by replay from Redis rather than live.',
+    [],
+    (c) => sync(c, 'replayed', stats.replayed),
+  );
+  counter('herald_unrecovered_cursors_total', 'Gaps announced to clients, by reason.', ['reason'], (c) =>
+    fromMap(c, 'gap', 'reason', stats.gaps),
+  );
+  counter('herald_slow_consumers_total', 'Connections closed as slow consumers.', [], (c) =>
+    sync(c, 'slow', stats.slowConsumers),
+  );
+  counter('herald_redis_errors_total', 'Redis connection and command errors.', ['app'], (c) =>
+    sync(c, 'redis', stats.redisErrors, { app: 'node' }),
+  );
+  new Histogram({
+    name: 'herald_publish_to_socket_seconds',
+    help: 'Time from the API accepting a notification to a node writing it to a socket (live deliveries).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+    collect() {
+      for (const s of stats.latencies) this.observe(s);
+      stats.latencies.length = 0;
+    },
+  });
+  return registry;
+}
