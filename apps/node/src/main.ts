@@ -48,6 +48,7 @@ const node = new HeraldNode(
     allowedOrigins: origins.includes('*') ? undefined : origins,
     acceptRate: cfg.HERALD_ACCEPT_RATE,
     proxyProtocol: cfg.HERALD_PROXY_PROTOCOL,
+    healthPort: cfg.HERALD_HEALTH_PORT,
     maxFrameBytes: cfg.HERALD_MAX_FRAME_BYTES,
     presenceTtlMs: cfg.HERALD_PRESENCE_TTL_MS,
     flushMs: cfg.HERALD_FLUSH_MS,

@@ -4,6 +4,7 @@ import { Devices, Keys, Nodes, Presence, StatusStore, Streams } from '@herald/st
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
 import { Client } from './client.js';
@@ -23,6 +24,8 @@ export interface NodeOptions {
   tokens: TokenVerifierOptions;
   /** Allowed browser Origins; undefined allows any. */
   allowedOrigins: string[] | undefined;
+  /** Plain HTTP port for probes and metrics (0: only on the main port). */
+  healthPort: number;
   /** Expect a PROXY protocol header from the balancer on every connection. */
   proxyProtocol: boolean;
   /** New connections per second. */
@@ -54,6 +57,7 @@ export class HeraldNode {
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
   private readonly accepts: TokenBucket;
+  private health: FastifyInstance | undefined;
   private started = false;
 
   constructor(
@@ -131,17 +135,16 @@ export class HeraldNode {
       },
     );
     const metrics = nodeMetrics(this.opts.nodeId, ctx.stats, ctx.hub);
-    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
-    app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async (_req, reply) => {
-      if (this.isReady()) return { status: 'ready', connections: ctx.hub.size };
-      const why = this.draining
-        ? 'draining'
-        : ctx.hub.size >= this.opts.limits.maxConnections
-          ? 'at capacity'
-          : 'redis unavailable';
-      return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
-    });
+    this.probes(app, metrics);
+    if (this.opts.healthPort > 0) {
+      // Probes and scrapers do not speak PROXY protocol: give them a plain port of their own.
+      this.health = Fastify({
+        loggerInstance: this.deps.log as FastifyBaseLogger,
+        disableRequestLogging: true,
+      });
+      this.probes(this.health, metrics);
+      await this.health.listen({ host: this.opts.host, port: this.opts.healthPort });
+    }
 
     // Only trusted when the operator says the balancer sends it: a header on a direct
     // connection to a node that does not expect one is an HTTP parse error, never an address.
@@ -159,6 +162,21 @@ export class HeraldNode {
     await this.nodes.heartbeat(ctx.nodeId, 0).catch(() => undefined);
     const addr = app.server.address();
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
+  }
+
+  /** `/metrics`, `/healthz` and `/readyz` on a server. */
+  private probes(app: FastifyInstance, metrics: Registry): void {
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      if (this.isReady()) return { status: 'ready', connections: this.ctx.hub.size };
+      const why = this.draining
+        ? 'draining'
+        : this.ctx.hub.size >= this.opts.limits.maxConnections
+          ? 'at capacity'
+          : 'redis unavailable';
+      return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
+    });
   }
 
   /** Pings every socket, drops those that did not answer the last ping, refreshes presence. */
@@ -210,5 +228,6 @@ export class HeraldNode {
     await this.ctx.flusher.stop().catch(() => undefined);
     await this.nodes.remove(this.ctx.nodeId).catch(() => undefined);
     await this.app.close();
+    await this.health?.close();
   }
 }

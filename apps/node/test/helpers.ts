@@ -22,6 +22,7 @@ export function makeNode(
       allowedOrigins: undefined,
       acceptRate: 10_000,
       proxyProtocol: false,
+      healthPort: 0,
       maxFrameBytes: 4096,
       presenceTtlMs: 60_000,
       flushMs: 20,
