@@ -15,8 +15,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fast
 import type { Redis } from 'ioredis';
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
+import { consoleRoutes } from './console/routes.js';
 import { installErrorHandlers } from './error-handler.js';
+import { BadRequest } from './errors.js';
+import { frameworkErrorOptions, jsonTooDeep, MAX_JSON_DEPTH } from './framework-errors.js';
 import { type FanoutQueue, NotificationService } from './notifications.js';
+import { installOperability } from './operability.js';
+import { requestOptions } from './request-log.js';
+import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { topicRoutes } from './routes/topics.js';
@@ -77,6 +83,8 @@ export function buildApp(deps: AppDeps) {
       ? { loggerInstance: deps.loggerInstance }
       : { logger: loggerOptions(config.logLevel) }),
     bodyLimit: config.maxBodyBytes,
+    ...requestOptions(config),
+    ...frameworkErrorOptions(),
     // Fastify's Ajv defaults coerce types and silently drop unknown properties; a publish API
     // should reject both, so the publisher learns about a typo instead of losing a field.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
@@ -90,10 +98,13 @@ export function buildApp(deps: AppDeps) {
   const json = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     if (body.length === 0) done(null, undefined);
+    else if (jsonTooDeep(body as string))
+      done(new BadRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
     else json(req, body as string, done);
   });
   app.decorateRequest('apiKeyId', '');
   installErrorHandlers(app, config.maxBodyBytes);
+  const ops = installOperability(app, [redis, deps.queueRedis]);
 
   const keys = new Keys(config.redisPrefix);
   const queue: FanoutQueue = new Queue<FanoutJob>(FANOUT_QUEUE, {
@@ -117,18 +128,21 @@ export function buildApp(deps: AppDeps) {
     queue,
     log: app.log,
     queueTimeoutMs: deps.queueTimeoutMs ?? 3000,
+    onAccepted: (target, scheduled) => ops.metrics.accepted(target, scheduled),
   });
   // The API only reads stream heads and presence: lengths and TTLs are the worker's and nodes'.
   const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
   const presence = new Presence(redis, keys, 0);
   const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
 
-  app.register(healthRoutes, { redis });
+  app.register(healthRoutes, { redis, readiness: ops.readiness });
+  app.register(consoleRoutes, { config });
   app.register(
     async (v1) => {
       v1.addHook('onRequest', authenticator(config.apiKeys));
       await v1.register(notificationRoutes, { config, notifications });
       await v1.register(topicRoutes, { redis, keys, devices, streams, presence });
+      await v1.register(adminRoutes, { prefix: '/admin', redis, keys, devices, streams, presence });
     },
     { prefix: '/v1' },
   );

@@ -1,4 +1,5 @@
 import { apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { parseTrustProxy } from './trust-proxy.js';
 
 export type ApiEnv = Static<typeof apiSchema>;
 
@@ -18,10 +19,18 @@ export interface ApiConfig {
   idempotencyWindowS: number;
   statusKeepS: number;
   deviceRetentionS: number;
+  /** HERALD_TRUST_PROXY as Fastify's `trustProxy`: whose X-Forwarded-For gives `req.ip`. */
+  trustProxy: boolean | string;
+  /** HERALD_TOKEN_SECRET: lets the web console mint demo device tokens ('' = no demo device). */
+  tokenSecret: string;
+  /** HERALD_PUBLIC_WS_URL: the WebSocket URL the console shows ('' = it suggests one). */
+  publicWsUrl: string;
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
 export const MIN_API_KEY_LENGTH = 16;
+/** Shortest HS256 secret accepted, as on the nodes. */
+export const MIN_TOKEN_SECRET_LENGTH = 16;
 
 /** Reads and checks the API's environment; throws ConfigError naming every bad setting. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -36,7 +45,11 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     problems.push(
       `HERALD_TTL_DEFAULT_S (${e.HERALD_TTL_DEFAULT_S}) must not exceed HERALD_TTL_MAX_S (${e.HERALD_TTL_MAX_S})`,
     );
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (e.HERALD_TOKEN_SECRET && e.HERALD_TOKEN_SECRET.length < MIN_TOKEN_SECRET_LENGTH)
+    problems.push(`HERALD_TOKEN_SECRET must be at least ${MIN_TOKEN_SECRET_LENGTH} characters`);
+  const trustProxy = parseTrustProxy(e.HERALD_TRUST_PROXY);
+  if (typeof trustProxy === 'object') problems.push(trustProxy.problem);
+  if (problems.length > 0 || typeof trustProxy === 'object') throw new ConfigError(problems);
   return {
     redisUrl: e.REDIS_URL,
     host: e.HERALD_HOST,
@@ -52,5 +65,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     idempotencyWindowS: e.HERALD_IDEMPOTENCY_WINDOW_S,
     statusKeepS: e.HERALD_STATUS_KEEP_S,
     deviceRetentionS: e.HERALD_DEVICE_RETENTION_S,
+    trustProxy,
+    tokenSecret: e.HERALD_TOKEN_SECRET,
+    publicWsUrl: e.HERALD_PUBLIC_WS_URL,
   };
 }

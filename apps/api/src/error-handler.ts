@@ -16,6 +16,13 @@ export interface ErrorBody {
 
 type AnyError = FastifyError & { statusCode?: number };
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The HERALD_* code this request was answered with, '' when it succeeded (for metrics). */
+    errorCode: string;
+  }
+}
+
 /** Maps Fastify's own errors (parser, body limit, media type) to Herald's codes and shapes. */
 function toHerald(err: AnyError, maxBodyBytes: number): AnyError {
   if (err.code?.startsWith('HERALD_')) return err;
@@ -39,9 +46,11 @@ function toHerald(err: AnyError, maxBodyBytes: number): AnyError {
 }
 
 export function installErrorHandlers(app: FastifyInstance, maxBodyBytes: number): void {
+  app.decorateRequest('errorCode', '');
   app.setErrorHandler((err: AnyError, req: FastifyRequest, reply: FastifyReply) => {
     const e = toHerald(err, maxBodyBytes);
     const status = e.statusCode ?? 500;
+    req.errorCode = e.code;
     // 5xx are ours to fix or to watch (Redis down): log with the original error and its stack.
     if (status >= 500) req.log.error({ err }, `${e.code}: ${err.message}`);
     if (e.code === 'HERALD_UNAUTHORIZED') reply.header('WWW-Authenticate', 'Bearer realm="herald"');

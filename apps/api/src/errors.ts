@@ -51,7 +51,11 @@ export const RedisUnavailable = createError<'HERALD_REDIS_UNAVAILABLE', 503, [{ 
   'Redis is unavailable; retry later',
   503,
 );
-export const NotReady = createError<'HERALD_NOT_READY', 503, [string]>('HERALD_NOT_READY', '%s', 503);
+export const NotReady = createError<'HERALD_NOT_READY', 503, [string, { cause: unknown }?]>(
+  'HERALD_NOT_READY',
+  '%s',
+  503,
+);
 
 /**
  * Redis error replies that mean "Redis cannot serve now" rather than "this command is wrong":

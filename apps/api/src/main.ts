@@ -55,6 +55,8 @@ async function main(): Promise<void> {
     }, STOP_DEADLINE_MS);
     deadline.unref();
     try {
+      // Not ready from now on (/readyz 503), so balancers stop sending before we stop accepting.
+      app.beginShutdown();
       // Stops accepting, lets in-flight requests finish, then closes the queue (onClose).
       await app.close();
       await Promise.all([closeRedis(redis), closeRedis(queueRedis)]);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FanoutJob, NotificationState, NotificationStatus, Target } from '@herald/protocol';
+import type { FanoutJob, NotificationState, NotificationStatus, Target, TargetKind } from '@herald/protocol';
 import { targetKind } from '@herald/protocol';
 import { FANOUT_JOB, fanoutJobOptions, type Idempotency, type StatusStore } from '@herald/store';
 import type { Queue } from 'bullmq';
@@ -40,6 +40,8 @@ export interface NotificationServiceDeps {
   log: FastifyBaseLogger;
   /** Bound on each BullMQ call: the queue may wait for a connection instead of failing fast. */
   queueTimeoutMs: number;
+  /** Called once per notification queued (not for idempotent replays), e.g. to count it. */
+  onAccepted?: (target: TargetKind, scheduled: boolean) => void;
 }
 
 /** What a publish has been checked and resolved to, before anything is written. */
@@ -151,6 +153,7 @@ export class NotificationService {
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
+    this.d.onAccepted?.(targetKind(p.to), state === 'scheduled');
     return { id, status: state };
   }
 

@@ -30,52 +30,180 @@ export function publishSchema(cfg: ApiConfig) {
         {
           devices: Type.Optional(Ids('Device')),
           users: Type.Optional(Ids('User')),
-          topic: Type.Optional(Topic),
-          broadcast: Type.Optional(Type.Literal(true)),
+          topic: Type.Optional({ ...Topic, description: 'Every device subscribed to this topic.' }),
+          broadcast: Type.Optional(Type.Literal(true, { description: 'Every device.' })),
         },
-        { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+        {
+          additionalProperties: false,
+          minProperties: 1,
+          maxProperties: 1,
+          description: 'Who gets it: exactly one of devices, users, topic, broadcast.',
+        },
       ),
       data: Type.Unknown({ description: 'Any JSON value, delivered as is.' }),
-      ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: cfg.ttlMaxS, description: 'Seconds.' })),
-      deliverAt: Type.Optional(Type.String({ format: 'date-time' })),
+      ttl: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: cfg.ttlMaxS,
+          description: `Seconds it may still be delivered, from deliverAt or now (default ${cfg.ttlDefaultS}).`,
+        }),
+      ),
+      deliverAt: Type.Optional(
+        Type.String({
+          format: 'date-time',
+          description: 'Send later (ISO 8601 with a time zone); in the past or now: send now.',
+        }),
+      ),
     },
     { additionalProperties: false },
   );
   return {
     headers: Type.Object({
-      'idempotency-key': Type.Optional(Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN })),
+      'idempotency-key': Type.Optional(
+        Type.String({
+          pattern: IDEMPOTENCY_KEY_PATTERN,
+          description: 'Makes retries safe: the same key and body within the window give the same id.',
+        }),
+      ),
     }),
     body,
-    response: { 202: Accepted },
+    response: { 202: Accepted, ...errorResponses(400, 401, 409, 413, 415, 503) },
   };
 }
 
 export type PublishBody = Static<ReturnType<typeof publishSchema>['body']>;
 
-export const Accepted = Type.Object({ id: Type.String(), status: Type.String() });
+const STATES = ['scheduled', 'queued', 'sending', 'sent', 'cancelled', 'expired'];
+
+export const Accepted = Type.Object(
+  {
+    id: Type.String({ description: 'Notification id (UUIDv7).' }),
+    status: Type.String({
+      enum: STATES,
+      description:
+        '`queued` or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
+    }),
+  },
+  { description: 'Durably queued: status written and fan-out job added.' },
+);
 
 export const NotificationParams = Type.Object({ id: Type.String({ pattern: NOTIFICATION_ID_PATTERN }) });
 
-export const Status = Type.Object({
-  id: Type.String(),
-  state: Type.String(),
-  target: Type.String(),
-  createdAt: Type.String(),
-  deliverAt: Type.Optional(Type.String()),
-  expiresAt: Type.String(),
-  counts: Type.Object({
-    targets: Type.Integer(),
-    delivered: Type.Integer(),
-    acked: Type.Integer(),
-    expired: Type.Integer(),
-  }),
-});
+export const Status = Type.Object(
+  {
+    id: Type.String(),
+    state: Type.String({ enum: STATES }),
+    target: Type.String({ enum: ['devices', 'users', 'topic', 'broadcast'] }),
+    createdAt: Type.String({ format: 'date-time' }),
+    deliverAt: Type.Optional(Type.String({ format: 'date-time', description: 'Only for scheduled ones.' })),
+    expiresAt: Type.String({ format: 'date-time' }),
+    counts: Type.Object({
+      targets: Type.Integer({ description: 'Devices it was addressed to, counted at fan-out.' }),
+      delivered: Type.Integer({ description: 'Deliveries written to a device socket.' }),
+      acked: Type.Integer({ description: 'Devices that acknowledged it.' }),
+      expired: Type.Integer({ description: 'After expiry: targets that never got it.' }),
+    }),
+  },
+  { description: 'State and delivery counts of the notification.' },
+);
 
-export const Cancelled = Type.Object({ id: Type.String(), state: Type.Literal('cancelled') });
+export const Cancelled = Type.Object(
+  { id: Type.String(), state: Type.Literal('cancelled') },
+  { description: 'Cancelled (also when it already was).' },
+);
 
-export const TopicDeviceParams = Type.Object({
-  topic: Topic,
-  device: Type.String({ pattern: ID_RE.source }),
-});
+export const DeviceId = Type.String({ pattern: ID_RE.source });
+
+export const TopicDeviceParams = Type.Object({ topic: Topic, device: DeviceId });
+
+/** 204: no body (typed as undefined so handlers call `send()` without one). */
+export const NoContent = Type.Unsafe<undefined>({ type: 'null', description: 'Done.' });
 
 export const Health = Type.Object({ status: Type.String() });
+
+/** Error answers, `{"code": "HERALD_...", "message": "..."}`; one shared schema in OpenAPI. */
+export const HeraldError = Type.Object(
+  {
+    code: Type.String({ description: 'Stable error code, e.g. HERALD_BAD_REQUEST.' }),
+    message: Type.String({ description: 'What is wrong, in the terms of the request.' }),
+  },
+  { $id: 'HeraldError', description: 'An error.' },
+);
+
+const ERRORS: Record<number, string> = {
+  400: 'Invalid request (`HERALD_BAD_REQUEST`): the message names the field.',
+  401: 'Missing or unknown API key (`HERALD_UNAUTHORIZED`).',
+  404: 'Not found (`HERALD_NOT_FOUND`).',
+  409: 'Conflict: `HERALD_IDEMPOTENCY_CONFLICT`, `HERALD_IDEMPOTENCY_IN_PROGRESS` or `HERALD_ALREADY_SENT`.',
+  413: 'Too large: `HERALD_PAYLOAD_TOO_LARGE` (body) or `HERALD_DATA_TOO_LARGE` (data).',
+  415: 'Not JSON (`HERALD_UNSUPPORTED_MEDIA_TYPE`).',
+  503: 'Redis unavailable (`HERALD_REDIS_UNAVAILABLE`, with Retry-After: 1): nothing was done, retry.',
+};
+
+/** Response schemas of the given error statuses, for route schemas (and so for OpenAPI). */
+export function errorResponses<const S extends readonly (keyof typeof ERRORS & number)[]>(...statuses: S) {
+  const out: Record<number, ReturnType<typeof Type.Ref>> = {};
+  for (const s of statuses) out[s] = Type.Ref('HeraldError', { description: ERRORS[s] });
+  return out as { [K in S[number]]: ReturnType<typeof Type.Ref> };
+}
+
+// ---- admin (read-only views of what Redis holds) ----
+
+export const AdminDeviceParams = Type.Object({ device: DeviceId });
+export const AdminTopicParams = Type.Object({ topic: Topic });
+
+export const NodeList = Type.Object(
+  {
+    nodes: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        lastSeen: Type.String({ format: 'date-time', description: 'Last heartbeat.' }),
+        connections: Type.Integer({ description: 'WebSocket connections at the last heartbeat.' }),
+      }),
+    ),
+  },
+  { description: 'Push nodes seen in the last 2 minutes, by id.' },
+);
+
+export const DeviceView = Type.Object(
+  {
+    device: Type.String(),
+    registered: Type.Boolean({
+      description: 'Said hello within retention (is in the broadcast audience).',
+    }),
+    nodes: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        address: Type.Union([Type.String(), Type.Null()], {
+          description: 'Client address as the node saw it (PROXY protocol aware); null if not recorded.',
+        }),
+      }),
+      { description: 'Nodes where the device is connected now, by id.' },
+    ),
+    topics: Type.Array(Type.String(), { description: 'Durable topic subscriptions.' }),
+    cursors: Type.Array(
+      Type.Object({
+        stream: Type.String({ description: '`inbox`, `broadcast` or `topic:<name>`.' }),
+        head: Type.Integer({ description: 'Last seq appended to the stream (0: none yet).' }),
+        acked: Type.Union([Type.Integer(), Type.Null()], {
+          description: 'Last seq the device acked (null: no cursor stored).',
+        }),
+      }),
+      {
+        description: 'Per stream: head and acked cursor; head minus acked is what the device has not acked.',
+      },
+    ),
+  },
+  { description: 'What Redis holds about the device (an unknown device has empty lists).' },
+);
+
+export const TopicView = Type.Object(
+  {
+    topic: Type.String(),
+    subscribers: Type.Integer({
+      description: 'Devices durably subscribed (the target count of a topic publish).',
+    }),
+    head: Type.Integer({ description: 'Last seq appended to the topic stream (0: none yet).' }),
+  },
+  { description: 'Audience and stream head of a topic.' },
+);

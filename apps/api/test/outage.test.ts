@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
 import { apiKeyId } from '../src/auth.js';
 import { auth, captureLogger, KEY, ready, testConfig } from './helpers.js';
+import { metric, parseMetrics } from './prom.js';
 
 const PREFIX = 'outage';
 const body = { to: { devices: ['d1'] }, data: { n: 1 } };
@@ -72,6 +73,18 @@ describe('Redis outage', () => {
     expect(status.statusCode).toBe(503);
     const topic = await app.inject({ method: 'PUT', url: '/v1/topics/news/devices/d1', headers: auth() });
     expect(topic.statusCode).toBe(503);
+
+    // Metrics still answer (they need no Redis) and show the outage: connection 'error' events
+    // and the failed commands behind the 503s, and the publishes refused with their code.
+    const metrics = await app.inject({ url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    const m = parseMetrics(metrics.body);
+    // Two publishes, /readyz, the status read, the topic PUT: at least one error each.
+    expect(metric(m, 'herald_redis_errors_total', { app: 'api' })).toBeGreaterThanOrEqual(5);
+    expect(metric(m, 'herald_publish_rejected_total', { code: 'HERALD_REDIS_UNAVAILABLE' })).toBe(2);
+    expect(
+      metric(m, 'herald_http_requests_total', { route: '/v1/notifications', method: 'POST', status: '503' }),
+    ).toBe(2);
 
     await srv.restart();
     await Promise.all([ready(redis), ready(queueRedis)]);

@@ -110,6 +110,14 @@ export class HeraldNode {
       options: { maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false },
       // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
       preClose: (done) => done(),
+      // Protocol errors (oversized, bad UTF-8, bad framing) are the peer's: ws is already sending
+      // the close code (1009, 1007, 1002...) and must be left to finish the close handshake, so
+      // no terminate here (it would turn the close into a TCP reset) and no error-level log that
+      // any client could flood.
+      errorHandler: (err, socket, req) => {
+        req.log.debug({ err: err.message }, 'websocket error');
+        if (socket.readyState === socket.OPEN) socket.close(CloseCode.Internal, 'internal error');
+      },
     });
     const origins = this.opts.allowedOrigins ? new Set(this.opts.allowedOrigins) : undefined;
     app.get(

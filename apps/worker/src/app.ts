@@ -1,17 +1,19 @@
 import type { Static, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import { createRedis, Devices, FANOUT_QUEUE, Keys, queueOptions, StatusStore, Streams } from '@herald/store';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Fanout, type FanoutResult } from './fanout.js';
 import { createHealthServer } from './health.js';
+import { WorkerMetrics } from './metrics.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
 export interface WorkerApp {
   worker: Worker<FanoutJob, FanoutResult>;
   fanout: Fanout;
+  metrics: WorkerMetrics;
   health: FastifyInstance;
   /** Address the health server listens on, e.g. http://127.0.0.1:8070. */
   healthUrl: string;
@@ -30,11 +32,20 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   // fan-out never delays job locks and a blocked BZPOPMIN never delays a fan-out.
   const redis = createRedis(cfg.REDIS_URL, 'background', 'herald-worker');
   const bull = createRedis(cfg.REDIS_URL, 'bullmq', 'herald-worker');
+  // Only read, for the queue gauge at scrape time; it shares the background connection.
+  const counts = new Queue<FanoutJob>(FANOUT_QUEUE, {
+    connection: redis,
+    ...queueOptions(keys),
+    skipVersionCheck: true,
+  });
+  counts.on('error', () => {}); // the connection's own errors are logged and counted below
+  const metrics = new WorkerMetrics({ jobCounts: (...states) => counts.getJobCounts(...states) });
   // Without a listener ioredis prints every reconnect error to stderr; log them once per outage.
   for (const [name, conn] of [
     ['background', redis],
     ['bullmq', bull],
   ] as const) {
+    metrics.watch(conn);
     let down = false;
     conn.on('error', (err: Error) => {
       if (!down) log.warn({ err: err.message, connection: name }, 'redis connection error; reconnecting');
@@ -59,13 +70,18 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     keys,
     chunk: cfg.HERALD_FANOUT_CHUNK,
     log,
+    observer: metrics,
   });
 
-  const worker = new Worker<FanoutJob, FanoutResult>(FANOUT_QUEUE, (job) => fanout.process(job), {
-    connection: bull,
-    prefix: queueOptions(keys).prefix,
-    concurrency: cfg.HERALD_WORKER_CONCURRENCY,
-  });
+  const worker = new Worker<FanoutJob, FanoutResult>(
+    FANOUT_QUEUE,
+    (job) => metrics.job(job.data, () => fanout.process(job)),
+    {
+      connection: bull,
+      prefix: queueOptions(keys).prefix,
+      concurrency: cfg.HERALD_WORKER_CONCURRENCY,
+    },
+  );
   // A worker must never die or drop jobs silently.
   worker.on('error', (err) => log.error({ err }, 'fan-out worker error'));
   worker.on('failed', (job, err) => {
@@ -79,12 +95,18 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
 
   let closing: Promise<'closed' | 'timeout'> | undefined;
   // Not ready from the moment shutdown starts, even while running jobs finish.
-  const health = createHealthServer({ redis, worker: { isRunning: () => !closing && worker.isRunning() } });
+  const health = createHealthServer({
+    redis,
+    worker: { isRunning: () => !closing && worker.isRunning() },
+    metrics: metrics.registry,
+    onRedisError: () => metrics.redisErrors.inc(),
+  });
   let healthUrl: string;
   try {
     healthUrl = await health.listen({ host: cfg.HERALD_HOST, port: cfg.HERALD_PORT });
   } catch (err) {
     await worker.close(true);
+    await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
     throw err;
@@ -112,7 +134,10 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
       const outcome = await Promise.race([finished, deadline]);
       clearTimeout(timer);
       await health.close();
+      // The gauge's queue only reads; with Redis away its close must not hold the exit up.
+      const countsClosed = counts.close().catch(() => {});
       if (outcome === 'closed') {
+        await countsClosed;
         // BullMQ does not close a connection it was given: quit gracefully, or drop it if Redis is away.
         await Promise.all([redis, bull].map((c) => c.quit().catch(() => c.disconnect())));
       } else {
@@ -128,5 +153,5 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     return closing;
   };
 
-  return { worker, fanout, health, healthUrl, close };
+  return { worker, fanout, metrics, health, healthUrl, close };
 }

@@ -15,6 +15,16 @@ export interface FanoutDeps {
   /** Devices appended per pipeline (HERALD_FANOUT_CHUNK). */
   chunk: number;
   log: Logger;
+  /** Told of every append and doorbell (metrics). */
+  observer?: FanoutObserver;
+}
+
+/** What a fan-out reports as it goes, for metrics. */
+export interface FanoutObserver {
+  /** `n` entries appended: one per device inbox, one per topic or broadcast publish. */
+  appended(kind: 'inbox' | 'topic' | 'broadcast', n: number): void;
+  /** `n` doorbell messages published: inbox (one per node) or stream (one per topic or broadcast). */
+  rang(kind: 'inbox' | 'stream', n: number): void;
 }
 
 /**
@@ -140,6 +150,7 @@ export class Fanout {
     await this.shared(
       job,
       progress,
+      'topic',
       () => streams.appendTopic(topic, entry),
       (seq) => ringStream(publisher, keys.topicChannel(topic), topicStream(topic), seq, entry),
       () => devices.topicMemberCount(topic),
@@ -151,6 +162,7 @@ export class Fanout {
     await this.shared(
       job,
       progress,
+      'broadcast',
       () => streams.appendBroadcast(entry),
       (seq) => ringStream(publisher, keys.broadcastChannel(), BROADCAST, seq, entry),
       () => devices.deviceCount(),
@@ -161,6 +173,7 @@ export class Fanout {
   private async shared(
     job: FanoutJobHandle,
     progress: FanoutProgress,
+    kind: 'topic' | 'broadcast',
     append: () => Promise<number>,
     ring: (seq: number) => Promise<void>,
     targets: () => Promise<number>,
@@ -169,20 +182,24 @@ export class Fanout {
     let seq = progress.seq;
     if (seq === undefined) {
       seq = await append();
+      this.deps.observer?.appended(kind, 1);
       await job.updateProgress({ done: 0, seq } satisfies FanoutProgress);
     }
     await ring(seq);
+    this.deps.observer?.rang('stream', 1);
     await this.deps.status.addTargets(job.data.id, await targets());
     await job.updateProgress({ done: 1, seq } satisfies FanoutProgress);
   }
 
   /** One chunk: one append pipeline, one doorbell per node, then the chunk's target count. */
   private async inboxChunk(entry: NewEntry, devices: string[]): Promise<void> {
-    const { streams, publisher, keys, status } = this.deps;
+    const { streams, publisher, keys, status, observer } = this.deps;
     // A device listed by two users (or twice by SSCAN during a rehash) is appended once per chunk.
     const unique = devices.length > 1 ? [...new Set(devices)] : devices;
     const appended = await streams.appendInboxes(unique, entry);
-    await ringInboxes(publisher, keys, entry, appended);
+    observer?.appended('inbox', appended.length);
+    const bells = await ringInboxes(publisher, keys, entry, appended);
+    observer?.rang('inbox', bells);
     await status.addTargets(entry.id, unique.length);
   }
 }

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 
 export interface HealthDeps {
   /** The connection fan-outs use for streams, status and doorbells. */
@@ -8,6 +9,10 @@ export interface HealthDeps {
   worker: { isRunning(): boolean };
   /** A PING slower than this counts as Redis down (default 1000 ms). */
   pingTimeoutMs?: number;
+  /** Served at GET /metrics when given. */
+  metrics?: Registry;
+  /** Called when the readiness PING fails or times out (metrics). */
+  onRedisError?: (err: unknown) => void;
 }
 
 export interface NotReady {
@@ -32,6 +37,7 @@ export async function notReadyReason(deps: HealthDeps): Promise<string | undefin
     await Promise.race([deps.redis.ping(), timeout]);
     return undefined;
   } catch (err) {
+    deps.onRedisError?.(err);
     return `redis: ${(err as Error).message}`;
   } finally {
     clearTimeout(timer);
@@ -41,7 +47,8 @@ export async function notReadyReason(deps: HealthDeps): Promise<string | undefin
 /**
  * Health endpoints: `/healthz` is liveness (the process answers), `/readyz` is readiness
  * (Redis answers and the worker is pulling jobs), so an orchestrator restarts a wedged process
- * but only stops routing traffic (none here) or alerts while Redis is away.
+ * but only stops routing traffic (none here) or alerts while Redis is away. `/metrics` is the
+ * Prometheus scrape (no auth: keep the port private).
  */
 export function createHealthServer(deps: HealthDeps): FastifyInstance {
   // Probes hit these every few seconds: no request logs.
@@ -52,5 +59,11 @@ export function createHealthServer(deps: HealthDeps): FastifyInstance {
     if (message === undefined) return { ok: true };
     return reply.code(503).send({ code: 'HERALD_NOT_READY', message } satisfies NotReady);
   });
+  const registry = deps.metrics;
+  if (registry)
+    app.get('/metrics', async (_req, reply) => {
+      const text = await registry.metrics();
+      return reply.type(registry.contentType).send(text);
+    });
   return app;
 }

@@ -55,6 +55,12 @@ export const apiSchema = Type.Object({
     description:
       'WebSocket URL of the balancer as browsers reach it, shown by the web console (empty: the console suggests ws://<host>:8000/v1/ws).',
   }),
+  HERALD_TRUST_PROXY: Type.String({
+    default: 'false',
+    pattern: '^(true|false|[A-Za-z0-9.:/, ]+)$',
+    description:
+      'Whose X-Forwarded-For to believe for the client address in logs: `false` (the peer itself), `true` (any peer: only when nothing but the proxy can reach the API), or a comma-separated list of proxy addresses or CIDRs (`loopback`, `linklocal`, `uniquelocal` work too).',
+  }),
 });
 
 export const workerSchema = Type.Object({
@@ -107,6 +113,12 @@ export const nodeSchema = Type.Object({
     description:
       'Expect a PROXY protocol v1/v2 header from the balancer on every connection (refuse connections without it).',
   }),
+  HERALD_HEALTH_PORT: Int(
+    0,
+    0,
+    65535,
+    'Extra plain-HTTP port for /healthz, /readyz and /metrics (for probes that cannot send PROXY protocol); 0: none.',
+  ),
   HERALD_ACCEPT_RATE: Int(
     2000,
     1,

@@ -20,7 +20,7 @@ if seq == 1 and redis.call('EXISTS', stream) == 1 then
   end
 end
 
-redis.call('XADD', stream, 'MAXLEN', '~', maxlen, seq .. '-0', 'i', id, 'd', data, 't', ts, 'e', exp)
+redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d-0', seq), 'i', id, 'd', data, 't', ts, 'e', exp)
 
 -- Drop expired entries at the head (bounded: a few per append keeps up with the append rate).
 local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 8)
@@ -35,7 +35,7 @@ for _, entry in ipairs(head) do
 end
 if cut ~= nil then
   local cutSeq = tonumber(string.match(cut, '^(%d+)'))
-  redis.call('XTRIM', stream, 'MINID', (cutSeq + 1) .. '-0')
+  redis.call('XTRIM', stream, 'MINID', string.format('%d-0', cutSeq + 1))
 end
 
 -- Keep the stream (and its counter) as long as its longest-lived entry, plus a margin.

@@ -2,6 +2,7 @@ export * from './devices.js';
 export * from './doorbell.js';
 export * from './entry.js';
 export * from './idempotency.js';
+export * from './inspect.js';
 export * from './keys.js';
 export * from './nodes.js';
 export * from './presence.js';

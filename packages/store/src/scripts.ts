@@ -19,7 +19,7 @@ declare module 'ioredis' {
     heraldRead(
       stream: string,
       seq: string,
-      after: number,
+      firstId: string,
       count: number,
     ): Result<[number, StreamEntryReply[]], Context>;
     heraldCursor(key: string, ...argv: (string | number)[]): Result<number, Context>;

@@ -94,7 +94,7 @@ export class Streams {
 
   /** Entries after `after` (exclusive), at most `count`, with the stream's head. */
   async read(k: StreamKeys, after: number, count: number): Promise<StreamRead> {
-    const [head, raw] = await this.redis.heraldRead(k.stream, k.seq, after, count);
+    const [head, raw] = await this.redis.heraldRead(k.stream, k.seq, `${after + 1}-0`, count);
     return { head: Number(head), entries: raw.map(decodeEntry) };
   }
 

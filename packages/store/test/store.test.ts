@@ -75,6 +75,13 @@ describe('Streams', () => {
     expect(ttl).toBeGreaterThan(59_000);
   });
 
+  it('reads after cursors too large for Lua to print as integers', async () => {
+    await streams.appendInboxes(['d-big'], entry('b1'));
+    const r = await streams.read(keys.inbox('d-big'), 99_999_999_999_999, 10);
+    expect(r).toEqual({ head: 1, entries: [] });
+    expect((await streams.read(keys.inbox('d-big'), Number.MAX_SAFE_INTEGER - 1, 10)).entries).toEqual([]);
+  });
+
   it('continues after the stream when its counter was lost', async () => {
     await streams.appendInboxes(['d5'], entry('x1'));
     await streams.appendInboxes(['d5'], entry('x2'));

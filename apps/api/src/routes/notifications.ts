@@ -1,33 +1,64 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiConfig } from '../config.js';
 import { bodyHash, type NotificationService } from '../notifications.js';
-import { Cancelled, NotificationParams, publishSchema, Status } from '../schemas.js';
+import { Cancelled, errorResponses, NotificationParams, publishSchema, Status } from '../schemas.js';
 
 export interface NotificationRoutesOptions {
   config: ApiConfig;
   notifications: NotificationService;
 }
 
+const tags = ['notifications'];
+
 export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOptions> = async (
   app,
   { config, notifications },
 ) => {
-  app.post('/notifications', { schema: publishSchema(config) }, async (req, reply) => {
-    const key = req.headers['idempotency-key'];
-    const idem = key === undefined ? undefined : { scope: req.apiKeyId, key, bodyHash: bodyHash(req.body) };
-    const result = await notifications.publish(req.body, idem);
-    return reply.code(202).send(result);
-  });
+  app.post(
+    '/notifications',
+    {
+      schema: {
+        summary: 'Publish a notification',
+        description:
+          'To devices, users, a topic or every device; now or at `deliverAt`. Answers once it is durably queued. See docs/api.md.',
+        tags,
+        ...publishSchema(config),
+      },
+    },
+    async (req, reply) => {
+      const key = req.headers['idempotency-key'];
+      const idem = key === undefined ? undefined : { scope: req.apiKeyId, key, bodyHash: bodyHash(req.body) };
+      const result = await notifications.publish(req.body, idem);
+      return reply.code(202).send(result);
+    },
+  );
 
   app.get(
     '/notifications/:id',
-    { schema: { params: NotificationParams, response: { 200: Status } } },
+    {
+      schema: {
+        summary: 'Status of a notification',
+        description: 'State and delivery counts; kept until HERALD_STATUS_KEEP_S after it expires.',
+        tags,
+        params: NotificationParams,
+        response: { 200: Status, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
     async (req) => notifications.get(req.params.id),
   );
 
   app.delete(
     '/notifications/:id',
-    { schema: { params: NotificationParams, response: { 200: Cancelled } } },
+    {
+      schema: {
+        summary: 'Cancel a scheduled notification',
+        description:
+          'Only while it is `scheduled`; once a worker started sending it the answer is 409 HERALD_ALREADY_SENT.',
+        tags,
+        params: NotificationParams,
+        response: { 200: Cancelled, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
     async (req) => notifications.cancel(req.params.id),
   );
 };

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { topicStream } from '@herald/protocol';
 import { type Devices, encodeDoorbell, type Keys, type Presence, type Streams } from '@herald/store';
 import type { Redis } from 'ioredis';
-import { TopicDeviceParams } from '../schemas.js';
+import { errorResponses, NoContent, TopicDeviceParams } from '../schemas.js';
 
 export interface TopicRoutesOptions {
   redis: Redis;
@@ -25,21 +25,45 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
     for (const [err] of replies ?? []) if (err) throw err;
   }
 
-  app.put('/topics/:topic/devices/:device', { schema: { params: TopicDeviceParams } }, async (req, reply) => {
-    const { topic, device } = req.params;
-    // Head before subscribing: the device gets everything published after this request began
-    // (reading it after could skip an entry appended in between). A cursor the device already
-    // has for the topic is kept.
-    const head = await o.streams.head(o.keys.topic(topic));
-    await o.devices.subscribe(device, topic);
-    await o.devices.initCursor(device, topicStream(topic), head);
-    await ring('sub', device, topic);
-    return reply.code(204).send();
-  });
+  const tags = ['topics'];
+  const response = { 204: NoContent, ...errorResponses(400, 401, 503) };
+
+  app.put(
+    '/topics/:topic/devices/:device',
+    {
+      schema: {
+        summary: 'Subscribe a device to a topic',
+        description:
+          'Durable, for devices online or not; the device gets what is published from now on (an existing position is kept).',
+        tags,
+        params: TopicDeviceParams,
+        response,
+      },
+    },
+    async (req, reply) => {
+      const { topic, device } = req.params;
+      // Head before subscribing: the device gets everything published after this request began
+      // (reading it after could skip an entry appended in between). A cursor the device already
+      // has for the topic is kept.
+      const head = await o.streams.head(o.keys.topic(topic));
+      await o.devices.subscribe(device, topic);
+      await o.devices.initCursor(device, topicStream(topic), head);
+      await ring('sub', device, topic);
+      return reply.code(204).send();
+    },
+  );
 
   app.delete(
     '/topics/:topic/devices/:device',
-    { schema: { params: TopicDeviceParams } },
+    {
+      schema: {
+        summary: 'Unsubscribe a device from a topic',
+        description: 'Forgets its position in the topic; a connected device stops receiving it at once.',
+        tags,
+        params: TopicDeviceParams,
+        response,
+      },
+    },
     async (req, reply) => {
       const { topic, device } = req.params;
       await o.devices.unsubscribe(device, topic);

@@ -1,0 +1,124 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
+import { type Devices, Inspect, type Keys, Nodes, type Presence, type Streams } from '@herald/store';
+import type { Redis } from 'ioredis';
+import {
+  AdminDeviceParams,
+  AdminTopicParams,
+  DeviceView,
+  errorResponses,
+  NodeList,
+  TopicView,
+} from '../schemas.js';
+
+export interface AdminRoutesOptions {
+  redis: Redis;
+  keys: Keys;
+  devices: Devices;
+  streams: Streams;
+  presence: Presence;
+}
+
+/** Nodes whose last heartbeat is older than this are left out of the node list. */
+export const NODE_WINDOW_MS = 2 * 60_000;
+
+/** Streams in the order the device view lists them: inbox, broadcast, then topics by name. */
+function streamOrder(a: string, b: string): number {
+  const rank = (s: string) => (s === INBOX ? 0 : s === BROADCAST ? 1 : 2);
+  return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * Read-only views of what Redis holds, for operators and support (same API key as publishing).
+ * Nothing here writes, so looking at a device never keeps it alive or moves a cursor.
+ */
+export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o) => {
+  const nodes = new Nodes(o.redis, o.keys);
+  const inspect = new Inspect(o.redis, o.keys);
+  const tags = ['admin'];
+
+  app.get(
+    '/nodes',
+    {
+      schema: {
+        summary: 'Live push nodes',
+        description: 'Nodes with a heartbeat in the last 2 minutes, with their connection counts.',
+        tags,
+        response: { 200: NodeList, ...errorResponses(401, 503) },
+      },
+    },
+    async () => {
+      const list = await nodes.list(NODE_WINDOW_MS);
+      list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return {
+        nodes: list.map((n) => ({
+          id: n.id,
+          lastSeen: new Date(n.lastSeen).toISOString(),
+          connections: n.connections,
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/devices/:device',
+    {
+      schema: {
+        summary: 'A device: presence, cursors, topics',
+        description:
+          'The nodes where the device is connected now (with its client address), its durable topics, and per stream the head and its acked cursor.',
+        tags,
+        params: AdminDeviceParams,
+        response: { 200: DeviceView, ...errorResponses(400, 401, 503) },
+      },
+    },
+    async (req) => {
+      const { device } = req.params;
+      const [registered, live, addresses, topics, cursors] = await Promise.all([
+        inspect.registered(device),
+        o.presence.nodesOf(device),
+        o.presence.addresses(device),
+        o.devices.topicsOf(device),
+        inspect.cursors(device),
+      ]);
+      // Every stream the device reads: its inbox, broadcast, its topics, and any other cursor it
+      // still has (a name that is not a valid stream is skipped rather than failing the view).
+      const names = new Set<string>([INBOX, BROADCAST, ...topics.map((t) => topicStream(t))]);
+      for (const s of Object.keys(cursors)) if (parseStream(s)) names.add(s);
+      const streams = [...names].sort(streamOrder);
+      const heads = await o.streams.heads(streams.map((s) => o.streams.keysOf(s, device)));
+      return {
+        device,
+        registered,
+        nodes: live.sort().map((id) => ({ id, address: addresses[id] ?? null })),
+        topics: topics.sort(),
+        cursors: streams.map((stream, i) => ({
+          stream,
+          head: heads[i] ?? 0,
+          acked: cursors[stream] ?? null,
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/topics/:topic',
+    {
+      schema: {
+        summary: 'A topic: subscribers and head',
+        description: 'How many devices are durably subscribed, and the last seq of the topic stream.',
+        tags,
+        params: AdminTopicParams,
+        response: { 200: TopicView, ...errorResponses(400, 401, 503) },
+      },
+    },
+    async (req) => {
+      const { topic } = req.params;
+      const [subscribers, head] = await Promise.all([
+        o.devices.topicMemberCount(topic),
+        o.streams.head(o.keys.topic(topic)),
+      ]);
+      return { topic, subscribers, head };
+    },
+  );
+};
