@@ -35,6 +35,7 @@ function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
     '',
     `  Publish (HTTP):   POST ${publish}`,
     `  WebSocket:        ${stack.wsUrl}   (nginx :${stack.nginx.port} -> ${stack.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`,
+    `  Console:          ${stack.apiUrl}/console   (paste the demo API key)`,
     `  Demo API key:     ${apiKey}`,
     `  Redis:            ${stack.redisUrl}${ownRedis ? `   (data ${path.join(home, 'redis')}, AOF on)` : ''}`,
     `  Worker:           ${stack.worker.url}`,

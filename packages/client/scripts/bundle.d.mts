@@ -1,0 +1,7 @@
+import type { BuildOptions } from 'esbuild';
+
+export declare const ENTRY: string;
+export declare const OUTFILE: string;
+export declare const GZIP_BUDGET: number;
+export declare const browserOptions: BuildOptions;
+export declare function bundleBrowser(options?: { write?: boolean }): Promise<string>;
