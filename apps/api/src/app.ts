@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FanoutJob } from '@herald/protocol';
+import type { RedisClient } from '@herald/store';
 import {
   Devices,
   FANOUT_QUEUE,
@@ -12,7 +13,6 @@ import {
 } from '@herald/store';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
-import type { Redis } from 'ioredis';
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { consoleRoutes } from './console/routes.js';
@@ -34,9 +34,9 @@ export interface AppDeps {
    * Connection for store calls, made with `createRedis(url, 'request')`: no offline queue, so
    * while Redis is down requests fail at once (503) instead of piling up. The caller owns it.
    */
-  redis: Redis;
+  redis: RedisClient;
   /** Connection for the BullMQ queue, also a 'request' one. The caller owns it. */
-  queueRedis: Redis;
+  queueRedis: RedisClient;
   /** A logger to use instead of one built from config (tests pass their own). */
   loggerInstance?: FastifyBaseLogger;
   /** Bound on each BullMQ call (default 3 s). */
@@ -55,7 +55,7 @@ export function loggerOptions(level: string): Exclude<FastifyServerOptions['logg
 }
 
 /** Logs a connection's outage once when it starts and once when it ends, not every retry. */
-function watchConnection(redis: Redis, name: string, log: FastifyBaseLogger): () => void {
+function watchConnection(redis: RedisClient, name: string, log: FastifyBaseLogger): () => void {
   let down = false;
   const onError = (err: Error) => {
     if (down) return;

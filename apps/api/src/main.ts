@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { ConfigError } from '@herald/config';
+import type { RedisClient } from '@herald/store';
 import { createRedis } from '@herald/store';
-import type { Redis } from 'ioredis';
 import { buildApp } from './app.js';
 import { type ApiConfig, loadApiConfig } from './config.js';
 import { withTimeout } from './timeout.js';
@@ -12,7 +12,7 @@ const STARTUP_WAIT_MS = 5000;
 const STOP_DEADLINE_MS = 10_000;
 
 /** QUIT when Redis answers; while it is down (no offline queue) just drop the socket. */
-async function closeRedis(redis: Redis): Promise<void> {
+async function closeRedis(redis: RedisClient): Promise<void> {
   try {
     await withTimeout(redis.quit(), 1000, () => new Error('QUIT timed out'));
   } catch {
@@ -21,7 +21,7 @@ async function closeRedis(redis: Redis): Promise<void> {
 }
 
 /** Resolves when the connection is ready or after `ms`, whichever is first. */
-async function connected(redis: Redis, ms: number): Promise<void> {
+async function connected(redis: RedisClient, ms: number): Promise<void> {
   if (redis.status === 'ready') return;
   await once(redis, 'ready', { signal: AbortSignal.timeout(ms) }).catch(() => {});
 }

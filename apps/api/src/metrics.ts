@@ -1,6 +1,6 @@
 import type { TargetKind } from '@herald/protocol';
+import type { RedisClient } from '@herald/store';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { isRedisOutage } from './errors.js';
 
@@ -67,7 +67,7 @@ export class ApiMetrics {
   }
 
   /** Counts the connection's 'error' events (one per failed connect attempt while Redis is away). */
-  watch(redis: Redis): () => void {
+  watch(redis: RedisClient): () => void {
     const onError = () => this.redisErrors.inc();
     redis.on('error', onError);
     return () => redis.off('error', onError);

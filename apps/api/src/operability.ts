@@ -1,5 +1,5 @@
+import type { RedisClient } from '@herald/store';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { ApiMetrics, installMetrics, metricsRoutes } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import { installRequestLogging } from './request-log.js';
@@ -23,7 +23,7 @@ export interface Operability {
  * log line, Prometheus metrics (`GET /metrics`), the OpenAPI document and UI (`/docs`), and the
  * shutdown flag behind /readyz. Call it before registering routes (OpenAPI must see them).
  */
-export function installOperability(app: FastifyInstance, connections: readonly Redis[]): Operability {
+export function installOperability(app: FastifyInstance, connections: readonly RedisClient[]): Operability {
   const metrics = new ApiMetrics();
   const readiness: Readiness = { stopping: false };
   app.addSchema(HeraldError);

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
+import type { RedisClient as Redis } from '@herald/store';
 import { FANOUT_QUEUE, Keys, queueOptions } from '@herald/store';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { loggerOptions } from '../src/app.js';
 import { type ApiConfig, loadApiConfig } from '../src/config.js';

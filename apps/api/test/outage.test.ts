@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { freePort, type RedisHandle, startRedis } from '@herald/stack';
+import type { RedisClient as Redis } from '@herald/store';
 import { createRedis, Keys } from '@herald/store';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
 import { apiKeyId } from '../src/auth.js';

@@ -1,6 +1,5 @@
 import { BROADCAST, encodeNotification, TOPIC_PREFIX } from '@herald/protocol';
-import { decodeDoorbell, type Keys } from '@herald/store';
-import type { Redis } from 'ioredis';
+import { decodeDoorbell, type Keys, type Subscriber } from '@herald/store';
 import type { Logger } from 'pino';
 import type { Hub } from './hub.js';
 
@@ -15,7 +14,7 @@ export class Broker {
   private started = false;
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: Subscriber,
     private readonly keys: Keys,
     private readonly nodeId: string,
     private readonly hub: Hub,
@@ -23,16 +22,12 @@ export class Broker {
   ) {}
 
   async start(): Promise<void> {
-    this.sub.on('message', (channel: string, message: string) => this.dispatch(channel, message));
-    this.sub.on('ready', () => {
-      if (!this.started) return;
-      // autoResubscribe re-sent SUBSCRIBE before 'ready'; a PING behind them on the same
-      // connection returns once they are in place, then every client catches up from Redis.
-      void this.sub
-        .ping()
-        .then(() => this.resyncAll())
-        .catch((err: Error) => this.log.warn({ err: err.message }, 'resync after reconnect failed'));
-    });
+    this.sub.onMessage((channel, message) => this.dispatch(channel, message));
+    // Created before the first SUBSCRIBE, so a reconnect during start-up is not missed.
+    this.sub.onResubscribed(
+      () => this.resyncAll(),
+      (err) => this.log.warn({ err: err.message }, 'resync after reconnect failed'),
+    );
     await this.sub.subscribe(this.keys.nodeChannel(this.nodeId), this.keys.broadcastChannel());
     this.started = true;
   }
@@ -66,6 +61,7 @@ export class Broker {
   }
 
   resyncAll(): void {
+    if (!this.started) return;
     this.log.info({ clients: this.hub.size }, 'resyncing clients from streams');
     for (const c of this.hub.connections) c.resync();
   }

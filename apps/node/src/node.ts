@@ -1,8 +1,8 @@
 import websocket from '@fastify/websocket';
 import { CloseCode } from '@herald/protocol';
-import { Devices, Keys, Nodes, Presence, StatusStore, Streams } from '@herald/store';
+import type { RedisClient } from '@herald/store';
+import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
@@ -40,9 +40,9 @@ export interface NodeOptions {
 
 export interface NodeDeps {
   /** Commands (reads, presence, flushes). */
-  redis: Redis;
+  redis: RedisClient;
   /** Pub/sub subscriber; a connection of its own. */
-  sub: Redis;
+  sub: RedisClient;
   log: Logger;
 }
 
@@ -82,7 +82,7 @@ export class HeraldNode {
       presence: new Presence(redis, keys, opts.presenceTtlMs),
       verifier: new TokenVerifier(opts.tokens),
       hub,
-      broker: new Broker(deps.sub, keys, opts.nodeId, hub, log),
+      broker: new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log),
       flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
       stats,
     };

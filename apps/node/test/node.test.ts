@@ -1,4 +1,5 @@
 import { Probe, startRedis } from '@herald/stack';
+import type { RedisClient as Redis } from '@herald/store';
 import {
   createRedis,
   encodeDoorbell,
@@ -8,7 +9,6 @@ import {
   StatusStore,
   Streams,
 } from '@herald/store';
-import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeraldNode } from '../src/node.js';

@@ -1,5 +1,5 @@
-import { encodeDoorbell, type InboxAppend, type Keys, type NewEntry } from '@herald/store';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@herald/store';
+import { encodeDoorbell, type InboxAppend, type Keys, type NewEntry, publish } from '@herald/store';
 
 /**
  * Rings the nodes that hold the devices of one appended chunk: ONE doorbell per node, listing
@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
  * message rather than one per device. Returns the number of messages published.
  */
 export async function ringInboxes(
-  publisher: Redis,
+  publisher: RedisClient,
   keys: Keys,
   entry: NewEntry,
   appended: readonly InboxAppend[],
@@ -22,22 +22,21 @@ export async function ringInboxes(
   }
   if (byNode.size === 0) return 0;
   // One round trip however many nodes there are.
-  const p = publisher.pipeline();
-  for (const [node, to] of byNode)
-    p.publish(keys.nodeChannel(node), encodeDoorbell({ k: 'inbox', entry, to }));
-  const replies = await p.exec();
-  if (!replies) throw new Error('doorbell pipeline aborted');
-  for (const [err] of replies) if (err) throw err;
+  await Promise.all(
+    [...byNode].map(([node, to]) =>
+      publish(publisher, keys.nodeChannel(node), encodeDoorbell({ k: 'inbox', entry, to })),
+    ),
+  );
   return byNode.size;
 }
 
 /** Rings a shared stream (topic or broadcast) once on its channel; nodes fan out locally. */
 export async function ringStream(
-  publisher: Redis,
+  publisher: RedisClient,
   channel: string,
   stream: string,
   seq: number,
   entry: NewEntry,
 ): Promise<void> {
-  await publisher.publish(channel, encodeDoorbell({ k: 'stream', stream, seq, entry }));
+  await publish(publisher, channel, encodeDoorbell({ k: 'stream', stream, seq, entry }));
 }

@@ -1,7 +1,6 @@
 import { BROADCAST, type FanoutJob, type NotificationState, topicStream } from '@herald/protocol';
-import type { Devices, Keys, NewEntry, StatusStore, Streams } from '@herald/store';
+import type { Devices, Keys, NewEntry, RedisClient, StatusStore, Streams } from '@herald/store';
 import { type Job, UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ringInboxes, ringStream } from './doorbells.js';
 
@@ -10,7 +9,7 @@ export interface FanoutDeps {
   devices: Devices;
   status: StatusStore;
   /** Connection for PUBLISH (never a subscriber connection). */
-  publisher: Redis;
+  publisher: RedisClient;
   keys: Keys;
   /** Devices appended per pipeline (HERALD_FANOUT_CHUNK). */
   chunk: number;

@@ -1,10 +1,10 @@
+import type { RedisClient } from '@herald/store';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 
 export interface HealthDeps {
   /** The connection fan-outs use for streams, status and doorbells. */
-  redis: Redis;
+  redis: RedisClient;
   /** The BullMQ worker (only `isRunning` is used). */
   worker: { isRunning(): boolean };
   /** A PING slower than this counts as Redis down (default 1000 ms). */

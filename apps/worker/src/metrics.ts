@@ -1,5 +1,5 @@
 import type { FanoutJob } from '@herald/protocol';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@herald/store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { FanoutObserver, FanoutResult } from './fanout.js';
 
@@ -155,7 +155,7 @@ export class WorkerMetrics implements FanoutObserver {
   }
 
   /** Counts the connection's 'error' events (one per failed connect attempt while Redis is away). */
-  watch(redis: Redis): () => void {
+  watch(redis: RedisClient): () => void {
     const onError = () => this.redisErrors.inc();
     redis.on('error', onError);
     return () => redis.off('error', onError);

@@ -1,7 +1,7 @@
 import type { FanoutJob } from '@herald/protocol';
 import { type RedisHandle, startRedis as startStackRedis } from '@herald/stack';
+import type { RedisClient as Redis } from '@herald/store';
 import { Devices, Keys, Presence, StatusStore, Streams } from '@herald/store';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Fanout, type FanoutDeps, type FanoutJobHandle } from '../src/fanout.js';
 

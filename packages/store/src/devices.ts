@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
 /** What a node needs about a device when it says hello, read in one round trip. */
@@ -14,10 +14,10 @@ export interface DeviceSession {
  * a device that reconnects (to any node) keeps its topics and resumes them from its cursors.
  */
 export class Devices {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     /** How long a device's registry entries live after its last hello or ack. */
     private readonly retentionMs: number,
@@ -27,18 +27,15 @@ export class Devices {
 
   async hello(device: string, user: string): Promise<DeviceSession> {
     const ud = this.keys.userDevices(user);
-    const replies = await this.redis
-      .pipeline()
-      .sadd(ud, device)
-      .pexpire(ud, this.retentionMs)
-      .sadd(this.keys.allDevices(), device)
-      .smembers(this.keys.deviceTopics(device))
-      .hgetall(this.keys.cursors(device))
-      .exec();
-    if (!replies) throw new Error('pipeline aborted');
-    for (const [err] of replies) if (err) throw err;
-    const topics = (replies[3]?.[1] ?? []) as string[];
-    const raw = (replies[4]?.[1] ?? {}) as Record<string, string>;
+    const r = this.redis;
+    // One round trip (auto-pipelined; per shard on a cluster, since these keys live in several slots).
+    const [, , , topics, raw] = await Promise.all([
+      r.sadd(ud, device),
+      r.pexpire(ud, this.retentionMs),
+      r.sadd(this.keys.allDevices(), device),
+      r.smembers(this.keys.deviceTopics(device)),
+      r.hgetall(this.keys.cursors(device)),
+    ]);
     const cursors: Record<string, number> = {};
     for (const [s, v] of Object.entries(raw)) cursors[s] = Number(v);
     return { topics, cursors };
@@ -46,21 +43,21 @@ export class Devices {
 
   async subscribe(device: string, topic: string): Promise<void> {
     const dt = this.keys.deviceTopics(device);
-    await this.redis
-      .pipeline()
-      .sadd(dt, topic)
-      .pexpire(dt, this.retentionMs)
-      .sadd(this.keys.topicMembers(topic), device)
-      .exec();
+    const r = this.redis;
+    await Promise.all([
+      r.sadd(dt, topic),
+      r.pexpire(dt, this.retentionMs),
+      r.sadd(this.keys.topicMembers(topic), device),
+    ]);
   }
 
   async unsubscribe(device: string, topic: string): Promise<void> {
-    await this.redis
-      .pipeline()
-      .srem(this.keys.deviceTopics(device), topic)
-      .srem(this.keys.topicMembers(topic), device)
-      .hdel(this.keys.cursors(device), `topic:${topic}`)
-      .exec();
+    const r = this.redis;
+    await Promise.all([
+      r.srem(this.keys.deviceTopics(device), topic),
+      r.srem(this.keys.topicMembers(topic), device),
+      r.hdel(this.keys.cursors(device), `topic:${topic}`),
+    ]);
   }
 
   async topicsOf(device: string): Promise<string[]> {
@@ -86,17 +83,16 @@ export class Devices {
     await this.redis.hsetnx(this.keys.cursors(device), stream, seq);
   }
 
-  /** Moves acked cursors forward for many devices in one pipeline. */
+  /** Moves acked cursors forward for many devices in one (auto-pipelined) round trip. */
   async advanceCursors(acks: ReadonlyMap<string, ReadonlyMap<string, number>>): Promise<void> {
-    if (acks.size === 0) return;
-    const p = this.redis.pipeline();
+    const calls: Promise<unknown>[] = [];
     for (const [device, streams] of acks) {
       const argv: (string | number)[] = [];
       for (const [s, seq] of streams) argv.push(s, seq);
       argv.push(this.retentionMs);
-      p.heraldCursor(this.keys.cursors(device), ...argv);
+      calls.push(this.redis.heraldCursor(this.keys.cursors(device), ...argv));
     }
-    await p.exec();
+    await Promise.all(calls);
   }
 
   /** Devices of a user, a batch at a time (SSCAN), so a user with many devices is never loaded whole. */

@@ -1,15 +1,15 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
 export type IdempotencyClaim = { fresh: true } | { fresh: false; id: string; sameBody: boolean };
 
 /** `Idempotency-Key` records: key -> (notification id, body hash) for a window. */
 export class Idempotency {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     private readonly windowMs: number,
   ) {

@@ -1,3 +1,4 @@
+export * from './bus.js';
 export * from './devices.js';
 export * from './doorbell.js';
 export * from './entry.js';

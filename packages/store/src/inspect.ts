@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * Read-only looks at a device's stored state, for the admin API and operators. Nothing here
@@ -7,7 +7,7 @@ import type { Keys } from './keys.js';
  */
 export class Inspect {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 

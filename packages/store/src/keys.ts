@@ -60,7 +60,7 @@ export class Keys {
   }
   /** Sorted set nodeId -> last heartbeat ms. */
   nodes(): string {
-    return `${this.prefix}:nodes`;
+    return `${this.prefix}:{nodes}`;
   }
   /** BullMQ prefix; the braces keep each queue's keys in one cluster slot. */
   queuePrefix(): string {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 export interface NodeInfo {
   id: string;
@@ -10,7 +10,7 @@ export interface NodeInfo {
 /** Registry of live push nodes, for the admin API and operators; nodes never read it themselves. */
 export class Nodes {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 

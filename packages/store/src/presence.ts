@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * Which nodes hold a device's connections: a hash nodeId -> expiry ms per device. Fields are
@@ -8,7 +8,7 @@ import type { Keys } from './keys.js';
  */
 export class Presence {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly ttlMs: number,
   ) {}
@@ -39,21 +39,26 @@ export class Presence {
     return this.redis.hgetall(this.keys.presenceAddr(device));
   }
 
-  /** Refreshes many devices in pipelines of `batch`, so a node with 50k sockets never blocks Redis. */
+  /**
+   * Refreshes many devices in batches of `batch` (each one auto-pipelined round trip), so a node
+   * with 50k sockets never holds Redis or its own memory for long.
+   */
   async refresh(devices: Iterable<string>, nodeId: string, now = Date.now(), batch = 1000): Promise<void> {
-    let p = this.redis.pipeline();
-    let n = 0;
+    const r = this.redis;
+    let calls: Promise<unknown>[] = [];
     for (const device of devices) {
       const k = this.keys.presence(device);
-      p.hset(k, nodeId, now + this.ttlMs)
-        .pexpire(k, this.ttlMs)
-        .pexpire(this.keys.presenceAddr(device), this.ttlMs);
-      if (++n % batch === 0) {
-        await p.exec();
-        p = this.redis.pipeline();
+      calls.push(
+        r.hset(k, nodeId, now + this.ttlMs),
+        r.pexpire(k, this.ttlMs),
+        r.pexpire(this.keys.presenceAddr(device), this.ttlMs),
+      );
+      if (calls.length >= batch * 3) {
+        await Promise.all(calls);
+        calls = [];
       }
     }
-    if (n % batch !== 0) await p.exec();
+    await Promise.all(calls);
   }
 
   /** Nodes where the device is live now. */

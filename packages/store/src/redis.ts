@@ -1,4 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
+
+/** A single Redis (standalone or behind Sentinel) or a Redis Cluster: the store works on both. */
+export type RedisClient = Redis | Cluster;
 
 export type RedisRole =
   /** Request paths (API): fail fast while Redis is down so callers get 503, not a hang. */
@@ -10,8 +13,44 @@ export type RedisRole =
   /** BullMQ Worker/QueueEvents connections, which require maxRetriesPerRequest: null. */
   | 'bullmq';
 
-/** Creates an ioredis connection with options suited to its role; the caller owns and closes it. */
-export function createRedis(url: string, role: RedisRole, name = 'herald'): Redis {
+/** Where Redis is, parsed from one URL (`REDIS_URL`). */
+export type RedisTarget =
+  | { kind: 'single'; url: string }
+  | { kind: 'sentinel'; sentinels: { host: string; port: number }[]; name: string; options: RedisOptions }
+  | { kind: 'cluster'; nodes: ClusterNode[]; options: RedisOptions };
+
+function hosts(list: string): { host: string; port: number }[] {
+  return list.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    const host = i > 0 ? hp.slice(0, i) : hp;
+    const port = i > 0 ? Number(hp.slice(i + 1)) : 6379;
+    if (!host || !Number.isInteger(port) || port <= 0 || port > 65535)
+      throw new Error(`bad host:port ${hp} in REDIS_URL`);
+    return { host: host.replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+/**
+ * `redis://` or `rediss://` is one server; `redis+sentinel://[:pass@]h1:p1,h2:p2/<master>` is a
+ * Sentinel group; `redis+cluster://[:pass@]h1:p1,h2:p2` is a Redis Cluster (any reachable nodes
+ * seed the topology).
+ */
+export function parseRedisUrl(url: string): RedisTarget {
+  const m = /^redis\+(sentinel|cluster):\/\/(?:(?:[^:@/]*):([^@/]*)@)?([^/?]+)(?:\/([^?]*))?/.exec(url);
+  if (!m) return { kind: 'single', url };
+  const password = m[2] ? decodeURIComponent(m[2]) : undefined;
+  const options: RedisOptions = password ? { password } : {};
+  if (m[1] === 'cluster') return { kind: 'cluster', nodes: hosts(m[3]!), options };
+  const name = m[4] || 'mymaster';
+  return {
+    kind: 'sentinel',
+    sentinels: hosts(m[3]!),
+    name,
+    options: password ? { ...options, sentinelPassword: password } : options,
+  };
+}
+
+function roleOptions(role: RedisRole, name: string): RedisOptions {
   const base: RedisOptions = {
     connectionName: `${name}:${role}`,
     // Reconnect with capped backoff, forever: Redis coming back must heal every process.
@@ -21,17 +60,52 @@ export function createRedis(url: string, role: RedisRole, name = 'herald'): Redi
   };
   switch (role) {
     case 'request':
-      return new Redis(url, {
-        ...base,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: 3000,
-      });
+      return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 3000 };
     case 'background':
-      return new Redis(url, { ...base, maxRetriesPerRequest: 20 });
+      return { ...base, maxRetriesPerRequest: 20 };
     case 'subscriber':
-      return new Redis(url, { ...base, maxRetriesPerRequest: null });
     case 'bullmq':
-      return new Redis(url, { ...base, maxRetriesPerRequest: null });
+      return { ...base, maxRetriesPerRequest: null };
   }
+}
+
+/**
+ * Creates a connection suited to its role; the caller owns and closes it. Commands issued in the
+ * same tick are pipelined automatically (per node on a cluster), which is why the store batches
+ * with Promise.all instead of MULTI/pipeline objects: those cannot span cluster slots.
+ */
+export function createRedis(url: string, role: RedisRole, name = 'herald'): RedisClient {
+  const target = parseRedisUrl(url);
+  const opts = roleOptions(role, name);
+  const auto = role !== 'subscriber';
+  switch (target.kind) {
+    case 'single':
+      return new Redis(url, { ...opts, enableAutoPipelining: auto });
+    case 'sentinel':
+      // ioredis asks the sentinels for the current master and follows failovers.
+      return new Redis({
+        ...opts,
+        ...target.options,
+        sentinels: target.sentinels,
+        name: target.name,
+        enableAutoPipelining: auto,
+        // After a failover the old master refuses writes (READONLY) until ioredis moves on.
+        reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      });
+    case 'cluster':
+      return new Cluster(target.nodes, {
+        redisOptions: { ...opts, ...target.options },
+        enableAutoPipelining: auto,
+        enableOfflineQueue: opts.enableOfflineQueue ?? true,
+        maxRedirections: 16,
+        // Sharded pub/sub: a doorbell goes to the one shard owning its channel, not to every shard.
+        shardedSubscribers: role === 'subscriber',
+        slotsRefreshTimeout: 2000,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+      });
+  }
+}
+
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster;
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /** Lua scripts live in ../lua beside this package's code; ioredis loads them by SHA and retries on NOSCRIPT. */
 function lua(name: string): string {
@@ -38,10 +39,10 @@ const SCRIPTS = {
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
 } as const;
 
-const loaded = new WeakSet<Redis>();
+const loaded = new WeakSet<RedisClient>();
 
 /** Registers Herald's scripts on a connection (once per connection object). */
-export function withScripts(redis: Redis): Redis {
+export function withScripts(redis: RedisClient): RedisClient {
   if (loaded.has(redis)) return redis;
   for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
   loaded.add(redis);

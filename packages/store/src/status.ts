@@ -1,6 +1,6 @@
 import type { NotificationState, NotificationStatus, TargetKind } from '@herald/protocol';
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
 export interface NewStatus {
@@ -20,10 +20,10 @@ export interface CountDelta {
 
 /** Per-notification status: state and counts, kept a while after the notification expires. */
 export class StatusStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     /** How long a status outlives its notification's expiry. */
     private readonly keepMs: number,
@@ -91,16 +91,15 @@ export class StatusStore {
     await this.redis.heraldCounts(this.keys.status(id), 'targets', n);
   }
 
-  /** Flushes aggregated delivered/acked counts of many notifications in one pipeline. */
+  /** Flushes aggregated delivered/acked counts of many notifications in one (auto-pipelined) round trip. */
   async addCounts(deltas: ReadonlyMap<string, CountDelta>): Promise<void> {
-    if (deltas.size === 0) return;
-    const p = this.redis.pipeline();
+    const calls: Promise<unknown>[] = [];
     for (const [id, d] of deltas) {
       const argv: (string | number)[] = [];
       if (d.delivered) argv.push('delivered', d.delivered);
       if (d.acked) argv.push('acked', d.acked);
-      if (argv.length) p.heraldCounts(this.keys.status(id), ...argv);
+      if (argv.length) calls.push(this.redis.heraldCounts(this.keys.status(id), ...argv));
     }
-    await p.exec();
+    await Promise.all(calls);
   }
 }

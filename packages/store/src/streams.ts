@@ -1,7 +1,7 @@
 import { parseStream } from '@herald/protocol';
-import type { Redis } from 'ioredis';
 import { decodeEntry, type Entry, type NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
 export interface StreamLimits {
@@ -28,34 +28,30 @@ export interface StreamRead {
 
 /** Device inboxes and topic/broadcast streams: append with contiguous seqs, read after a cursor. */
 export class Streams {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     private readonly limits: StreamLimits,
   ) {
     this.redis = withScripts(redis);
   }
 
-  /** Appends one entry to many inboxes in one pipeline; returns seq and presence per device. */
+  /**
+   * Appends one entry to many inboxes in one round trip (auto-pipelined, per shard on a
+   * cluster); returns seq and presence per device.
+   */
   async appendInboxes(devices: readonly string[], entry: NewEntry, now = Date.now()): Promise<InboxAppend[]> {
-    if (devices.length === 0) return [];
-    const p = this.redis.pipeline();
-    for (const device of devices) {
-      const k = this.keys.inbox(device);
-      p.heraldAppend(
-        k.stream,
-        k.seq,
-        this.keys.presence(device),
-        ...this.argv(entry, this.limits.inboxMaxLen, now),
-      );
-    }
-    const replies = await p.exec();
-    if (!replies) throw new Error('pipeline aborted');
-    return replies.map(([err, reply], i) => {
-      if (err) throw err;
-      const [seq, ...nodes] = reply as (number | string)[];
+    const argv = this.argv(entry, this.limits.inboxMaxLen, now);
+    const replies = await Promise.all(
+      devices.map((device) => {
+        const k = this.keys.inbox(device);
+        return this.redis.heraldAppend(k.stream, k.seq, this.keys.presence(device), ...argv);
+      }),
+    );
+    return replies.map((reply, i) => {
+      const [seq, ...nodes] = reply;
       return { device: devices[i] as string, seq: Number(seq), nodes: nodes as string[] };
     });
   }
@@ -104,13 +100,7 @@ export class Streams {
 
   /** Heads of many streams in one round trip. */
   async heads(ks: readonly StreamKeys[]): Promise<number[]> {
-    if (ks.length === 0) return [];
-    const p = this.redis.pipeline();
-    for (const k of ks) p.get(k.seq);
-    const replies = (await p.exec()) ?? [];
-    return replies.map(([err, v]) => {
-      if (err) throw err;
-      return Number(v ?? 0);
-    });
+    const replies = await Promise.all(ks.map((k) => this.redis.get(k.seq)));
+    return replies.map((v) => Number(v ?? 0));
   }
 }

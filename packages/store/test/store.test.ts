@@ -1,5 +1,5 @@
 import { startRedis } from '@herald/stack';
-import type { Redis } from 'ioredis';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedis,
@@ -10,13 +10,14 @@ import {
   Keys,
   type NewEntry,
   Presence,
+  type RedisClient,
   StatusStore,
   Streams,
 } from '../src/index.js';
 
 const keys = new Keys('t');
 let server: Awaited<ReturnType<typeof startRedis>>;
-let redis: Redis;
+let redis: RedisClient;
 let streams: Streams;
 
 const entry = (id: string, ttlMs = 60_000, data = '{"a":1}'): NewEntry => ({

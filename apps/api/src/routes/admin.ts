@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
+import type { RedisClient } from '@herald/store';
 import { type Devices, Inspect, type Keys, Nodes, type Presence, type Streams } from '@herald/store';
-import type { Redis } from 'ioredis';
 import {
   AdminDeviceParams,
   AdminTopicParams,
@@ -12,7 +12,7 @@ import {
 } from '../schemas.js';
 
 export interface AdminRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   devices: Devices;
   streams: Streams;

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@herald/store';
 import { NotReady } from '../errors.js';
 import { errorResponses, Health } from '../schemas.js';
 import { withTimeout } from '../timeout.js';
@@ -10,7 +10,7 @@ export interface Readiness {
 }
 
 export interface HealthRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   readiness?: Readiness;
   /** PING must answer within this for /readyz to say ready. */
   readyTimeoutMs?: number;

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { topicStream } from '@herald/protocol';
-import { type Devices, encodeDoorbell, type Keys, type Presence, type Streams } from '@herald/store';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@herald/store';
+import { type Devices, encodeDoorbell, type Keys, type Presence, publish, type Streams } from '@herald/store';
 import { errorResponses, NoContent, TopicDeviceParams } from '../schemas.js';
 
 export interface TopicRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   devices: Devices;
   streams: Streams;
@@ -19,10 +19,7 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
     const nodes = await o.presence.nodesOf(device);
     if (nodes.length === 0) return;
     const msg = encodeDoorbell({ k, device, topic });
-    const p = o.redis.pipeline();
-    for (const node of nodes) p.publish(o.keys.nodeChannel(node), msg);
-    const replies = await p.exec();
-    for (const [err] of replies ?? []) if (err) throw err;
+    await Promise.all(nodes.map((node) => publish(o.redis, o.keys.nodeChannel(node), msg)));
   }
 
   const tags = ['topics'];
