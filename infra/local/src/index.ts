@@ -43,6 +43,13 @@ export {
   type StartRedisOptions,
   startRedis,
 } from './redis.js';
+export {
+  type RedisClusterHandle,
+  type RedisSentinelHandle,
+  redisCli,
+  startRedisCluster,
+  startRedisSentinel,
+} from './redis-modes.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';
 export { type MintDeviceTokenOptions, mintDeviceToken } from './token.js';
 export { canConnect, httpOk, type WaitOptions, waitFor, waitForHttp, waitForTcp } from './wait.js';

@@ -21,7 +21,9 @@ export class Subscriber {
   }
 
   subscribe(...channels: string[]): Promise<unknown> {
-    return this.sharded ? this.redis.ssubscribe(...channels) : this.redis.subscribe(...channels);
+    // SSUBSCRIBE takes channels of one slot only: one call per channel on a cluster.
+    if (this.sharded) return Promise.all(channels.map((c) => this.redis.ssubscribe(c)));
+    return this.redis.subscribe(...channels);
   }
 
   /**
@@ -46,6 +48,7 @@ export class Subscriber {
   }
 
   unsubscribe(...channels: string[]): Promise<unknown> {
-    return this.sharded ? this.redis.sunsubscribe(...channels) : this.redis.unsubscribe(...channels);
+    if (this.sharded) return Promise.all(channels.map((c) => this.redis.sunsubscribe(c)));
+    return this.redis.unsubscribe(...channels);
   }
 }

@@ -95,7 +95,9 @@ export function createRedis(url: string, role: RedisRole, name = 'herald'): Redi
     case 'cluster':
       return new Cluster(target.nodes, {
         redisOptions: { ...opts, ...target.options },
-        enableAutoPipelining: auto,
+        // Not auto-pipelined: ioredis then fails MOVED replies of a batch after a failover
+        // instead of following them. Commands still go out without waiting for replies.
+        enableAutoPipelining: false,
         enableOfflineQueue: opts.enableOfflineQueue ?? true,
         maxRedirections: 16,
         // Sharded pub/sub: a doorbell goes to the one shard owning its channel, not to every shard.
