@@ -123,24 +123,7 @@ export class Rng {
   }
 }
 
-/** Runs `fn` over `items` with at most `concurrency` in flight; resolves when all are done. */
-export async function pool<T, R>(
-  items: readonly T[],
-  concurrency: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      out[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return out;
-}
+export { pool } from './devices.js';
 
 /** Rejects with `what` after `ms`; the underlying work is left to its own bounds. */
 export function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

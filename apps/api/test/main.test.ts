@@ -5,13 +5,14 @@ import {
   type AppHandle,
   appScript,
   ManagedProcess,
+  metric,
+  parseMetrics,
   type RedisHandle,
   startApi,
   startRedis,
 } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEY } from './helpers.js';
-import { metric, parseMetrics } from './prom.js';
 
 // Runs the built entry point, as production does: `npm run build` (turbo does) comes first.
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-api-main-'));

@@ -1,10 +1,9 @@
-import { type RedisHandle, startRedis } from '@herald/stack';
+import { metric, parseMetrics, type RedisHandle, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
 import { createRedis, Devices, Keys, Nodes, Presence, Streams } from '@herald/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
 import { auth, captureLogger, KEY, KEY2, ready, testConfig } from './helpers.js';
-import { metric, parseMetrics } from './prom.js';
 
 const PREFIX = 'opstest';
 const keys = new Keys(PREFIX);

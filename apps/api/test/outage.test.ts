@@ -1,12 +1,11 @@
 import { once } from 'node:events';
-import { freePort, type RedisHandle, startRedis } from '@herald/stack';
+import { freePort, metric, parseMetrics, type RedisHandle, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
 import { createRedis, Keys } from '@herald/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
 import { apiKeyId } from '../src/auth.js';
 import { auth, captureLogger, KEY, ready, testConfig } from './helpers.js';
-import { metric, parseMetrics } from './prom.js';
 
 const PREFIX = 'outage';
 const body = { to: { devices: ['d1'] }, data: { n: 1 } };

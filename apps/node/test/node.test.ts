@@ -1,4 +1,4 @@
-import { Probe, startRedis } from '@herald/stack';
+import { metric, Probe, parseMetrics, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
 import {
   createRedis,
@@ -260,16 +260,11 @@ describe('metrics', () => {
   it('exposes counters that move with traffic', async () => {
     const port = new URL(url).port;
     const scrape = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const value = (series: string) =>
-        Number(
-          text
-            .split('\n')
-            .find((l) => l.startsWith(series))
-            ?.split(' ')
-            .pop() ?? 0,
-        );
-      return { text, value };
+      const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+      return {
+        samples,
+        value: (name: string, labels: Record<string, string> = {}) => metric(samples, name, labels) ?? 0,
+      };
     };
     const before = await scrape();
     const p = await hello('dev-metrics');
@@ -279,15 +274,15 @@ describe('metrics', () => {
     p.send({ type: 'ping' });
     await p.frame('pong');
     const after = await scrape();
-    const inbox = 'herald_deliveries_total{stream="inbox",app="node",node="node-t"}';
-    expect(after.value(inbox)).toBeGreaterThan(before.value(inbox));
-    expect(after.value('herald_acks_total{app="node",node="node-t"}')).toBeGreaterThan(
-      before.value('herald_acks_total{app="node",node="node-t"}'),
+    const inbox = { stream: 'inbox', app: 'node', node: 'node-t' };
+    expect(after.value('herald_deliveries_total', inbox)).toBeGreaterThan(
+      before.value('herald_deliveries_total', inbox),
     );
-    expect(after.value('herald_frames_in_total{type="hello",app="node",node="node-t"}')).toBeGreaterThan(0);
-    expect(after.value('herald_connections{app="node",node="node-t"}')).toBeGreaterThan(0);
-    expect(after.text).toContain('herald_publish_to_socket_seconds_bucket');
-    expect(after.text).toContain('nodejs_eventloop_lag_seconds');
+    expect(after.value('herald_acks_total')).toBeGreaterThan(before.value('herald_acks_total'));
+    expect(after.value('herald_frames_in_total', { type: 'hello' })).toBeGreaterThan(0);
+    expect(after.value('herald_connections', { node: 'node-t' })).toBeGreaterThan(0);
+    expect(after.value('herald_publish_to_socket_seconds_count')).toBeGreaterThan(0);
+    expect(after.samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
     p.close();
   });
 });

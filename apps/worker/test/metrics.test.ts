@@ -1,5 +1,6 @@
 import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
+import { metric, parseMetrics, type Sample } from '@herald/stack';
 import { FANOUT_JOB, FANOUT_QUEUE, fanoutJobOptions, queueOptions } from '@herald/store';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -8,7 +9,6 @@ import { startWorkerApp, type WorkerApp } from '../src/app.js';
 import { createHealthServer } from '../src/health.js';
 import { WorkerMetrics } from '../src/metrics.js';
 import { notification, silent, startRedis, type TestRedis, until, world } from './helpers.js';
-import { metric, parseMetrics, type Sample } from './prom.js';
 
 let server: TestRedis;
 let redis: Redis;

@@ -11,7 +11,23 @@ export {
   startWorker,
   type WorkerOptions,
 } from './apps.js';
-export { findExecutable, INSTALL_HINT } from './bins.js';
+export type { Balancer, BalancerKind, Upstream } from './balancer.js';
+export { findExecutable, INSTALL_HINT, installCommand } from './bins.js';
+export {
+  HAPROXY_MISSING,
+  HAPROXY_TEMPLATE,
+  type HaproxyConfOptions,
+  type HaproxyHandle,
+  type HaproxyInfo,
+  type HaproxyProcs,
+  type HaproxyServerState,
+  haproxyCommand,
+  haproxyInfo,
+  haproxyServerIds,
+  renderHaproxyConf,
+  type StartHaproxyOptions,
+  startHaproxy,
+} from './haproxy.js';
 export {
   NGINX_MISSING,
   NGINX_TEMPLATE,
@@ -23,7 +39,6 @@ export {
   renderTemplate,
   type StartNginxOptions,
   startNginx,
-  type Upstream,
 } from './nginx.js';
 export { heraldHome, repoRoot } from './paths.js';
 export { freePort, isPortFree, preferredPort } from './ports.js';
@@ -35,6 +50,7 @@ export {
   type ManagedProcessOptions,
   tailFile,
 } from './proc.js';
+export { metric, parseMetrics, type Sample } from './prom.js';
 export {
   REDIS_MISSING,
   type RedisHandle,

@@ -1,3 +1,4 @@
+/** Reading Prometheus scrapes in tests. */
 /** One sample of the Prometheus text format. */
 export interface Sample {
   name: string;
