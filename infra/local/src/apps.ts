@@ -3,7 +3,7 @@ import path from 'node:path';
 import { repoRoot } from './paths.js';
 import { freePort } from './ports.js';
 import { ManagedProcess } from './proc.js';
-import { waitForHttp } from './wait.js';
+import { PROXY_V2_LOCAL, rawHttpGet, waitFor, waitForHttp } from './wait.js';
 
 export type AppKind = 'api' | 'worker' | 'node';
 
@@ -96,6 +96,28 @@ export async function startApp(
     HERALD_PORT: String(port),
   };
 
+  // A node with HERALD_PROXY_PROTOCOL=true drops connections that do not start with a PROXY header,
+  // so the readiness probe sends one (LOCAL, as a balancer's health check does).
+  const proxied = options.app === 'node' && env.HERALD_PROXY_PROTOCOL === 'true';
+  const waitReady = (bail: () => string | undefined) =>
+    proxied
+      ? waitFor(
+          async () => {
+            const res = await rawHttpGet(urlHost, port, '/readyz', {
+              prefix: PROXY_V2_LOCAL,
+              timeoutMs: Math.min(2000, readyTimeoutMs),
+            });
+            if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+            return true;
+          },
+          {
+            timeoutMs: readyTimeoutMs,
+            what: `HTTP 200 from ${url}/readyz (with a PROXY v2 LOCAL header)`,
+            bail,
+          },
+        )
+      : waitForHttp(`${url}/readyz`, readyTimeoutMs, bail);
+
   const launch = async (): Promise<ManagedProcess> => {
     const proc = await ManagedProcess.start({
       command: process.execPath,
@@ -106,7 +128,7 @@ export async function startApp(
       cwd: repoRoot(),
     });
     try {
-      await waitForHttp(`${url}/readyz`, readyTimeoutMs, () =>
+      await waitReady(() =>
         proc.running
           ? undefined
           : `${name} exited with code ${proc.exitCode}; log ${logFile}:\n${proc.logTail()}`,

@@ -1,8 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** The one command that installs every system binary the local stack needs (Debian/Ubuntu). */
+/**
+ * The one command that installs every system binary the local stack needs with the default nginx
+ * balancer (Debian/Ubuntu); `--balancer haproxy` needs `haproxy` instead of the nginx packages.
+ */
 export const INSTALL_HINT = 'sudo apt-get install -y redis-server nginx libnginx-mod-stream';
+
+/** `sudo apt-get install -y <packages>` (Debian/Ubuntu). */
+export function installCommand(packages: readonly string[]): string {
+  return `sudo apt-get install -y ${packages.join(' ')}`;
+}
 
 /** sbin dirs are often missing from a non-root PATH, but that is where Debian puts nginx. */
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin'];

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// `npm start`: the whole Herald stack on this machine (Redis, worker, API, 3 push nodes, nginx).
+// `npm start`: the whole Herald stack on this machine (Redis, worker, API, 3 push nodes, and nginx
+// or, with `--balancer haproxy` / HERALD_BALANCER=haproxy, HAProxy in front of the nodes).
 // State lives in <repo>/.herald (redis AOF, logs, secrets.json). Ctrl-C stops everything.
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { type AppHandle, appScript } from './apps.js';
-import { findExecutable, INSTALL_HINT } from './bins.js';
+import type { BalancerKind } from './balancer.js';
+import { findExecutable, installCommand } from './bins.js';
+import { haproxyInfo } from './haproxy.js';
 import { nginxInfo } from './nginx.js';
 import { heraldHome, repoRoot } from './paths.js';
 import { preferredPort } from './ports.js';
@@ -13,17 +17,69 @@ import { loadOrCreateSecrets } from './secrets.js';
 import { type Stack, startStack } from './stack.js';
 
 const NODES = 3;
-const DEFAULT_PORTS = { api: 8080, nginx: 8000, worker: 8090, firstNode: 8091, redis: 6379 };
+const DEFAULT_PORTS = { api: 8080, balancer: 8000, worker: 8090, firstNode: 8091, redis: 6379 };
+const BALANCERS: readonly BalancerKind[] = ['nginx', 'haproxy'];
 
-function missingBinaries(needRedis: boolean): string[] {
-  const missing: string[] = [];
-  if (needRedis && !findExecutable('redis-server', 'REDIS_SERVER_BIN')) missing.push('redis-server');
-  try {
-    nginxInfo();
-  } catch {
-    missing.push('nginx with the stream module');
+const USAGE = `usage: npm start [-- --balancer nginx|haproxy]
+
+  --balancer <kind>   L4 balancer in front of the push nodes: nginx (default) or haproxy
+                      (or set HERALD_BALANCER)
+  -h, --help          this text
+
+Environment: REDIS_URL (use this Redis instead of starting one), HERALD_TOKEN_SECRET,
+HERALD_LOG_LEVEL, HERALD_BALANCER; binaries: REDIS_SERVER_BIN, NGINX_BIN, NGINX_STREAM_MODULE,
+HAPROXY_BIN.`;
+
+interface Missing {
+  what: string;
+  packages: string[];
+  /** Why it was rejected (e.g. a version too old), when not simply absent. */
+  detail?: string;
+}
+
+function missingBinaries(needRedis: boolean, balancer: BalancerKind): Missing[] {
+  const missing: Missing[] = [];
+  if (needRedis && !findExecutable('redis-server', 'REDIS_SERVER_BIN')) {
+    missing.push({ what: 'redis-server', packages: ['redis-server'] });
+  }
+  if (balancer === 'haproxy') {
+    try {
+      haproxyInfo();
+    } catch (err) {
+      const detail = (err as Error).message;
+      missing.push({
+        what: 'haproxy',
+        packages: ['haproxy'],
+        detail: /too old/.test(detail) ? detail : undefined,
+      });
+    }
+  } else {
+    try {
+      nginxInfo();
+    } catch {
+      missing.push({ what: 'nginx with the stream module', packages: ['nginx', 'libnginx-mod-stream'] });
+    }
   }
   return missing;
+}
+
+/** The balancer from `--balancer` or HERALD_BALANCER (default nginx); a string is a usage error. */
+function parseCli(argv: string[]): { balancer: BalancerKind; help: boolean } | string {
+  let values: { balancer?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { balancer: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const balancer = (values.balancer ?? process.env.HERALD_BALANCER ?? '').trim().toLowerCase() || 'nginx';
+  if (!BALANCERS.includes(balancer as BalancerKind)) {
+    return `unknown balancer "${balancer}" (${values.balancer ? '--balancer' : 'HERALD_BALANCER'}): use nginx or haproxy`;
+  }
+  return { balancer: balancer as BalancerKind, help: values.help ?? false };
 }
 
 function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
@@ -34,7 +90,7 @@ function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
     'Herald is running.',
     '',
     `  Publish (HTTP):   POST ${publish}`,
-    `  WebSocket:        ${stack.wsUrl}   (nginx :${stack.nginx.port} -> ${stack.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`,
+    `  WebSocket:        ${stack.wsUrl}   (${stack.balancer.kind} :${stack.balancer.port} -> ${stack.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`,
     `  Console:          ${stack.apiUrl}/console   (paste the demo API key)`,
     `  Demo API key:     ${apiKey}`,
     `  Redis:            ${stack.redisUrl}${ownRedis ? `   (data ${path.join(home, 'redis')}, AOF on)` : ''}`,
@@ -70,11 +126,21 @@ function watchForCrashes(apps: AppHandle[], isStopping: () => boolean): void {
 }
 
 async function main(): Promise<number> {
+  const cli = parseCli(process.argv.slice(2));
+  if (typeof cli === 'string') {
+    console.error(`${cli}\n${USAGE}`);
+    return 1;
+  }
+  if (cli.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const redisUrl = process.env.REDIS_URL || undefined;
-  const missing = missingBinaries(!redisUrl);
+  const missing = missingBinaries(!redisUrl, cli.balancer);
   if (missing.length > 0) {
-    console.error(`Missing: ${missing.join(', ')}. Install with:`);
-    console.error(INSTALL_HINT);
+    for (const m of missing) if (m.detail) console.error(m.detail);
+    console.error(`Missing: ${missing.map((m) => m.what).join(', ')}. Install with:`);
+    console.error(installCommand(missing.flatMap((m) => m.packages)));
     return 1;
   }
   const unbuilt = (['api', 'worker', 'node'] as const).map(appScript).filter((f) => !fs.existsSync(f));
@@ -120,7 +186,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  console.log(`Starting Herald (logs in ${path.join(home, 'logs')}) ...`);
+  console.log(`Starting Herald with ${cli.balancer} (logs in ${path.join(home, 'logs')}) ...`);
   starting = startStack({
     nodes: NODES,
     redisUrl,
@@ -130,8 +196,9 @@ async function main(): Promise<number> {
     apiKeys: [secrets.apiKey],
     tokenSecret,
     host,
+    balancer: cli.balancer,
     apiPort: await preferredPort(DEFAULT_PORTS.api, host),
-    nginxPort: await preferredPort(DEFAULT_PORTS.nginx, host),
+    balancerPort: await preferredPort(DEFAULT_PORTS.balancer, host),
     workerPort: await preferredPort(DEFAULT_PORTS.worker, host),
     nodePorts,
     logLevel: process.env.HERALD_LOG_LEVEL || 'info',

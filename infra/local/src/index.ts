@@ -68,4 +68,14 @@ export {
 } from './redis-modes.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';
 export { type MintDeviceTokenOptions, mintDeviceToken } from './token.js';
-export { canConnect, httpOk, type WaitOptions, waitFor, waitForHttp, waitForTcp } from './wait.js';
+export {
+  canConnect,
+  httpOk,
+  PROXY_V2_LOCAL,
+  type RawHttpOptions,
+  rawHttpGet,
+  type WaitOptions,
+  waitFor,
+  waitForHttp,
+  waitForTcp,
+} from './wait.js';

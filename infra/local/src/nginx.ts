@@ -3,15 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Balancer, Upstream } from './balancer.js';
 import { findExecutable } from './bins.js';
 import { freePort } from './ports.js';
 import { ManagedProcess, tailFile } from './proc.js';
 import { waitFor, waitForTcp } from './wait.js';
 
-export interface Upstream {
-  host: string;
-  port: number;
-}
+export type { Upstream } from './balancer.js';
 
 export interface NginxConfOptions {
   upstreams: readonly Upstream[];
@@ -68,23 +66,14 @@ export interface StartNginxOptions
   readyTimeoutMs?: number;
 }
 
-export interface NginxHandle {
-  readonly host: string;
-  readonly port: number;
-  readonly prefix: string;
-  readonly confPath: string;
+export interface NginxHandle extends Balancer {
+  readonly kind: 'nginx';
   readonly errorLog: string;
   readonly accessLog: string;
   /** PID of the nginx master. */
   readonly pid: number;
-  readonly process: ManagedProcess;
-  /** The upstreams of the running config. */
-  readonly upstreams: readonly Upstream[];
-  /** `ws://<host>:<port>` (or `http://` with scheme 'http'); no path. */
-  url(host?: string, scheme?: 'ws' | 'http'): string;
-  /** SIGTERM (fast shutdown: open sessions are cut), SIGKILL after `deadlineMs`. */
-  stop(deadlineMs?: number): Promise<void>;
-  kill9(): Promise<void>;
+  /** `proxy_protocol on`: nginx sends a PROXY v1 line (`PROXY TCP4 ...`) first on every session. */
+  readonly proxyProtocol: boolean;
   /**
    * Rewrites the config with new upstreams, checks it (`nginx -t`), SIGHUPs the master and waits
    * until new workers run. Sessions already open stay on their old node until they close (or until
@@ -278,9 +267,11 @@ export async function startNginx(options: StartNginxOptions): Promise<NginxHandl
   }
 
   return {
+    kind: 'nginx',
     host,
     port,
     prefix,
+    proxyProtocol: options.proxyProtocol ?? false,
     confPath,
     errorLog,
     accessLog,

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type AppHandle, type AppKind, startApi, startNode, startWorker } from './apps.js';
+import type { Balancer, BalancerKind, Upstream } from './balancer.js';
+import { type HaproxyHandle, startHaproxy } from './haproxy.js';
 import { type NginxHandle, startNginx } from './nginx.js';
 import { freePort } from './ports.js';
 import { type RedisHandle, startRedis } from './redis.js';
@@ -10,16 +12,30 @@ export interface StackOptions {
   nodes?: number;
   /** Use this Redis instead of starting one (then `stack.redis` is null and stop() leaves it alone). */
   redisUrl?: string;
-  /** Redis data in `<dataDir>/redis`, the nginx prefix in `<dataDir>/nginx`. */
+  /** Redis data in `<dataDir>/redis`, the balancer prefix in `<dataDir>/nginx` or `<dataDir>/haproxy`. */
   dataDir: string;
-  /** One log file per process: redis.log, api.log, worker.log, node-1.log, nginx-error.log, nginx-access.log. */
+  /**
+   * One log file per process: redis.log, api.log, worker.log, node-1.log, and nginx-error.log +
+   * nginx-access.log (nginx) or haproxy.log (HAProxy).
+   */
   logDir: string;
   apiKeys: readonly string[];
   tokenSecret: string;
-  /** Bind address of the apps and nginx (default 127.0.0.1). */
+  /** Bind address of the apps and the balancer (default 127.0.0.1). */
   host?: string;
+  /** The L4 balancer in front of the nodes (default 'nginx'). */
+  balancer?: BalancerKind;
+  /**
+   * The balancer sends a PROXY protocol header to the nodes (nginx: v1, HAProxy: v2), and the nodes
+   * get HERALD_PROXY_PROTOCOL=true so they expect it (default false; `nginx.proxyProtocol` is the
+   * older spelling and counts too).
+   */
+  proxyProtocol?: boolean;
   /** Default: free ports. */
   apiPort?: number;
+  /** Port of the balancer, nginx or HAProxy (default: a free port). */
+  balancerPort?: number;
+  /** Older name of `balancerPort` (used for either balancer when balancerPort is not set). */
   nginxPort?: number;
   workerPort?: number;
   /** Ports of node-1, node-2, ... (missing ones: free ports). */
@@ -32,13 +48,27 @@ export interface StackOptions {
   logLevel?: string;
   /** nginx tuning (defaults: maxConns 10000, proxyTimeoutS 75). */
   nginx?: { maxConns?: number; proxyTimeoutS?: number; proxyProtocol?: boolean; workerProcesses?: number };
+  /** HAProxy tuning (defaults: maxConns 10000, timeoutS 75, health check every 1000 ms, fall 2, rise 2). */
+  haproxy?: {
+    maxConns?: number;
+    timeoutS?: number;
+    connectTimeoutS?: number;
+    checkIntervalMs?: number;
+    checkFall?: number;
+    checkRise?: number;
+    hardStopAfterS?: number;
+  };
   /** Readiness timeout per process (default 20 s). */
   readyTimeoutMs?: number;
   /** Scripts to run instead of apps/<app>/dist/main.js (tests of the launcher itself). */
   scripts?: Partial<Record<AppKind, string>>;
 }
 
-export interface Stack {
+/**
+ * A running stack. `B` is the balancer's handle type: `NginxHandle` or `HaproxyHandle` when the
+ * balancer kind is known at compile time (see the `startStack` overloads), else `Balancer`.
+ */
+export interface Stack<B extends Balancer = Balancer> {
   /** The Redis this stack started, or null when `redisUrl` was given. */
   readonly redis: RedisHandle | null;
   readonly redisUrl: string;
@@ -46,16 +76,19 @@ export interface Stack {
   readonly worker: AppHandle;
   /** node-1 ... node-N (addNode/removeNode change this list). */
   readonly nodes: AppHandle[];
-  readonly nginx: NginxHandle;
+  /** The L4 balancer in front of the nodes (nginx or HAProxy; see `balancer.kind`). */
+  readonly balancer: B;
+  /** The same object as `balancer` (kept from when nginx was the only balancer; it is HAProxy in a HAProxy stack). */
+  readonly nginx: B;
   /** `http://<host>:<apiPort>` */
   readonly apiUrl: string;
-  /** `ws://127.0.0.1:<nginxPort>/v1/ws` (through nginx). */
+  /** `ws://127.0.0.1:<balancerPort>/v1/ws` (through the balancer). */
   readonly wsUrl: string;
-  /** Starts node-(N+1) and adds it to nginx (reload). */
+  /** Starts node-(N+1) and adds it to the balancer (reload). */
   addNode(): Promise<AppHandle>;
-  /** Removes a node from nginx (reload), then stops it with SIGTERM (it drains). */
+  /** Removes a node from the balancer (reload), then stops it with SIGTERM (it drains). */
   removeNode(nodeId: string): Promise<void>;
-  /** Stops nginx, nodes, api, worker, then Redis (if owned). Idempotent. */
+  /** Stops the balancer, nodes, api, worker, then Redis (if owned). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -68,9 +101,12 @@ async function stopAll(stops: Array<() => Promise<unknown>>): Promise<void> {
 
 /**
  * Starts Redis (unless `redisUrl` is given), the worker, the API and N push nodes (started in
- * parallel, each waited on /readyz), then nginx in front of the nodes. On any failure everything
- * already started is stopped and the error is rethrown.
+ * parallel, each waited on /readyz), then the balancer (nginx by default, or HAProxy) in front of
+ * the nodes. On any failure everything already started is stopped and the error is rethrown.
  */
+export function startStack(options: StackOptions & { balancer?: 'nginx' }): Promise<Stack<NginxHandle>>;
+export function startStack(options: StackOptions & { balancer: 'haproxy' }): Promise<Stack<HaproxyHandle>>;
+export function startStack(options: StackOptions): Promise<Stack>;
 export async function startStack(options: StackOptions): Promise<Stack> {
   const host = options.host ?? '127.0.0.1';
   const localHost = host === '0.0.0.0' ? '127.0.0.1' : host;
@@ -80,18 +116,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   fs.mkdirSync(logDir, { recursive: true });
   fs.mkdirSync(dataDir, { recursive: true });
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  const kind: BalancerKind = options.balancer ?? 'nginx';
+  if (kind !== 'nginx' && kind !== 'haproxy') throw new Error(`unknown balancer ${String(kind)}`);
+  const proxyProtocol = options.proxyProtocol ?? options.nginx?.proxyProtocol ?? false;
 
   let redis: RedisHandle | null = null;
   let api: AppHandle | undefined;
   let worker: AppHandle | undefined;
   const nodes: AppHandle[] = [];
-  let nginx: NginxHandle | undefined;
+  let balancer: Balancer | undefined;
   let nextNodeIndex = 1;
 
   // Reverse order of the data flow; every stage runs even when an earlier one failed.
   const teardown = async () => {
     const stages: Array<Array<() => Promise<unknown>>> = [
-      [async () => nginx?.stop()],
+      [async () => balancer?.stop()],
       nodes.map((n) => () => n.stop()),
       [async () => api?.stop(), async () => worker?.stop()],
       [async () => redis?.stop()],
@@ -127,6 +166,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const nodeId = `node-${nextNodeIndex++}`;
       const node = await startNode({
         ...common,
+        // The nodes must expect the PROXY header exactly when the balancer sends it.
+        env: proxyProtocol ? { ...options.env, HERALD_PROXY_PROTOCOL: 'true' } : options.env,
         nodeId,
         tokenSecret: options.tokenSecret,
         port,
@@ -155,20 +196,36 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
 
-    const upstreamsOf = () => nodes.map((n) => ({ host: localHost, port: n.port }));
-    nginx = await startNginx({
-      upstreams: upstreamsOf(),
-      listenHost: host,
-      listenPort: options.nginxPort ?? (await freePort(localHost)),
-      dir: path.join(dataDir, 'nginx'),
-      logDir,
-      errorLogName: 'nginx-error.log',
-      accessLogName: 'nginx-access.log',
-      readyTimeoutMs,
-      ...options.nginx,
-    });
+    const upstreamsOf = (): Upstream[] => nodes.map((n) => ({ host: localHost, port: n.port }));
+    const listenPort = options.balancerPort ?? options.nginxPort ?? (await freePort(localHost));
+    if (kind === 'haproxy') {
+      balancer = await startHaproxy({
+        upstreams: upstreamsOf(),
+        listenHost: host,
+        listenPort,
+        dir: path.join(dataDir, 'haproxy'),
+        logDir,
+        logName: 'haproxy.log',
+        readyTimeoutMs,
+        ...options.haproxy,
+        proxyProtocol,
+      });
+    } else {
+      balancer = await startNginx({
+        upstreams: upstreamsOf(),
+        listenHost: host,
+        listenPort,
+        dir: path.join(dataDir, 'nginx'),
+        logDir,
+        errorLogName: 'nginx-error.log',
+        accessLogName: 'nginx-access.log',
+        readyTimeoutMs,
+        ...options.nginx,
+        proxyProtocol,
+      });
+    }
 
-    const nginxHandle = nginx;
+    const lb = balancer;
     let stopping: Promise<void> | undefined;
     return {
       redis,
@@ -176,19 +233,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       api: api!,
       worker: worker!,
       nodes,
-      nginx: nginxHandle,
+      balancer: lb,
+      nginx: lb,
       apiUrl: api!.url,
-      wsUrl: `ws://${localHost}:${nginxHandle.port}/v1/ws`,
+      wsUrl: `ws://${localHost}:${lb.port}/v1/ws`,
       async addNode() {
         const node = await launchNode();
-        await nginxHandle.reload(upstreamsOf());
+        await lb.reload(upstreamsOf());
         return node;
       },
       async removeNode(nodeId: string) {
         const index = nodes.findIndex((n) => n.name === nodeId);
         if (index < 0) throw new Error(`no node ${nodeId}`);
         const [node] = nodes.splice(index, 1);
-        if (nodes.length > 0) await nginxHandle.reload(upstreamsOf());
+        if (nodes.length > 0) await lb.reload(upstreamsOf());
         await node!.stop();
       },
       stop() {

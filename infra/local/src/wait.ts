@@ -90,3 +90,62 @@ export function waitForHttp(url: string, timeoutMs = 10_000, bail?: WaitOptions[
     bail,
   });
 }
+
+/**
+ * The PROXY protocol v2 header of a balancer's own connection (command LOCAL, no addresses): what
+ * HAProxy health checks send. A node that requires PROXY headers serves it as a direct connection.
+ */
+export const PROXY_V2_LOCAL: Buffer = Buffer.from('\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00', 'latin1');
+
+export interface RawHttpOptions {
+  /** Bytes sent before the request, e.g. PROXY_V2_LOCAL. */
+  prefix?: Buffer;
+  /** Default 2 s. */
+  timeoutMs?: number;
+  /** Local (source) address to connect from, e.g. 127.0.0.5. */
+  localAddress?: string;
+}
+
+/**
+ * One `GET <path>` as HTTP/1.0 over a fresh TCP connection (so it can start with a PROXY header);
+ * resolves with the status and body once the server closes.
+ */
+export function rawHttpGet(
+  host: string,
+  port: number,
+  urlPath: string,
+  { prefix, timeoutMs = 2000, localAddress }: RawHttpOptions = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, localAddress });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`GET ${urlPath} on ${host}:${port}: no complete answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      if (prefix) socket.write(prefix);
+      socket.write(`GET ${urlPath} HTTP/1.0\r\nHost: ${host}:${port}\r\n\r\n`);
+    });
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      if (!status) {
+        reject(
+          new Error(
+            `GET ${urlPath} on ${host}:${port}: no HTTP answer${text ? `: ${text.slice(0, 80)}` : ''}`,
+          ),
+        );
+        return;
+      }
+      const sep = text.indexOf('\r\n\r\n');
+      resolve({ status: Number(status[1]), body: sep < 0 ? '' : text.slice(sep + 4) });
+    });
+  });
+}

@@ -1,7 +1,9 @@
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NginxHandle, renderNginxConf, startNginx } from '../src/index.js';
+import { connectFrom, type ProxyBackend, proxyBackend } from './backends.js';
 import { pidAlive, tcpRequest, tempDir } from './helpers.js';
 
 interface Echo {
@@ -106,5 +108,47 @@ describe('startNginx', () => {
     await nginx.stop();
     expect(pidAlive(pid)).toBe(false);
     nginx = undefined;
+  });
+});
+
+describe('startNginx with proxyProtocol', () => {
+  let upstream: ProxyBackend;
+  let nginx: NginxHandle | undefined;
+
+  beforeAll(async () => {
+    upstream = await proxyBackend('p');
+  });
+  afterAll(async () => {
+    await nginx?.stop();
+    await upstream?.close();
+  });
+
+  it('starts every session with a PROXY v1 line carrying the client address', async () => {
+    nginx = await startNginx({
+      upstreams: [{ host: '127.0.0.1', port: upstream.port }],
+      proxyProtocol: true,
+      dir: tempDir('nginx-pp'),
+    });
+    expect(nginx.kind).toBe('nginx');
+    expect(nginx.proxyProtocol).toBe(true);
+    expect(fs.readFileSync(nginx.confPath, 'utf8')).toMatch(/^\s*proxy_protocol on;$/m);
+
+    const client = await connectFrom(nginx.port);
+    try {
+      client.write('hello');
+      const line = `PROXY TCP4 127.0.0.1 127.0.0.1 ${client.localPort} ${nginx.port}\r\n`;
+      // The one for this client (nginx passes its readiness probe on too).
+      const conn = await upstream.find((c) => c.header.toString('latin1') === line, 5000);
+      expect(conn.version).toBe(1);
+      expect(conn.header.toString('latin1')).toBe(line);
+      // Every session starts with a v1 line.
+      expect(upstream.proxied.every((c) => c.header.toString('latin1').startsWith('PROXY TCP4 '))).toBe(true);
+      // After the header, the client's bytes pass through untouched.
+      const [echo] = await once(client, 'data', { signal: AbortSignal.timeout(5000) });
+      expect(String(echo)).toBe('p:hello');
+    } finally {
+      client.destroy();
+    }
+    expect(upstream.rejected).toBe(0);
   });
 });
