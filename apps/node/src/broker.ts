@@ -88,12 +88,8 @@ export class Broker {
         const clients = this.hub.streamClients(bell.stream);
         if (!clients) return;
         // Encoded once for every local subscriber.
-        const frame = encodeNotification(
-          JSON.stringify(bell.stream),
-          bell.seq,
-          bell.entry.id,
-          bell.entry.ts,
-          bell.entry.data,
+        const frame = Buffer.from(
+          encodeNotification(JSON.stringify(bell.stream), bell.seq, bell.entry.id, bell.entry.ts, bell.entry.data),
         );
         for (const c of clients) c.offer(bell.stream, bell.seq, bell.entry, frame);
         return;

@@ -14,6 +14,7 @@ import {
   topicStream,
 } from '@herald/protocol';
 import type { NewEntry } from '@herald/store';
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import type { NodeContext } from './context.js';
@@ -46,6 +47,7 @@ export class Client {
   private expiryTimer: NodeJS.Timeout | undefined;
   private serverCursors: Record<string, number> = {};
   private countedUser: string | undefined;
+  private corked = false;
   private readonly frames: TokenBucket;
 
   constructor(
@@ -309,7 +311,7 @@ export class Client {
   // ---- delivery ----
 
   /** A live entry from a doorbell. Delivered directly when it is the next seq, else read from the stream. */
-  offer(stream: string, seq: number, entry: NewEntry, frame: string): void {
+  offer(stream: string, seq: number, entry: NewEntry, frame: string | Buffer): void {
     const st = this.streams.get(stream);
     if (!st || this.closed) return;
     if (st.syncing) {
@@ -459,15 +461,34 @@ export class Client {
   }
 
   /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
-  sendRaw(text: string): boolean {
+  sendRaw(frame: string | Buffer): boolean {
     if (this.closed) return false;
     if (this.socket.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
       this.ctx.stats.slowConsumers++;
       this.close(CloseCode.SlowConsumer, 'slow consumer');
       return false;
     }
-    this.socket.send(text);
+    this.cork();
+    // A Buffer is a frame encoded once for many sockets; sent as text, not re-encoded per socket.
+    this.socket.send(frame, { binary: false });
     return true;
+  }
+
+  /**
+   * Holds this socket's writes until the end of the tick, so frames sent to it in one tick (a
+   * burst of doorbells parsed from one Redis read, or a replay batch) leave in one writev
+   * instead of one syscall each. ws corks per frame itself; cork calls nest.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    const raw = (this.socket as unknown as { _socket?: Socket })._socket;
+    if (!raw) return;
+    this.corked = true;
+    raw.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      raw.uncork();
+    });
   }
 
   ping(): void {
