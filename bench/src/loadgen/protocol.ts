@@ -1,0 +1,82 @@
+import type { HistogramData } from '../histogram.js';
+
+/** Which wire protocol a client speaks. */
+export type ClientKind = 'herald' | 'socketio' | 'nchan';
+
+/**
+ * What each client listens to:
+ * - `own`: its own address only (Herald inbox; Socket.IO room = device id; Nchan channel = device id)
+ * - `topic`: one shared topic (Herald `subscribe`; Socket.IO room; Nchan channel)
+ * - `broadcast`: everything sent to all (Herald broadcast stream; Socket.IO `io.emit`; Nchan channel `all`)
+ */
+export type Subscription = { mode: 'own' } | { mode: 'topic'; topic: string } | { mode: 'broadcast' };
+
+export interface ConnectSpec {
+  kind: ClientKind;
+  /** Base URLs: `ws://host:port/v1/ws` (Herald), `ws://host:port` (Socket.IO, Nchan). */
+  urls: string[];
+  /** Device ids are `${idPrefix}${globalIndex}`. */
+  idPrefix: string;
+  /** Global index of this generator's first client; it owns `first .. first+count-1`. */
+  first: number;
+  count: number;
+  sub: Subscription;
+  /** Loopback source addresses; client i uses `sources[i % sources.length]`. */
+  sources: string[];
+  /** Handshakes in flight at once in this process. */
+  concurrency: number;
+  /** Bound on one client's connect + handshake. */
+  clientTimeoutMs: number;
+  /** Bound on the whole connect phase in this process. */
+  phaseTimeoutMs: number;
+  /** Herald: HS256 secret for device tokens. */
+  tokenSecret?: string;
+  /** Herald: send cumulative acks this often (ms). */
+  ackEveryMs?: number;
+}
+
+export type Command =
+  | { op: 'prepare'; id: number; spec: ConnectSpec }
+  | { op: 'connect'; id: number }
+  | { op: 'expect'; id: number; perClient: number }
+  | { op: 'stats'; id: number }
+  | { op: 'close'; id: number }
+  | { op: 'exit'; id: number };
+
+export interface ConnectResult {
+  ok: number;
+  failed: number;
+  /** Failure reasons and their counts (error codes, close codes, timeouts). */
+  errors: Record<string, number>;
+  /** From the connect command to the last client ready, ms. */
+  ms: number;
+  /** Herald: connections per node (from `welcome.node`). */
+  perNode: Record<string, number>;
+}
+
+export interface DeliveryStats {
+  /** Deliveries counted since `expect` (duplicates included). */
+  received: number;
+  /** Distinct (client, index) deliveries within the expected range. */
+  unique: number;
+  duplicates: number;
+  /** Deliveries with an index outside the expected range. */
+  unexpected: number;
+  /** Clients closed by the server or the network since `expect`. */
+  dropped: number;
+  dropReasons: Record<string, number>;
+  /** Clients that are open and ready. */
+  open: number;
+  /** Wall-clock ms of the first and last delivery (0: none). */
+  firstAt: number;
+  lastAt: number;
+  hist: HistogramData;
+  /** This generator's own CPU seconds since `expect`. */
+  cpuS: number;
+}
+
+export type Reply =
+  | { op: 'ok'; id: number }
+  | { op: 'connected'; id: number; result: ConnectResult }
+  | { op: 'stats'; id: number; stats: DeliveryStats }
+  | { op: 'error'; id: number; message: string };

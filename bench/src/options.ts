@@ -1,0 +1,189 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SYSTEMS, type SystemName } from './systems.js';
+
+export const SCENARIOS = ['idle', 'connect', 'broadcast', 'rate', 'single', 'maxconn'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface Options {
+  scale: number;
+  systems: SystemName[];
+  scenarios: ScenarioName[];
+  /** Herald push nodes (more are started when a scenario's connections need them). */
+  nodes: number;
+  /** Load-generator processes (more when the connection count needs them). */
+  generators: number;
+  /** Loopback source addresses 127.0.0.2 ... */
+  sources: number;
+  /** Source addresses of the maxconn scenario: the balancer hashes on them, so few addresses load few nodes. */
+  maxconnSources: number;
+  /** Handshakes in flight at once, over all generators. */
+  connectConcurrency: number;
+  payloadBytes: number;
+  broadcastMessages: number;
+  /** Publishes in flight in the broadcast and single-device scenarios. */
+  publishWindow: number;
+  rateSeconds: number;
+  rates: number[];
+  /** Connections the maxconn scenario tries (before scaling). */
+  maxconn: number;
+  /** Bound on the maxconn connect phase, seconds. */
+  maxconnSeconds: number;
+  outDir: string;
+  /** Exact path of the JSON results (default: <outDir>/bench-<time>.json). */
+  jsonOut: string | undefined;
+  quiet: boolean;
+  /** Write V8 CPU profiles of the Herald processes here (inspector, see cpu-prof-preload.ts). */
+  cpuProf: string | undefined;
+}
+
+const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+export const USAGE = `Usage: node bench/dist/run.js [options]
+  --scale <x>              multiply every size (connections, subscribers, messages of single) (1)
+  --systems <a,b>          ${SYSTEMS.join(',')} (all)
+  --scenarios <a,b>        ${['idle', 'connect', 'broadcast', 'rate', 'single', 'maxconn'].join(',')} (all)
+  --nodes <n>              Herald push nodes, at least (3)
+  --generators <n>         load-generator processes, at least (4)
+  --sources <n>            loopback source addresses 127.0.0.2.. (8)
+  --maxconn-sources <n>    source addresses of the maxconn scenario (64)
+  --connect-concurrency <n> handshakes in flight over all generators (1000)
+  --payload-bytes <n>      notification body size (200)
+  --broadcast-messages <n> messages of the broadcast scenario (200)
+  --publish-window <n>     publishes in flight (broadcast, single) (32)
+  --rate-seconds <s>       length of each rate run (10)
+  --rates <a,b>            publish rates of the rate scenario, msg/s (10,50)
+  --maxconn <n>            connections the maxconn scenario tries, before --scale (50000)
+  --maxconn-seconds <s>    bound on its connect phase (150)
+  --out <dir>              results directory (bench/results)
+  --json-out <file>        write the JSON results exactly here
+  --cpu-prof <dir>         V8 CPU profiles of the Herald processes into <dir> (inspector preload)
+  --quiet                  no progress lines`;
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    scale: 1,
+    systems: [...SYSTEMS],
+    scenarios: [...SCENARIOS],
+    nodes: 3,
+    generators: 4,
+    sources: 8,
+    maxconnSources: 64,
+    connectConcurrency: 1000,
+    payloadBytes: 200,
+    broadcastMessages: 200,
+    publishWindow: 32,
+    rateSeconds: 10,
+    rates: [10, 50],
+    maxconn: 50_000,
+    maxconnSeconds: 150,
+    outDir: path.join(BENCH_DIR, 'results'),
+    jsonOut: undefined,
+    quiet: false,
+    cpuProf: undefined,
+  };
+  const num = (name: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < min)
+      throw new Error(`${name} needs a number >= ${min}`);
+    return n;
+  };
+  const list = <T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T[] => {
+    const items = (v ?? '').split(',').filter(Boolean);
+    const bad = items.filter((i) => !allowed.includes(i as T));
+    if (items.length === 0 || bad.length > 0)
+      throw new Error(`${name}: unknown ${bad.join(', ') || '(empty)'}; allowed: ${allowed.join(', ')}`);
+    return items as T[];
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a];
+    const val = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--scale':
+        o.scale = num(flag, val(), 0.0001);
+        break;
+      case '--systems':
+        o.systems = list(flag, val(), SYSTEMS);
+        break;
+      case '--scenarios':
+        o.scenarios = list(flag, val(), SCENARIOS);
+        break;
+      case '--nodes':
+        o.nodes = num(flag, val(), 1);
+        break;
+      case '--generators':
+        o.generators = num(flag, val(), 1);
+        break;
+      case '--sources':
+        o.sources = Math.min(250, num(flag, val(), 1));
+        break;
+      case '--maxconn-sources':
+        o.maxconnSources = Math.min(250, num(flag, val(), 1));
+        break;
+      case '--connect-concurrency':
+        o.connectConcurrency = num(flag, val(), 1);
+        break;
+      case '--payload-bytes':
+        o.payloadBytes = num(flag, val(), 60);
+        break;
+      case '--broadcast-messages':
+        o.broadcastMessages = num(flag, val(), 1);
+        break;
+      case '--publish-window':
+        o.publishWindow = num(flag, val(), 1);
+        break;
+      case '--rate-seconds':
+        o.rateSeconds = num(flag, val(), 1);
+        break;
+      case '--rates':
+        o.rates = (val() ?? '').split(',').map((r) => num(flag, r, 0.1));
+        break;
+      case '--maxconn':
+        o.maxconn = num(flag, val(), 1);
+        break;
+      case '--maxconn-seconds':
+        o.maxconnSeconds = num(flag, val(), 5);
+        break;
+      case '--out':
+        o.outDir = path.resolve(val() ?? '');
+        break;
+      case '--json-out':
+        o.jsonOut = path.resolve(val() ?? '');
+        break;
+      case '--cpu-prof':
+        o.cpuProf = path.resolve(val() ?? '');
+        break;
+      case '--quiet':
+        o.quiet = true;
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+/** The scaled sizes of every scenario. */
+export function sizes(o: Options) {
+  const s = (n: number, min = 10) => Math.max(min, Math.round(n * o.scale));
+  return {
+    idle: [s(10_000), s(20_000)] as const,
+    connect: s(20_000),
+    broadcastSubscribers: s(5000),
+    broadcastMessages: o.broadcastMessages,
+    rateSubscribers: s(2000),
+    singleDevices: s(2000),
+    singleMessages: s(30_000, 100),
+    maxconn: s(o.maxconn),
+  };
+}
+
+export function sourceAddresses(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `127.0.0.${i + 2}`);
+}

@@ -1,0 +1,416 @@
+import fs from 'node:fs';
+import type { LatencySummary } from './histogram.js';
+import type { LoadGenPool, PoolConnectResult, PoolStats } from './loadgen/pool.js';
+import type { Subscription } from './loadgen/protocol.js';
+import { type Options, type ScenarioName, sizes, sourceAddresses } from './options.js';
+import { makePayload, nowMs } from './payload.js';
+import { machineCpu, type ProcGroup, round, type Snapshot, snapshot, type Usage, usage } from './procstat.js';
+import { type HttpPublisher, runPaced, runWindowed } from './publisher.js';
+import { ok2xx, type RunningSystem, type Target } from './systems.js';
+
+export interface Ctx {
+  sys: RunningSystem;
+  pool: LoadGenPool;
+  o: Options;
+  pub: HttpPublisher;
+  log: (msg: string) => void;
+}
+
+export type Result = Record<string, unknown>;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Server groups plus the load generators (not counted), for CPU and RSS accounting. */
+function groupsOf(ctx: Ctx): ProcGroup[] {
+  return [
+    ...ctx.sys.groups,
+    { name: 'loadgen', counted: false, pids: () => ctx.pool.pids() },
+    { name: 'harness', counted: false, pids: () => [process.pid] },
+  ];
+}
+
+/** CPU use between two points, with the machine's total busy time (other work on the box shows up). */
+class Meter {
+  private readonly a: Snapshot;
+  private readonly m = machineCpu();
+  constructor(private readonly groups: ProcGroup[]) {
+    this.a = snapshot(groups);
+  }
+  stop(): Usage & { machineBusyCores: number } {
+    const b = snapshot(this.groups);
+    const m = machineCpu();
+    const u = usage(this.a, b);
+    const busy = (m.busy - this.m.busy) / Math.max(1, m.total - this.m.total);
+    // share of all cores busy, times the core count: how many cores were busy on average
+    return { ...u, machineBusyCores: round(busy * (this.cpus ?? 2), 2) };
+  }
+  private readonly cpus = (() => {
+    try {
+      return fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 2;
+    } catch {
+      return 2;
+    }
+  })();
+}
+
+async function connectClients(
+  ctx: Ctx,
+  total: number,
+  sub: Subscription,
+  idPrefix: string,
+  opts: { offset?: number; phaseTimeoutMs?: number; sources?: number } = {},
+): Promise<PoolConnectResult> {
+  const phaseTimeoutMs = opts.phaseTimeoutMs ?? 120_000;
+  await ctx.pool.prepare(
+    {
+      kind: ctx.sys.clientKind,
+      urls: ctx.sys.urls,
+      idPrefix,
+      sub,
+      sources: sourceAddresses(opts.sources ?? ctx.o.sources),
+      clientTimeoutMs: 20_000,
+      phaseTimeoutMs,
+      tokenSecret: ctx.sys.tokenSecret,
+      ackEveryMs: 100,
+    },
+    total,
+    ctx.o.connectConcurrency,
+    opts.offset ?? 0,
+  );
+  const r = await ctx.pool.connect(phaseTimeoutMs);
+  ctx.log(
+    `  connected ${r.ok}/${total} in ${r.wallMs} ms${r.failed ? `, failed ${r.failed} ${JSON.stringify(r.errors)}` : ''}`,
+  );
+  return r;
+}
+
+/** Polls the generators until `expected` distinct deliveries arrived, or progress stalls, or `maxMs`. */
+async function waitDeliveries(
+  ctx: Ctx,
+  expected: number,
+  publishing: { done: boolean },
+  { stallMs = 10_000, maxMs = 180_000 } = {},
+): Promise<PoolStats> {
+  const t0 = performance.now();
+  let last = -1;
+  let lastChange = performance.now();
+  for (;;) {
+    const st = await ctx.pool.stats();
+    if (st.unique >= expected) return st;
+    if (st.unique !== last) {
+      last = st.unique;
+      lastChange = performance.now();
+    }
+    const now = performance.now();
+    if (publishing.done && now - lastChange > stallMs) return st;
+    if (now - t0 > maxMs) return st;
+    await sleep(50);
+  }
+}
+
+function latency(st: PoolStats): LatencySummary {
+  return st.hist.summary();
+}
+
+function connectSummary(r: PoolConnectResult) {
+  return {
+    ok: r.ok,
+    failed: r.failed,
+    errors: r.errors,
+    wallMs: r.wallMs,
+    perNode: Object.keys(r.perNode).length ? r.perNode : undefined,
+  };
+}
+
+function cpuSummary(u: Usage & { machineBusyCores: number }) {
+  return {
+    wallS: round(u.wallS, 3),
+    serverCpuS: u.serverCpuS,
+    allCpuS: u.allCpuS,
+    machineBusyCores: u.machineBusyCores,
+    /** Cores busy with work outside this benchmark (other processes on the machine). */
+    otherCores: u.wallS > 0 ? round(Math.max(0, u.machineBusyCores - u.allCpuS / u.wallS), 2) : null,
+    groups: u.groups,
+  };
+}
+
+/** CPU seconds of the counted groups plus the balancer (the "with balancer" figure). */
+function withBalancer(u: Usage): number {
+  return round(u.serverCpuS + (u.groups.nginx && !u.groups.nginx.counted ? u.groups.nginx.cpuS : 0), 3);
+}
+
+// ------------------------------------------------------------------ scenarios
+
+/** Idle memory per connection: RSS growth of the server processes at N1 and N2 connections. */
+async function idle(ctx: Ctx): Promise<Result> {
+  const [n1, n2] = sizes(ctx.o).idle;
+  const groups = groupsOf(ctx);
+  await sleep(1500);
+  const s0 = snapshot(groups);
+  const r1 = await connectClients(ctx, n1, { mode: 'own' }, 'idle-');
+  await sleep(3000);
+  const s1 = snapshot(groups);
+  const r2 = await connectClients(ctx, n2 - n1, { mode: 'own' }, 'idle-', { offset: n1 });
+  await sleep(3000);
+  const s2 = snapshot(groups);
+  const at = (s: Snapshot, conns: number) => {
+    const u = usage(s0, s);
+    const per = (kb: number) => (conns > 0 ? round((kb * 1024) / conns / 1024, 2) : null);
+    const groupsPer: Record<string, number | null> = {};
+    for (const [name, g] of Object.entries(u.groups))
+      if (name !== 'loadgen') groupsPer[name] = per(g.rssDeltaKb);
+    return {
+      connections: conns,
+      serverRssKb: u.serverRssKb,
+      serverRssDeltaKb: u.serverRssDeltaKb,
+      /** KiB of server RSS per connection (counted groups). */
+      kbPerConn: per(u.serverRssDeltaKb),
+      /** Per group, KiB per connection. */
+      kbPerConnByGroup: groupsPer,
+    };
+  };
+  const ok1 = r1.ok;
+  const ok2 = r1.ok + r2.ok;
+  const open = (await ctx.pool.stats()).open;
+  return {
+    sizes: [n1, n2],
+    first: connectSummary(r1),
+    second: connectSummary(r2),
+    openAtEnd: open,
+    at1: at(s1, ok1),
+    at2: at(s2, ok2),
+  };
+}
+
+/** Time to connect N clients at once (handshake done: Herald welcome, Socket.IO `40`, Nchan open). */
+async function connect(ctx: Ctx): Promise<Result> {
+  const n = sizes(ctx.o).connect;
+  await sleep(1000);
+  const meter = new Meter(groupsOf(ctx));
+  const r = await connectClients(ctx, n, { mode: 'own' }, 'conn-');
+  const u = meter.stop();
+  return {
+    size: n,
+    ...connectSummary(r),
+    connectsPerS: r.wallMs > 0 ? Math.round((r.ok * 1000) / r.wallMs) : null,
+    connectsPerServerCpuS: u.serverCpuS > 0 ? Math.round(r.ok / u.serverCpuS) : null,
+    cpu: cpuSummary(u),
+  };
+}
+
+/** Publishes `count` messages to `target` (windowed or paced) and waits for every delivery. */
+async function publishAndMeasure(
+  ctx: Ctx,
+  opts: {
+    count: number;
+    perClient: number;
+    expected: number;
+    target: (i: number) => Target;
+    index: (i: number) => number;
+    mode: { window: number } | { rate: number };
+  },
+) {
+  const { pub, sys } = ctx;
+  await ctx.pool.expect(opts.perClient);
+  const meter = new Meter(groupsOf(ctx));
+  const statuses: Record<number, number> = {};
+  let accepted = 0;
+  const publishing = { done: false };
+  const t0 = nowMs();
+  const job = async (i: number) => {
+    const s = await sys.publish(pub, opts.target(i), makePayload(opts.index(i), ctx.o.payloadBytes));
+    statuses[s] = (statuses[s] ?? 0) + 1;
+    if (ok2xx(s)) accepted++;
+  };
+  let publishEnd = 0;
+  let lateMs: number | undefined;
+  const publishRun = (async () => {
+    if ('window' in opts.mode) {
+      await runWindowed(opts.count, opts.mode.window, job);
+    } else {
+      lateMs = (await runPaced(opts.count, opts.mode.rate, job)).lateMs;
+    }
+    publishEnd = nowMs();
+    publishing.done = true;
+  })();
+  const st = await waitDeliveries(ctx, opts.expected, publishing);
+  await publishRun;
+  const u = meter.stop();
+  const windowS = st.lastAt > 0 ? (st.lastAt - t0) / 1000 : Number.NaN;
+  return {
+    published: opts.count,
+    accepted,
+    statuses,
+    publishS: round((publishEnd - t0) / 1000, 3),
+    acceptedPerS: publishEnd > t0 ? Math.round((accepted * 1000) / (publishEnd - t0)) : null,
+    publisherLateMs: lateMs,
+    expected: opts.expected,
+    /** Publishes the server did not accept (HTTP error or timeout): not counted as lost. */
+    publishFailed: opts.count - accepted,
+    delivered: st.unique,
+    /** Deliveries missing for accepted publishes (every publish reaches expected / count clients). */
+    lost: Math.round((opts.expected * accepted) / opts.count) - st.unique,
+    duplicates: st.duplicates,
+    unexpected: st.unexpected,
+    dropped: st.dropped,
+    dropReasons: st.dropReasons,
+    firstToLastS: round(windowS, 3),
+    deliveriesPerS: Number.isFinite(windowS) && windowS > 0 ? Math.round(st.unique / windowS) : null,
+    deliveriesPerServerCpuS: u.serverCpuS > 0 ? Math.round(st.unique / u.serverCpuS) : null,
+    deliveriesPerCpuSWithBalancer:
+      sys.groups.some((g) => g.name === 'nginx' && !g.counted) && withBalancer(u) > 0
+        ? Math.round(st.unique / withBalancer(u))
+        : undefined,
+    latencyMs: latency(st),
+    loadgenCpuS: round(st.cpuS, 2),
+    cpu: cpuSummary(u),
+  };
+}
+
+/** One topic, N subscribers, M messages of `payloadBytes` as fast as the publisher's window allows. */
+async function broadcast(ctx: Ctx): Promise<Result> {
+  const sz = sizes(ctx.o);
+  const topic = 'bench.broadcast';
+  const r = await connectClients(ctx, sz.broadcastSubscribers, { mode: 'topic', topic }, 'bc-');
+  await sleep(1000);
+  const m = sz.broadcastMessages;
+  const res = await publishAndMeasure(ctx, {
+    count: m,
+    perClient: m,
+    expected: r.ok * m,
+    target: () => ({ kind: 'topic', topic }),
+    index: (i) => i,
+    mode: { window: ctx.o.publishWindow },
+  });
+  return { subscribers: sz.broadcastSubscribers, messages: m, connect: connectSummary(r), ...res };
+}
+
+/** N subscribers of one topic, messages at a fixed rate: publish-to-receipt latency. */
+async function rate(ctx: Ctx): Promise<Result> {
+  const sz = sizes(ctx.o);
+  const topic = 'bench.rate';
+  const r = await connectClients(ctx, sz.rateSubscribers, { mode: 'topic', topic }, 'rt-');
+  await sleep(1000);
+  const runs: Record<string, unknown> = {};
+  for (const perS of ctx.o.rates) {
+    const count = Math.max(1, Math.round(perS * ctx.o.rateSeconds));
+    ctx.log(`  ${perS} msg/s for ${ctx.o.rateSeconds} s`);
+    runs[`${perS}`] = await publishAndMeasure(ctx, {
+      count,
+      perClient: count,
+      expected: r.ok * count,
+      target: () => ({ kind: 'topic', topic }),
+      index: (i) => i,
+      mode: { rate: perS },
+    });
+    await sleep(500);
+  }
+  return { subscribers: sz.rateSubscribers, seconds: ctx.o.rateSeconds, connect: connectSummary(r), runs };
+}
+
+/** Many devices, each publish addressed to one device: end-to-end notifications per second. */
+async function single(ctx: Ctx): Promise<Result> {
+  const sz = sizes(ctx.o);
+  const devices = sz.singleDevices;
+  const prefix = 'sd-';
+  const r = await connectClients(ctx, devices, { mode: 'own' }, prefix);
+  await sleep(1000);
+  const count = sz.singleMessages;
+  const perClient = Math.ceil(count / devices);
+  const res = await publishAndMeasure(ctx, {
+    count,
+    perClient,
+    expected: r.ok === devices ? count : Math.round((count * r.ok) / devices),
+    target: (i) => ({ kind: 'device', device: `${prefix}${i % devices}` }),
+    index: (i) => Math.floor(i / devices),
+    mode: { window: ctx.o.publishWindow },
+  });
+  return { devices, messages: count, connect: connectSummary(r), ...res };
+}
+
+/** Error-log lines that explain why connections stopped (descriptor limits, worker_connections...). */
+function logReasons(files: readonly string[]): Record<string, number> {
+  const patterns: [string, RegExp][] = [
+    ['Too many open files', /Too many open files/],
+    ['worker_connections are not enough', /worker_connections are not enough/],
+    ['no live upstreams', /no live upstreams/],
+    ['upstream connect failed', /connect\(\) failed/],
+    ['setrlimit failed', /setrlimit\(RLIMIT_NOFILE/],
+    ['Cannot assign requested address', /Cannot assign requested address/],
+  ];
+  const out: Record<string, number> = {};
+  for (const f of files) {
+    let text = '';
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n'))
+      for (const [name, re] of patterns) if (re.test(line)) out[name] = (out[name] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** As many connections as this machine holds through the balancer, then one broadcast to all. */
+async function maxconn(ctx: Ctx): Promise<Result> {
+  const target = sizes(ctx.o).maxconn;
+  const groups = groupsOf(ctx);
+  const s0 = snapshot(groups);
+  const r = await connectClients(ctx, target, { mode: 'broadcast' }, 'mc-', {
+    phaseTimeoutMs: ctx.o.maxconnSeconds * 1000,
+    sources: ctx.o.maxconnSources,
+  });
+  await sleep(3000);
+  const before = await ctx.pool.stats();
+  const s1 = snapshot(groups);
+  const mem = usage(s0, s1);
+  ctx.log(`  ${before.open} open; broadcasting`);
+  const res = await publishAndMeasure(ctx, {
+    count: 1,
+    perClient: 1,
+    expected: before.open,
+    target: () => ({ kind: 'broadcast' }),
+    index: () => 0,
+    mode: { window: 1 },
+  });
+  return {
+    target,
+    connect: connectSummary(r),
+    openBeforeBroadcast: before.open,
+    droppedWhileIdle: r.ok - before.open,
+    reached: res.delivered,
+    serverRssKb: mem.serverRssKb,
+    rssByGroupKb: Object.fromEntries(Object.entries(mem.groups).map(([k, g]) => [k, g.rssKb])),
+    logReasons: logReasons(ctx.sys.logs),
+    broadcast: res,
+  };
+}
+
+export const RUNNERS: Record<ScenarioName, (ctx: Ctx) => Promise<Result>> = {
+  idle,
+  connect,
+  broadcast,
+  rate,
+  single,
+  maxconn,
+};
+
+/** Most connections a scenario opens at once (sizes the servers and generators). */
+export function peakOf(name: ScenarioName, o: Options): number {
+  const sz = sizes(o);
+  switch (name) {
+    case 'idle':
+      return sz.idle[1];
+    case 'connect':
+      return sz.connect;
+    case 'broadcast':
+      return sz.broadcastSubscribers;
+    case 'rate':
+      return sz.rateSubscribers;
+    case 'single':
+      return sz.singleDevices;
+    case 'maxconn':
+      return sz.maxconn;
+  }
+}
