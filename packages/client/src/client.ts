@@ -56,7 +56,23 @@ export interface HeraldClientOptions {
   topics?: string[];
   /** Bound on each step of a connection attempt: the token fetch, and opening the socket to the welcome. Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * Browser lifecycle: when the network comes back (`online`) or the tab becomes visible again
+   * (`visibilitychange`), a waiting reconnect happens at once and an open socket is checked
+   * (a laptop that slept may hold a dead one). Default: `window` and `document` when present;
+   * `false` turns it off.
+   */
+  lifecycle?: LifecycleTargets | false;
 }
+
+/** Where lifecycle events come from (a browser's `window` and `document`, or test stand-ins). */
+export interface LifecycleTargets {
+  window?: EventTarget;
+  document?: EventTarget & { visibilityState?: string };
+}
+
+/** How long a socket checked after a lifecycle event has to show it is alive. */
+const LIFECYCLE_PROBE_MS = 3000;
 
 export interface DisconnectEvent {
   code: number;
@@ -172,6 +188,8 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   private rejected: { token: string; code: number } | undefined;
   private serverDelayMs: number | undefined;
   private waiters: Waiter[] = [];
+  private readonly lifecycle: LifecycleTargets | undefined;
+  private readonly onLifecycle = (): void => this.wake();
 
   constructor(opts: HeraldClientOptions) {
     super();
@@ -192,6 +210,12 @@ export class HeraldClient extends Emitter<HeraldEvents> {
         new HeraldError('storage_failed', `cursor storage failed: ${String(err)}`, { cause: err }),
       ),
     );
+    const g = globalThis as { window?: EventTarget; document?: LifecycleTargets['document'] };
+    this.lifecycle =
+      opts.lifecycle === false
+        ? undefined
+        : (opts.lifecycle ??
+          (g.window && g.document ? { window: g.window, document: g.document } : undefined));
     for (const t of opts.topics ?? []) {
       if (!isValidTopic(t)) throw new TypeError(`invalid topic ${JSON.stringify(t)}`);
       this.desired.add(t);
@@ -221,6 +245,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       this.run++;
       this.everOpen = false;
       this.backoff.reset();
+      this.listenLifecycle(true);
       this.setState('connecting');
       void this.attempt();
     }
@@ -231,6 +256,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   async close(): Promise<void> {
     this.running = false;
     this.run++;
+    this.listenLifecycle(false);
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.settle(new HeraldError('closed', 'the client was closed', { fatal: true }));
@@ -456,7 +482,40 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
   }
 
+  private listenLifecycle(on: boolean): void {
+    const l = this.lifecycle;
+    if (!l) return;
+    const method = on ? 'addEventListener' : 'removeEventListener';
+    l.window?.[method]('online', this.onLifecycle);
+    l.document?.[method]('visibilitychange', this.onLifecycle);
+  }
+
+  /**
+   * Network back or tab visible: a reconnect waiting out its backoff goes now (the reason it
+   * failed is likely gone), and an open socket that has been quiet is probed with a ping and
+   * dropped if nothing answers soon.
+   */
+  private wake(): void {
+    if (!this.running || this.lifecycle?.document?.visibilityState === 'hidden') return;
+    const conn = this.conn;
+    if (!conn) {
+      if (this.retryTimer === undefined) return;
+      clearTimeout(this.retryTimer);
+      this.backoff.reset();
+      void this.attempt();
+      return;
+    }
+    if (!conn.welcomed || Date.now() - conn.lastRx < LIFECYCLE_PROBE_MS) return;
+    const heard = conn.lastRx;
+    this.send(conn, { type: 'ping' });
+    setTimeout(() => {
+      if (this.conn === conn && conn.lastRx === heard)
+        this.drop(conn, CLOSE_ABNORMAL, 'no answer after wake-up');
+    }, LIFECYCLE_PROBE_MS);
+  }
+
   private fatal(err: HeraldError): void {
+    this.listenLifecycle(false);
     this.running = false;
     this.run++;
     clearTimeout(this.retryTimer);

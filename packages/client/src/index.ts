@@ -16,6 +16,7 @@ export {
   HeraldClient,
   type HeraldClientOptions,
   type HeraldEvents,
+  type LifecycleTargets,
   type RetryEvent,
   type TokenSource,
 } from './client.js';

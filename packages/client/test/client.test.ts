@@ -504,3 +504,50 @@ describe('HeraldClient: close', () => {
     expect(client.state).toBe('open');
   });
 });
+
+describe('HeraldClient: browser lifecycle', () => {
+  /** Stand-ins for `window` and `document`: real EventTargets the test fires events on. */
+  function targets(): { window: EventTarget; document: EventTarget & { visibilityState: string } } {
+    return {
+      window: new EventTarget(),
+      document: Object.assign(new EventTarget(), { visibilityState: 'visible' }),
+    };
+  }
+
+  it('reconnects at once when the network comes back instead of waiting out its backoff', async () => {
+    const lifecycle = targets();
+    const { client, rec } = makeClient({
+      lifecycle,
+      backoff: { initialMs: 60_000, maxMs: 60_000, random: () => 1 },
+    });
+    await Promise.all([client.connect(), node.nextSocket().then((s) => s.welcome({ inbox: 0 }))]);
+    node.sockets[0]!.close(1001, 'going away');
+    const retry = await rec.wait('retry');
+    expect(retry.delayMs).toBeGreaterThan(30_000);
+    lifecycle.window.dispatchEvent(new Event('online'));
+    const s2 = await node.nextSocket();
+    await s2.welcome({ inbox: 0 });
+    await rec.nth('welcome', 2);
+    expect(client.state).toBe('open');
+  });
+
+  it('waits while the tab is hidden and reconnects when it becomes visible', async () => {
+    const lifecycle = targets();
+    const { client, rec } = makeClient({
+      lifecycle,
+      backoff: { initialMs: 60_000, maxMs: 60_000, random: () => 1 },
+    });
+    await Promise.all([client.connect(), node.nextSocket().then((s) => s.welcome({ inbox: 0 }))]);
+    node.sockets[0]!.close(1001, 'going away');
+    await rec.wait('retry');
+    lifecycle.document.visibilityState = 'hidden';
+    lifecycle.document.dispatchEvent(new Event('visibilitychange'));
+    lifecycle.document.visibilityState = 'visible';
+    lifecycle.document.dispatchEvent(new Event('visibilitychange'));
+    const s2 = await node.nextSocket();
+    await s2.welcome({ inbox: 0 });
+    await rec.nth('welcome', 2);
+    expect(client.state).toBe('open');
+    expect(node.sockets.length).toBe(2);
+  });
+});
