@@ -2,10 +2,9 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '@herald/stack';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, type SystemStack, startSystem, TOKEN_SECRET } from '../support/system.js';
+import { API_KEY, type SystemStack, startSystem } from '../support/system.js';
 import { type Browser, ensureChromium, launchChromium } from './chromium.js';
 
 // The web console and the SDK browser bundle in a real (Debian) Chromium, against a real stack:
@@ -20,17 +19,10 @@ let wsUrl: string;
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   await ensureChromium();
-  const nginxPort = await freePort('127.0.0.1');
-  wsUrl = `ws://127.0.0.1:${nginxPort}/v1/ws`;
-  // The API mints the console's demo tokens with the nodes' secret and shows the balancer's URL.
-  [sys, browser] = await Promise.all([
-    startSystem({
-      nodes: 2,
-      nginxPort,
-      env: { HERALD_TOKEN_SECRET: TOKEN_SECRET, HERALD_PUBLIC_WS_URL: wsUrl },
-    }),
-    launchChromium(),
-  ]);
+  // The stack gives the API the nodes' token secret (for the console's demo device) and the
+  // balancer's URL, as `npm start` does.
+  [sys, browser] = await Promise.all([startSystem({ nodes: 2 }), launchChromium()]);
+  wsUrl = sys.wsUrl;
 }, 900_000);
 
 afterAll(async () => {

@@ -2,6 +2,7 @@ import { BROADCAST, encodeNotification, TOPIC_PREFIX } from '@herald/protocol';
 import { decodeDoorbell, type Keys, type Subscriber } from '@herald/store';
 import type { Logger } from 'pino';
 import type { Hub } from './hub.js';
+import { WireFrame } from './wire.js';
 
 /**
  * Doorbells from Redis pub/sub to local clients. The node subscribes to its own channel (inbox
@@ -88,8 +89,14 @@ export class Broker {
         const clients = this.hub.streamClients(bell.stream);
         if (!clients) return;
         // Encoded once for every local subscriber.
-        const frame = Buffer.from(
-          encodeNotification(JSON.stringify(bell.stream), bell.seq, bell.entry.id, bell.entry.ts, bell.entry.data),
+        const frame = new WireFrame(
+          encodeNotification(
+            JSON.stringify(bell.stream),
+            bell.seq,
+            bell.entry.id,
+            bell.entry.ts,
+            bell.entry.data,
+          ),
         );
         for (const c of clients) c.offer(bell.stream, bell.seq, bell.entry, frame);
         return;

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import {
   BROADCAST,
   type ClientFrame,
@@ -14,13 +15,13 @@ import {
   topicStream,
 } from '@herald/protocol';
 import type { NewEntry } from '@herald/store';
-import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import type { NodeContext } from './context.js';
 import { TokenBucket } from './rate.js';
 import { closeReason, Stats } from './stats.js';
 import { StreamState } from './stream-state.js';
+import { WireFrame, writeFrame } from './wire.js';
 
 /** Frames queued behind a slow handler (hello, subscribe) before the peer is cut off. */
 const MAX_QUEUED_FRAMES = 64;
@@ -311,7 +312,7 @@ export class Client {
   // ---- delivery ----
 
   /** A live entry from a doorbell. Delivered directly when it is the next seq, else read from the stream. */
-  offer(stream: string, seq: number, entry: NewEntry, frame: string | Buffer): void {
+  offer(stream: string, seq: number, entry: NewEntry, frame: string | WireFrame): void {
     const st = this.streams.get(stream);
     if (!st || this.closed) return;
     if (st.syncing) {
@@ -461,7 +462,7 @@ export class Client {
   }
 
   /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
-  sendRaw(frame: string | Buffer): boolean {
+  sendRaw(frame: string | WireFrame): boolean {
     if (this.closed) return false;
     if (this.socket.bufferedAmount > this.ctx.limits.slowConsumerBytes) {
       this.ctx.stats.slowConsumers++;
@@ -469,8 +470,8 @@ export class Client {
       return false;
     }
     this.cork();
-    // A Buffer is a frame encoded once for many sockets; sent as text, not re-encoded per socket.
-    this.socket.send(frame, { binary: false });
+    if (frame instanceof WireFrame) writeFrame(this.socket, frame);
+    else this.socket.send(frame);
     return true;
   }
 

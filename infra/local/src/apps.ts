@@ -52,6 +52,8 @@ export interface AppHandle {
 export interface ApiOptions extends Omit<StartAppOptions, 'app'> {
   /** HERALD_API_KEYS. */
   apiKeys: readonly string[];
+  /** HERALD_TOKEN_SECRET: lets the console mint a token for its demo device. */
+  tokenSecret?: string;
 }
 
 export interface WorkerOptions extends Omit<StartAppOptions, 'app'> {}
@@ -169,8 +171,11 @@ export async function startApp(
 }
 
 /** apps/api: the publish API. */
-export function startApi({ apiKeys, ...options }: ApiOptions): Promise<AppHandle> {
-  return startApp({ ...options, app: 'api' }, { HERALD_API_KEYS: apiKeys.join(',') });
+export function startApi({ apiKeys, tokenSecret, ...options }: ApiOptions): Promise<AppHandle> {
+  return startApp(
+    { ...options, app: 'api' },
+    { HERALD_API_KEYS: apiKeys.join(','), ...(tokenSecret ? { HERALD_TOKEN_SECRET: tokenSecret } : {}) },
+  );
 }
 
 /** apps/worker: fan-out and delayed sends (serves /healthz and /readyz on HERALD_PORT). */

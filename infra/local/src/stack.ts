@@ -178,12 +178,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       return node;
     };
 
+    // Chosen before the API starts: the console tells browsers where the WebSocket is.
+    const listenPort = options.balancerPort ?? options.nginxPort ?? (await freePort(localHost));
     const starts: Array<Promise<unknown>> = [
       startWorker({ ...common, port: options.workerPort, script: options.scripts?.worker }).then((w) => {
         worker = w;
       }),
       startApi({
         ...common,
+        // The console's demo device needs a token, and the URL of the balancer.
+        env: { HERALD_PUBLIC_WS_URL: `ws://${localHost}:${listenPort}/v1/ws`, ...options.env },
+        tokenSecret: options.tokenSecret,
         apiKeys: options.apiKeys,
         port: options.apiPort,
         script: options.scripts?.api,
@@ -197,7 +202,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (failed) throw failed.reason;
 
     const upstreamsOf = (): Upstream[] => nodes.map((n) => ({ host: localHost, port: n.port }));
-    const listenPort = options.balancerPort ?? options.nginxPort ?? (await freePort(localHost));
     if (kind === 'haproxy') {
       balancer = await startHaproxy({
         upstreams: upstreamsOf(),
