@@ -11,6 +11,8 @@ export interface Options {
   scenarios: ScenarioName[];
   /** Herald push nodes (more are started when a scenario's connections need them). */
   nodes: number;
+  /** Herald's Redis: 1 is one redis-server; more is a Redis Cluster of that many masters (each with a replica). */
+  redisShards: number;
   /** Load-generator processes (more when the connection count needs them). */
   generators: number;
   /** Loopback source addresses 127.0.0.2 ... */
@@ -44,6 +46,7 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --systems <a,b>          ${SYSTEMS.join(',')} (all)
   --scenarios <a,b>        ${['idle', 'connect', 'broadcast', 'rate', 'single', 'maxconn'].join(',')} (all)
   --nodes <n>              Herald push nodes, at least (3)
+  --redis-shards <n>       Herald on a Redis Cluster of n masters (+1 replica each); 1 = one redis-server (1)
   --generators <n>         load-generator processes, at least (4)
   --sources <n>            loopback source addresses 127.0.0.2.. (8)
   --maxconn-sources <n>    source addresses of the maxconn scenario (64)
@@ -66,6 +69,7 @@ export function parseArgs(argv: readonly string[]): Options {
     systems: [...SYSTEMS],
     scenarios: [...SCENARIOS],
     nodes: 3,
+    redisShards: 1,
     generators: 4,
     sources: 8,
     maxconnSources: 64,
@@ -111,6 +115,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--nodes':
         o.nodes = num(flag, val(), 1);
+        break;
+      case '--redis-shards':
+        o.redisShards = num(flag, val(), 1);
         break;
       case '--generators':
         o.generators = num(flag, val(), 1);

@@ -144,6 +144,7 @@ async function main(): Promise<void> {
             logDir,
             peak: peakConns,
             nodes: o.nodes,
+            redisShards: o.redisShards,
             balancer: scenario === 'maxconn' && name === 'socketio',
             cpuProf: o.cpuProf ? path.join(o.cpuProf, `${scenario}-${name}`) : undefined,
           });

@@ -11,6 +11,7 @@ import {
   renderTemplate,
   type Stack,
   startRedis,
+  startRedisCluster,
   startStack,
   waitForHttp,
   waitForTcp,
@@ -55,6 +56,8 @@ export interface StartOptions {
   peak: number;
   /** Herald push nodes (at least; more when `peak` needs them). */
   nodes: number;
+  /** Herald's Redis: more than 1 starts a Redis Cluster with that many masters. */
+  redisShards?: number;
   /** Put a balancer (nginx stream) in front of the Socket.IO processes (the maxconn scenario). */
   balancer?: boolean;
   /** Herald: write V8 CPU profiles of every app process into this dir. */
@@ -114,9 +117,8 @@ async function startBalancer(
     workerProcesses: workers,
     workerConnections: socketsPerProcess(),
   });
-  const listen = 'backlog=4096 so_keepalive=on;';
-  if (!text.includes(listen)) throw new Error(`${name}: listen line of the nginx template changed`);
-  fs.writeFileSync(conf, text.replace(listen, 'backlog=4096 so_keepalive=on reuseport;'));
+  if (!text.includes(' reuseport;')) throw new Error(`${name}: the nginx template no longer sets reuseport`);
+  fs.writeFileSync(conf, text);
   const proc = await ManagedProcess.start({
     command: bin,
     args: ['-p', prefix, '-c', conf, '-e', errorLog, '-g', 'daemon off;'],
@@ -145,7 +147,11 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
   // Every proxied session holds two descriptors in one nginx worker, and accepts are not spread
   // evenly over the workers (no reuseport in the stack's config): leave slack.
   const nginxWorkers = Math.max(2, Math.ceil((2 * o.peak * 1.6) / per));
+  const shards = o.redisShards ?? 1;
+  const cluster =
+    shards > 1 ? await startRedisCluster({ masters: shards, dir: path.join(o.dir, 'cluster') }) : undefined;
   const stack: Stack = await startStack({
+    ...(cluster ? { redisUrl: cluster.url } : {}),
     nodes,
     dataDir: path.join(o.dir, 'herald'),
     logDir: o.logDir,
@@ -186,7 +192,11 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
     { name: 'nodes', counted: true, pids: () => stack.nodes.map((n) => n.pid) },
     { name: 'worker', counted: true, pids: () => [stack.worker.pid] },
     { name: 'api', counted: true, pids: () => [stack.api.pid] },
-    { name: 'redis', counted: true, pids: () => (stack.redis ? [stack.redis.pid] : []) },
+    {
+      name: 'redis',
+      counted: true,
+      pids: () => (cluster ? cluster.servers.map((s) => s.pid) : stack.redis ? [stack.redis.pid] : []),
+    },
   ];
   const b = balancer;
   if (b) groups.push(nginxGroup('nginx', b.pid, false));
@@ -209,6 +219,7 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
     },
     info: {
       nodes,
+      redis: cluster ? `Redis Cluster, ${shards} masters + ${shards} replicas` : 'one redis-server',
       balancer: b
         ? `nginx stream, infra/nginx template + reuseport, ${nginxWorkers} workers, port ${b.port}`
         : 'none: clients spread over the node ports',
@@ -221,6 +232,7 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
     stop: async () => {
       await b?.stop().catch(() => undefined);
       await stack.stop();
+      await cluster?.stop();
     },
   };
 }
