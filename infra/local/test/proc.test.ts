@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { liveProcesses, ManagedProcess, waitFor } from '../src/index.js';
 import { pidAlive, tempDir } from './helpers.js';
 
@@ -73,7 +73,10 @@ describe('ManagedProcess', () => {
 // `npm test` builds first (turbo: test dependsOn build).
 const distIndex = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
-describe.skipIf(!fs.existsSync(distIndex))('no orphans when the parent goes away', () => {
+describe('no orphans when the parent goes away', () => {
+  beforeAll(() => {
+    if (!fs.existsSync(distIndex)) throw new Error(`${distIndex} is missing: build first (npm run build)`);
+  });
   for (const how of ['exit', 'throw', 'SIGTERM', 'SIGINT'] as const) {
     it(`parent ends by ${how}: its ManagedProcess children are killed`, async () => {
       const dir = tempDir('orphan');
