@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { Fanout, type FanoutResult } from './fanout.js';
 import { createHealthServer } from './health.js';
 import { WorkerMetrics } from './metrics.js';
+import { orderKeys, TargetOrder } from './order.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
@@ -73,9 +74,11 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     observer: metrics,
   });
 
+  const order = new TargetOrder();
   const worker = new Worker<FanoutJob, FanoutResult>(
     FANOUT_QUEUE,
-    (job) => metrics.job(job.data, () => fanout.process(job)),
+    // Concurrent jobs, but two for the same target are appended in the order they were accepted.
+    (job) => order.run(orderKeys(job.data.to), () => metrics.job(job.data, () => fanout.process(job))),
     {
       connection: bull,
       prefix: queueOptions(keys).prefix,

@@ -67,10 +67,10 @@ export const workerSchema = Type.Object({
   ...common,
   HERALD_PORT: Int(8070, 0, 65535, 'HTTP port of this process.'),
   HERALD_WORKER_CONCURRENCY: Int(
-    1,
+    8,
     1,
     256,
-    'Fan-out jobs run at once per worker process. 1 keeps notifications to the same target in accept order; more (or more worker processes) trades that order for throughput.',
+    'Fan-out jobs run at once per worker process (jobs for the same target still run in accept order).',
   ),
   HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
   HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
