@@ -106,7 +106,7 @@ export class NotificationService {
         } catch (err) {
           // Give the key back so a retry is not stuck with an id that was never queued. Awaited
           // (it fails fast if Redis is down) so a retry right after the error finds it free.
-          await idempotency.release(idem.scope, idem.key).catch((e: unknown) => {
+          await idempotency.release(idem.scope, idem.key, id).catch((e: unknown) => {
             this.d.log.warn({ err: e }, 'could not release Idempotency-Key after a failed publish');
           });
           throw err;

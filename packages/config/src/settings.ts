@@ -10,7 +10,8 @@ const Int = (def: number, min: number, max: number, description: string) =>
 export const common = {
   REDIS_URL: Type.String({
     pattern: '^(rediss?|redis\\+sentinel|redis\\+cluster)://',
-    description: 'Redis to use: redis://host:6379/0, redis+sentinel://h1:26379,h2:26379/mymaster, or redis+cluster://h1:7000,h2:7001. Needs AOF and maxmemory-policy noeviction.',
+    description:
+      'Redis to use: redis://host:6379/0, redis+sentinel://h1:26379,h2:26379/mymaster, or redis+cluster://h1:7000,h2:7001. Needs AOF and maxmemory-policy noeviction.',
   }),
   HERALD_HOST: Type.String({ default: '0.0.0.0', description: 'Address to bind.' }),
   HERALD_LOG_LEVEL: Type.Union(

@@ -28,8 +28,11 @@ export class Idempotency {
     return { fresh: false, id: r[1] as string, sameBody: r[2] === bodyHash };
   }
 
-  /** Gives a key back when the publish it was claimed for could not be accepted. */
-  async release(scope: string, key: string): Promise<void> {
-    await this.redis.del(this.keys.idempotency(scope, key));
+  /**
+   * Gives a key back when the publish it was claimed for (`id`) could not be accepted; a key that
+   * names another notification by now is left alone.
+   */
+  async release(scope: string, key: string, id: string): Promise<boolean> {
+    return (await this.redis.heraldIdempotencyRelease(this.keys.idempotency(scope, key), id)) === 1;
   }
 }

@@ -26,6 +26,7 @@ declare module 'ioredis' {
     heraldCursor(key: string, ...argv: (string | number)[]): Result<number, Context>;
     heraldTransition(key: string, to: string, ...from: string[]): Result<string, Context>;
     heraldCounts(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    heraldIdempotencyRelease(key: string, id: string): Result<number, Context>;
     heraldIdempotency(key: string, id: string, hash: string, windowMs: number): Result<string[], Context>;
   }
 }
@@ -36,6 +37,7 @@ const SCRIPTS = {
   heraldCursor: { lua: lua('cursor'), numberOfKeys: 1 },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },
   heraldCounts: { lua: lua('counts'), numberOfKeys: 1 },
+  heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
 } as const;
 

@@ -168,6 +168,10 @@ describe('Idempotency', () => {
       id: 'id-1',
       sameBody: false,
     });
+    // Only the claimer frees it.
+    expect(await idem.release('k', 'key-1', 'id-2')).toBe(false);
+    expect(await idem.release('k', 'key-1', 'id-1')).toBe(true);
+    expect(await idem.claim('k', 'key-1', 'id-4', 'h1')).toEqual({ fresh: true });
   });
 });
 
