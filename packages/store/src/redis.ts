@@ -103,6 +103,9 @@ export function createRedis(url: string, role: RedisRole, name = 'herald'): Redi
         // Sharded pub/sub: a doorbell goes to the one shard owning its channel, not to every shard.
         shardedSubscribers: role === 'subscriber',
         slotsRefreshTimeout: 2000,
+        // A subscriber issues no commands, so no MOVED tells it a failover moved its channels'
+        // slots: poll the topology, so the sharded subscribers move (and the node resyncs).
+        slotsRefreshInterval: 2000,
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
       });
   }
