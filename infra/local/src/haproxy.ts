@@ -8,7 +8,7 @@ import type { Balancer, Upstream } from './balancer.js';
 import { findExecutable, installCommand } from './bins.js';
 import { renderTemplate } from './nginx.js';
 import { freePort } from './ports.js';
-import { ManagedProcess, tailFile } from './proc.js';
+import { ManagedProcess, pidAlive, tailFile } from './proc.js';
 import { waitFor, waitForTcp } from './wait.js';
 
 export const HAPROXY_MISSING = `haproxy not found. Install it with: ${installCommand(['haproxy'])} (or set HAPROXY_BIN)`;
@@ -312,22 +312,6 @@ function parseShowStat(text: string): HaproxyServerState[] {
     });
   }
   return out;
-}
-
-/** True while a process with this PID exists and is not a zombie. */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return process.platform !== 'linux';
-  }
 }
 
 /** Direct children of `pid` (Linux /proc; [] elsewhere): the HAProxy workers of a master. */

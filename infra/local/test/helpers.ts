@@ -33,19 +33,4 @@ export function tcpRequest(port: number, payload: string, timeoutMs = 5000): Pro
   });
 }
 
-/** True while a process with this PID exists and is not a zombie (dead, waiting to be reaped). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; Z = zombie, X = dead
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return process.platform !== 'linux';
-  }
-}
+export { pidAlive } from '../src/proc.js';
