@@ -125,38 +125,33 @@ describe('kill -9 of a node with 1,000 clients', () => {
   }, 120_000);
 });
 
+/** The node each of `n` loopback source addresses lands on through the balancer (a fresh hello each). */
+function landings(s: SystemStack, n: number): Promise<string[]> {
+  return pool(
+    Array.from({ length: n }, (_, i) => i),
+    50,
+    async (i) => {
+      const p = await Probe.open(s.wsUrl, { localAddress: loopback(i) });
+      p.send({ type: 'hello', token: await s.token(`ch-${i}`) });
+      const node = (await p.frame('welcome', 10_000)).node as string;
+      p.close();
+      return node;
+    },
+  );
+}
+
 describe('consistent hashing', () => {
   it('removing one of three nodes moves only that node’s clients (about a third)', async () => {
     sys = await startSystem({ nodes: 3 });
     const s = sys;
     const N = 300;
-    const first = await pool(
-      Array.from({ length: N }, (_, i) => i),
-      50,
-      async (i) => {
-        const p = await Probe.open(s.wsUrl, { localAddress: loopback(i) });
-        p.send({ type: 'hello', token: await s.token(`ch-${i}`) });
-        const node = (await p.frame('welcome', 10_000)).node as string;
-        p.close();
-        return node;
-      },
-    );
+    const first = await landings(s, N);
     const counts = new Map<string, number>();
     for (const n of first) counts.set(n, (counts.get(n) ?? 0) + 1);
     expect(counts.size).toBe(3);
     const [removed] = [...counts.entries()].sort((a, b) => b[1] - a[1])[1]!; // the median node
     await s.removeNode(removed);
-    const second = await pool(
-      Array.from({ length: N }, (_, i) => i),
-      50,
-      async (i) => {
-        const p = await Probe.open(s.wsUrl, { localAddress: loopback(i) });
-        p.send({ type: 'hello', token: await s.token(`ch-${i}`) });
-        const node = (await p.frame('welcome', 10_000)).node as string;
-        p.close();
-        return node;
-      },
-    );
+    const second = await landings(s, N);
     let moved = 0;
     for (let i = 0; i < N; i++) {
       if (first[i] === removed) expect(second[i]).not.toBe(removed);
