@@ -1,6 +1,7 @@
 import { BROADCAST, encodeNotification, TOPIC_PREFIX } from '@herald/protocol';
 import { decodeDoorbell, type Keys, type Subscriber } from '@herald/store';
 import type { Logger } from 'pino';
+import type { Client } from './client.js';
 import type { Hub } from './hub.js';
 import { WireFrame } from './wire.js';
 
@@ -80,7 +81,8 @@ export class Broker {
           if (!clients) continue;
           // One frame per device, shared by the device's sockets.
           const frame = encodeNotification('"inbox"', seq, bell.entry.id, bell.entry.ts, bell.entry.data);
-          for (const c of clients) c.offer('inbox', seq, bell.entry, frame);
+          if (clients instanceof Set) for (const c of clients) c.offer('inbox', seq, bell.entry, frame);
+          else (clients as Client).offer('inbox', seq, bell.entry, frame);
         }
         return;
       }
@@ -104,8 +106,8 @@ export class Broker {
       case 'sub':
       case 'unsub': {
         const clients = this.hub.deviceClients(bell.device);
-        if (!clients) return;
-        for (const c of clients) c.control(bell.k, bell.topic);
+        if (clients instanceof Set) for (const c of clients) c.control(bell.k, bell.topic);
+        else (clients as Client | undefined)?.control(bell.k, bell.topic);
         return;
       }
     }

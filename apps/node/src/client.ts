@@ -18,7 +18,7 @@ import type { NewEntry } from '@herald/store';
 import type { RawData, WebSocket } from 'ws';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import type { NodeContext } from './context.js';
-import { TokenBucket } from './rate.js';
+import type { Expiring } from './expiry.js';
 import { closeReason, Stats } from './stats.js';
 import { StreamState } from './stream-state.js';
 import { WireFrame, writeFrame } from './wire.js';
@@ -32,31 +32,63 @@ const DRAIN_WAIT_MS = 10_000;
 
 let nextConnId = 0;
 
+const RESOLVED: Promise<void> = Promise.resolve();
+const NO_CURSORS: Readonly<Record<string, number>> = Object.freeze({});
+const kClient = Symbol('herald.client');
+
+type Tagged = WebSocket & { [kClient]: Client };
+
+// Socket listeners shared by every connection (`this` is the socket): no closures per connection.
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as Tagged)[kClient].onMessage(data, isBinary);
+}
+function onWsPong(this: WebSocket): void {
+  (this as Tagged)[kClient].alive = true;
+}
+function onWsClose(this: WebSocket, code: number): void {
+  (this as Tagged)[kClient].onClose(code);
+}
+function onWsError(this: WebSocket, err: Error): void {
+  (this as Tagged)[kClient].onError(err);
+}
+
 /**
  * One WebSocket connection: hello and auth, its streams (inbox, broadcast, topics), replay
  * from cursors then live delivery, acks. Frames are handled one at a time, in order.
  */
-export class Client {
-  readonly connId = `${(++nextConnId).toString(36)}`;
+export class Client implements Expiring {
+  /** Number of this connection on this node, for logs. */
+  readonly connNo = ++nextConnId;
   identity: DeviceIdentity | undefined;
-  readonly streams = new Map<string, StreamState>();
+  /** The inbox and broadcast streams (set at welcome), and topic streams when there are any. */
+  private inbox: StreamState | undefined;
+  private bcast: StreamState | undefined;
+  private topics: Map<string, StreamState> | undefined;
   alive = true;
   private closed = false;
-  private chain: Promise<void> = Promise.resolve();
+  /** Between joining the hub and welcome: a doorbell then only sets `earlyBell`. */
+  private welcoming = false;
+  private earlyBell = false;
+  private chain: Promise<void> = RESOLVED;
   private queued = 0;
   private helloTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private serverCursors: Record<string, number> = {};
-  private countedUser: string | undefined;
+  /** Bucket of this client's token expiry in `ctx.expiries`, or -1. */
+  private expiryKey = -1;
+  private serverCursors: Readonly<Record<string, number>> = NO_CURSORS;
+  private userCounted = false;
   private corked = false;
-  private readonly frames: TokenBucket;
+  /** The batched hello in flight, if any (a presence removal waits for it). */
+  private opening: Promise<unknown> | undefined;
+  /** Frame rate limit: a token bucket of `frameRate` per second, burst twice that. */
+  private frameTokens: number;
+  private frameAt = performance.now();
 
   constructor(
     private readonly ctx: NodeContext,
     private readonly socket: WebSocket,
     readonly remote: string,
   ) {
-    this.frames = new TokenBucket(ctx.limits.frameRate, ctx.limits.frameRate * 2);
+    this.frameTokens = ctx.limits.frameRate * 2;
   }
 
   start(): void {
@@ -66,25 +98,66 @@ export class Client {
       () => this.close(CloseCode.HelloTimeout, 'hello timeout'),
       this.ctx.limits.helloTimeoutMs,
     );
-    this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    this.socket.on('pong', () => {
-      this.alive = true;
-    });
-    this.socket.on('close', (code) => this.cleanup(code === 1009 ? 'message_too_big' : 'peer'));
-    this.socket.on('error', (err) => {
-      this.ctx.log.debug({ conn: this.connId, err: err.message }, 'socket error');
-    });
+    const ws = this.socket as Tagged;
+    ws[kClient] = this;
+    ws.on('message', onWsMessage);
+    ws.on('pong', onWsPong);
+    ws.on('close', onWsClose);
+    ws.on('error', onWsError);
+  }
+
+  get connId(): string {
+    return this.connNo.toString(36);
   }
 
   get device(): string | undefined {
     return this.identity?.device;
   }
 
+  /** The connection's state of a stream, if it delivers it. */
+  stream(name: string): StreamState | undefined {
+    return name === INBOX ? this.inbox : name === BROADCAST ? this.bcast : this.topics?.get(name);
+  }
+
+  /** Every stream this connection delivers. */
+  *streams(): IterableIterator<StreamState> {
+    if (this.inbox) yield this.inbox;
+    if (this.bcast) yield this.bcast;
+    if (this.topics) yield* this.topics.values();
+  }
+
+  private topicMap(): Map<string, StreamState> {
+    if (!this.topics) this.topics = new Map();
+    return this.topics;
+  }
+
+  private get topicCount(): number {
+    return this.topics?.size ?? 0;
+  }
+
+  onClose(code: number): void {
+    this.cleanup(code === 1009 ? 'message_too_big' : 'peer');
+  }
+
+  onError(err: Error): void {
+    this.ctx.log.debug({ conn: this.connId, err: err.message }, 'socket error');
+  }
+
+  private takeFrame(): boolean {
+    const now = performance.now();
+    const rate = this.ctx.limits.frameRate;
+    this.frameTokens = Math.min(rate * 2, this.frameTokens + ((now - this.frameAt) / 1000) * rate);
+    this.frameAt = now;
+    if (this.frameTokens < 1) return false;
+    this.frameTokens -= 1;
+    return true;
+  }
+
   // ---- inbound ----
 
-  private onMessage(data: RawData, isBinary: boolean): void {
+  onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
-    if (!this.frames.take()) {
+    if (!this.takeFrame()) {
       this.close(CloseCode.RateLimited, 'frame rate exceeded');
       return;
     }
@@ -102,7 +175,7 @@ export class Client {
       this.close(CloseCode.RateLimited, 'too many frames in flight');
       return;
     }
-    this.chain = this.chain
+    const p: Promise<void> = this.chain
       .then(() => (this.closed ? undefined : this.handle(parsed.frame)))
       .catch((err: Error) => {
         this.ctx.log.error({ conn: this.connId, err }, 'frame handler failed');
@@ -110,7 +183,10 @@ export class Client {
       })
       .finally(() => {
         this.queued--;
+        // An idle connection keeps no promise chain of its own.
+        if (this.chain === p) this.chain = RESOLVED;
       });
+    this.chain = p;
   }
 
   private async handle(f: ClientFrame): Promise<void> {
@@ -151,6 +227,7 @@ export class Client {
     const id = await this.verify(token);
     if (!id || this.closed) return;
     clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
     const { ctx } = this;
     if (!ctx.hub.addUser(id.user, ctx.limits.maxConnectionsPerUser)) {
       this.close(
@@ -159,44 +236,70 @@ export class Client {
       );
       return;
     }
-    this.countedUser = id.user;
+    this.userCounted = true;
     this.identity = id;
     this.armExpiry();
+    // In the hub before presence is written and before any head is read: a doorbell from now
+    // on reaches this client. Until its streams exist (welcome), it only sets `earlyBell`,
+    // and every stream is then re-read from its cursor.
+    this.welcoming = true;
     ctx.hub.addDevice(id.device, this);
-    // Presence is written before any stream is read, on the same connection: an entry appended
-    // after the read gets a doorbell here, one appended before it is in the read.
-    const [, session] = await Promise.all([
-      ctx.presence.add(id.device, ctx.nodeId, this.remote),
-      ctx.devices.hello(id.device, id.user),
-    ]);
-    if (this.closed) return;
-    this.serverCursors = session.cursors;
-    const topics = session.topics.filter((t) => topicAllowed(id.topics, t)).slice(0, ctx.limits.maxTopics);
-    await Promise.all(topics.map((t) => ctx.broker.ref(t)));
-    if (this.closed) {
-      for (const t of topics) ctx.broker.unref(t);
-      return;
-    }
-    const names = [INBOX, BROADCAST, ...topics.map(topicStream)];
-    const keys = names.map((n) => ctx.streams.keysOf(n, id.device));
-    // Without a cursor, an inbox starts at 0 (everything retained) and a shared stream at its head.
-    const needHead = names.map(
-      (n) => n !== INBOX && cursors[n] === undefined && this.serverCursors[n] === undefined,
-    );
-    const heads = await ctx.streams.heads(keys.filter((_, i) => needHead[i]));
-    if (this.closed) {
-      for (const t of topics) ctx.broker.unref(t);
-      return;
-    }
-    let h = 0;
-    const welcome: Record<string, { cursor: number }> = {};
-    names.forEach((name, i) => {
-      const cursor = cursors[name] ?? this.serverCursors[name] ?? (needHead[i] ? (heads[h++] as number) : 0);
-      const st = new StreamState(name, keys[i]!, cursor);
-      this.streams.set(name, st);
-      if (name !== INBOX) ctx.hub.join(name, this);
-      welcome[name] = { cursor };
+    ctx.hub.join(BROADCAST, this);
+    // Presence, registry, topics, cursors, inbox head (read with the presence write) and the
+    // broadcast head (read after it), batched with the other hellos of this turn.
+    const opening = ctx.hellos.open(id.device, id.user, this.remote);
+    this.opening = opening;
+    const session = await opening.finally(() => {
+      this.opening = undefined;
     });
+    if (this.closed) return;
+    let any = false;
+    for (const _ in session.cursors) {
+      any = true;
+      break;
+    }
+    if (any) this.serverCursors = session.cursors;
+    const topics = session.topics.filter((t) => topicAllowed(id.topics, t)).slice(0, ctx.limits.maxTopics);
+    const topicNames = topics.map(topicStream);
+    let heads: number[] = [];
+    if (topics.length > 0) {
+      await Promise.all(topics.map((t) => ctx.broker.ref(t)));
+      if (this.closed) {
+        for (const t of topics) ctx.broker.unref(t);
+        return;
+      }
+      // Without a cursor, a topic starts at its head.
+      const needHead = topicNames.filter(
+        (n) => cursors[n] === undefined && this.serverCursors[n] === undefined,
+      );
+      heads = await ctx.streams.heads(needHead.map((n) => ctx.streams.keysOf(n, id.device)));
+      if (this.closed) {
+        for (const t of topics) ctx.broker.unref(t);
+        return;
+      }
+    }
+    const welcome: Record<string, { cursor: number }> = {};
+    // A stream whose cursor is its head has nothing to replay: what is appended later rings
+    // this client. Others are read from their cursor (replay, trimmed or reset).
+    const replay: StreamState[] = [];
+    const inboxCursor = cursors[INBOX] ?? this.serverCursors[INBOX] ?? 0;
+    this.inbox = new StreamState(INBOX, inboxCursor);
+    welcome[INBOX] = { cursor: inboxCursor };
+    if (inboxCursor !== session.inboxHead) replay.push(this.inbox);
+    const bcastCursor = cursors[BROADCAST] ?? this.serverCursors[BROADCAST] ?? session.broadcastHead;
+    this.bcast = new StreamState(BROADCAST, bcastCursor);
+    welcome[BROADCAST] = { cursor: bcastCursor };
+    if (bcastCursor !== session.broadcastHead) replay.push(this.bcast);
+    let h = 0;
+    for (const name of topicNames) {
+      const cursor = cursors[name] ?? this.serverCursors[name] ?? (heads[h++] as number);
+      const st = new StreamState(name, cursor);
+      this.topicMap().set(name, st);
+      ctx.hub.join(name, this);
+      welcome[name] = { cursor };
+      replay.push(st);
+    }
+    this.welcoming = false;
     this.send({
       type: 'welcome',
       node: ctx.nodeId,
@@ -206,7 +309,10 @@ export class Client {
       streams: welcome,
     });
     ctx.log.debug({ conn: this.connId, device: id.device, remote: this.remote }, 'hello');
-    for (const st of this.streams.values()) void this.sync(st);
+    if (this.earlyBell) {
+      this.earlyBell = false;
+      for (const st of this.streams()) void this.sync(st);
+    } else for (const st of replay) void this.sync(st);
   }
 
   private async refresh(token: string): Promise<void> {
@@ -220,19 +326,21 @@ export class Client {
     this.armExpiry();
   }
 
+  /** Closes the connection when its token expires (checked once a second for all connections). */
   private armExpiry(): void {
-    clearTimeout(this.expiryTimer);
-    const ms = (this.identity?.exp ?? 0) - Date.now();
-    // setTimeout caps at ~24.8 days; a longer-lived token is checked again on refresh.
-    this.expiryTimer = setTimeout(
-      () => this.close(CloseCode.TokenExpired, 'token expired'),
-      Math.min(Math.max(ms, 0), 2 ** 31 - 1),
-    );
-    this.expiryTimer.unref();
+    const { expiries } = this.ctx;
+    if (this.expiryKey >= 0) expiries.remove(this, this.expiryKey);
+    this.expiryKey = expiries.add(this, this.identity?.exp ?? 0);
+  }
+
+  /** Called by `ctx.expiries` when the token expired. */
+  expire(): void {
+    this.expiryKey = -1;
+    this.close(CloseCode.TokenExpired, 'token expired');
   }
 
   private ack(stream: string, seq: number): void {
-    const st = this.streams.get(stream);
+    const st = this.stream(stream);
     if (!st) {
       this.error(FrameError.UnknownStream, `not delivering ${stream} on this connection`);
       return;
@@ -256,12 +364,12 @@ export class Client {
       return;
     }
     const name = topicStream(topic);
-    const existing = this.streams.get(name);
+    const existing = this.topics?.get(name);
     if (existing) {
       this.send({ type: 'subscribed', topic, cursor: existing.sent });
       return;
     }
-    if (this.streams.size - 2 >= ctx.limits.maxTopics) {
+    if (this.topicCount >= ctx.limits.maxTopics) {
       this.error(FrameError.TooManyTopics, `at most ${ctx.limits.maxTopics} topics per connection`, topic);
       return;
     }
@@ -274,12 +382,12 @@ export class Client {
       start = await ctx.streams.head(keys);
       await ctx.devices.initCursor(id.device, name, start);
     }
-    if (this.closed || this.streams.has(name)) {
+    if (this.closed || this.topics?.has(name)) {
       ctx.broker.unref(topic);
       return;
     }
-    const st = new StreamState(name, keys, start);
-    this.streams.set(name, st);
+    const st = new StreamState(name, start);
+    this.topicMap().set(name, st);
     ctx.hub.join(name, this);
     this.send({ type: 'subscribed', topic, cursor: start });
     void this.sync(st);
@@ -288,11 +396,15 @@ export class Client {
   private async unsubscribe(topic: string, durable: boolean): Promise<void> {
     const name = topicStream(topic);
     if (durable) await this.ctx.devices.unsubscribe(this.identity!.device, topic);
-    if (this.streams.delete(name)) {
+    if (this.topics?.delete(name)) {
+      if (this.topics.size === 0) this.topics = undefined;
       this.ctx.hub.leave(name, this);
       this.ctx.broker.unref(topic);
     }
-    delete this.serverCursors[name];
+    if (this.serverCursors[name] !== undefined) {
+      const { [name]: _, ...rest } = this.serverCursors;
+      this.serverCursors = rest;
+    }
     this.send({ type: 'unsubscribed', topic });
   }
 
@@ -313,8 +425,12 @@ export class Client {
 
   /** A live entry from a doorbell. Delivered directly when it is the next seq, else read from the stream. */
   offer(stream: string, seq: number, entry: NewEntry, frame: string | WireFrame): void {
-    const st = this.streams.get(stream);
-    if (!st || this.closed) return;
+    if (this.closed) return;
+    const st = this.stream(stream);
+    if (!st) {
+      if (this.welcoming) this.earlyBell = true;
+      return;
+    }
     if (st.syncing) {
       st.pending = true;
       return;
@@ -338,7 +454,8 @@ export class Client {
 
   /** Re-reads every stream from what was sent (after a missed doorbell window). */
   resync(): void {
-    for (const st of this.streams.values()) void this.sync(st);
+    if (this.welcoming) this.earlyBell = true;
+    for (const st of this.streams()) void this.sync(st);
   }
 
   /**
@@ -354,10 +471,11 @@ export class Client {
     const { ctx } = this;
     const batch = ctx.limits.replayBatch;
     try {
-      while (!this.closed && this.streams.get(st.name) === st) {
+      const keys = ctx.streams.keysOf(st.name, this.identity!.device);
+      while (!this.closed && this.stream(st.name) === st) {
         st.pending = false;
-        const { head, entries } = await ctx.streams.read(st.keys, st.sent, batch);
-        if (this.closed || this.streams.get(st.name) !== st) return;
+        const { head, entries } = await ctx.streams.read(keys, st.sent, batch);
+        if (this.closed || this.stream(st.name) !== st) return;
         if (head < st.sent) {
           // The stream was recreated after it expired: its seqs start again.
           this.send({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
@@ -517,21 +635,31 @@ export class Client {
     this.closed = true;
     Stats.bump(this.ctx.stats.disconnects, reason);
     clearTimeout(this.helloTimer);
-    clearTimeout(this.expiryTimer);
+    this.helloTimer = undefined;
     const { ctx } = this;
+    if (this.expiryKey >= 0) ctx.expiries.remove(this, this.expiryKey);
+    this.expiryKey = -1;
     ctx.hub.connections.delete(this);
-    if (this.countedUser) ctx.hub.removeUser(this.countedUser);
-    for (const name of this.streams.keys()) {
-      if (name === INBOX) continue;
-      ctx.hub.leave(name, this);
-      if (name.startsWith(TOPIC_PREFIX)) ctx.broker.unref(name.slice(TOPIC_PREFIX.length));
-    }
-    this.streams.clear();
+    if (this.userCounted && this.identity) ctx.hub.removeUser(this.identity.user);
+    // Joined at hello, before its state existed.
+    ctx.hub.leave(BROADCAST, this);
+    if (this.topics)
+      for (const name of this.topics.keys()) {
+        ctx.hub.leave(name, this);
+        ctx.broker.unref(name.slice(TOPIC_PREFIX.length));
+      }
+    this.inbox = undefined;
+    this.bcast = undefined;
+    this.topics = undefined;
     const device = this.identity?.device;
     if (device && ctx.hub.removeDevice(device, this)) {
-      ctx.presence
-        .remove(device, ctx.nodeId)
-        .catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
+      const remove = () =>
+        ctx.presence
+          .remove(device, ctx.nodeId)
+          .catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
+      // A hello still waiting for its batch writes presence later: remove it after that.
+      if (this.opening) void this.opening.then(remove, remove);
+      else void remove();
     }
   }
 }

@@ -2,7 +2,9 @@ import type { Devices, Keys, Presence, Streams } from '@herald/store';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from './auth.js';
 import type { Broker } from './broker.js';
+import type { Expiries } from './expiry.js';
 import type { Flusher } from './flusher.js';
+import type { Hellos } from './hellos.js';
 import type { Hub } from './hub.js';
 import type { Stats } from './stats.js';
 
@@ -31,5 +33,9 @@ export interface NodeContext {
   hub: Hub;
   broker: Broker;
   flusher: Flusher;
+  /** Batches the Redis work of hellos. */
+  hellos: Hellos;
+  /** Token expiries of all connections. */
+  expiries: Expiries;
   stats: Stats;
 }

@@ -7,7 +7,8 @@ import type { Client } from './client.js';
 export class Hub {
   /** Every open socket, including those still before hello. */
   readonly connections = new Set<Client>();
-  private readonly byDevice = new Map<string, Set<Client>>();
+  /** A device's one client, or a set when it has several here (rare: no Set per device). */
+  private readonly byDevice = new Map<string, Client | Set<Client>>();
   private readonly byStream = new Map<string, Set<Client>>();
   private readonly perUser = new Map<string, number>();
 
@@ -17,16 +18,24 @@ export class Hub {
 
   addDevice(device: string, c: Client): void {
     const s = this.byDevice.get(device);
-    if (s) s.add(c);
-    else this.byDevice.set(device, new Set([c]));
+    if (s === undefined) this.byDevice.set(device, c);
+    else if (s instanceof Set) s.add(c);
+    else if (s !== c) this.byDevice.set(device, new Set([s, c]));
   }
 
   /** Returns true when this was the device's last connection on this node. */
   removeDevice(device: string, c: Client): boolean {
     const s = this.byDevice.get(device);
-    if (!s) return false;
-    s.delete(c);
-    if (s.size > 0) return false;
+    if (s === undefined) return false;
+    if (s instanceof Set) {
+      s.delete(c);
+      if (s.size > 1) return false;
+      const [last] = s;
+      if (last) {
+        this.byDevice.set(device, last);
+        return false;
+      }
+    } else if (s !== c) return false;
     this.byDevice.delete(device);
     return true;
   }
@@ -45,7 +54,8 @@ export class Hub {
     else this.perUser.set(user, n);
   }
 
-  deviceClients(device: string): ReadonlySet<Client> | undefined {
+  /** The device's client on this node, or a set of them when it has several here. */
+  deviceClients(device: string): Client | ReadonlySet<Client> | undefined {
     return this.byDevice.get(device);
   }
 

@@ -1,15 +1,20 @@
-import websocket from '@fastify/websocket';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { CloseCode } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
 import { Client } from './client.js';
 import type { NodeContext, NodeLimits } from './context.js';
+import { Expiries } from './expiry.js';
 import { Flusher } from './flusher.js';
+import { Hellos } from './hellos.js';
 import { Hub } from './hub.js';
 import { nodeMetrics } from './metrics.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
@@ -35,8 +40,15 @@ export interface NodeOptions {
   flushMs: number;
   drainMs: number;
   deviceRetentionMs: number;
+  /** Pending-connection queue of the listening socket (capped by the kernel's somaxconn). */
+  listenBacklog?: number;
   limits: NodeLimits;
 }
+
+/** The WebSocket path. */
+export const WS_PATH = '/v1/ws';
+/** Listen backlog when the options do not set one: room for a reconnect storm (Node's default is 511). */
+export const DEFAULT_LISTEN_BACKLOG = 4096;
 
 export interface NodeDeps {
   /** Commands (reads, presence, flushes). */
@@ -59,6 +71,8 @@ export class HeraldNode {
   private readonly accepts: TokenBucket;
   private health: FastifyInstance | undefined;
   private started = false;
+  private readonly wss: WebSocketServer;
+  private readonly origins: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly opts: NodeOptions,
@@ -71,23 +85,35 @@ export class HeraldNode {
     for (const r of [redis, deps.sub]) r.on('error', () => stats.redisErrors++);
     const devices = new Devices(redis, keys, opts.deviceRetentionMs);
     this.nodes = new Nodes(redis, keys);
+    // The node only reads streams; the limits matter to the worker's appends.
+    const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
     this.ctx = {
       nodeId: opts.nodeId,
       limits: opts.limits,
       log,
       keys,
-      // The node only reads streams; the limits matter to the worker's appends.
-      streams: new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }),
+      streams,
       devices,
       presence: new Presence(redis, keys, opts.presenceTtlMs),
       verifier: new TokenVerifier(opts.tokens),
       hub,
       broker: new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log),
       flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
+      hellos: new Hellos(devices, streams, keys, opts.nodeId, opts.presenceTtlMs),
+      expiries: new Expiries(),
       stats,
     };
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
     this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+    // ws without its own server or client set: the hub tracks clients, and upgrades are taken
+    // straight from the HTTP server (see onUpgrade).
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: opts.maxFrameBytes,
+      perMessageDeflate: false,
+    });
+    this.origins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
   }
 
   get isDraining(): boolean {
@@ -106,41 +132,11 @@ export class HeraldNode {
 
   async start(): Promise<number> {
     const { app, ctx } = this;
-    await app.register(websocket, {
-      options: { maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false },
-      // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
-      preClose: (done) => done(),
-      // Protocol errors (oversized, bad UTF-8, bad framing) are the peer's: ws is already sending
-      // the close code (1009, 1007, 1002...) and must be left to finish the close handshake, so
-      // no terminate here (it would turn the close into a TCP reset) and no error-level log that
-      // any client could flood.
-      errorHandler: (err, socket, req) => {
-        req.log.debug({ err: err.message }, 'websocket error');
-        if (socket.readyState === socket.OPEN) socket.close(CloseCode.Internal, 'internal error');
-      },
-    });
-    const origins = this.opts.allowedOrigins ? new Set(this.opts.allowedOrigins) : undefined;
-    app.get(
-      '/v1/ws',
-      {
-        websocket: true,
-        // Browsers always send Origin; native clients do not and are let through. Refused before
-        // the upgrade, so a page on another site cannot even open the socket.
-        preValidation: async (req, reply) => {
-          const origin = req.headers.origin;
-          if (origins && origin !== undefined && !origins.has(origin))
-            return reply
-              .code(403)
-              .send({ code: 'HERALD_ORIGIN_FORBIDDEN', message: `origin ${origin} is not allowed` });
-        },
-      },
-      (socket, req) => {
-        if (this.draining) return socket.close(CloseCode.Draining, 'node draining');
-        if (ctx.hub.size >= this.opts.limits.maxConnections)
-          return socket.close(CloseCode.Capacity, 'node at capacity');
-        if (!this.accepts.take()) return socket.close(CloseCode.Capacity, 'accept rate exceeded');
-        new Client(ctx, socket, clientAddress(req.raw.socket) ?? req.ip).start();
-      },
+    // Upgrades go from the HTTP server straight to ws, not through Fastify's router: a socket
+    // then keeps no Fastify request, reply, request logger or HTTP response object alive for its
+    // whole life, and a connect costs no route lookup, hooks or per-request logger.
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
     );
     const metrics = nodeMetrics(this.opts.nodeId, ctx.stats, ctx.hub);
     this.probes(app, metrics);
@@ -165,11 +161,54 @@ export class HeraldNode {
     ctx.flusher.start();
     this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs);
     this.heartbeat.unref();
-    await app.listen({ host: this.opts.host, port: this.opts.port });
+    await app.listen({
+      host: this.opts.host,
+      port: this.opts.port,
+      backlog: this.opts.listenBacklog ?? DEFAULT_LISTEN_BACKLOG,
+    });
     this.started = true;
     await this.nodes.heartbeat(ctx.nodeId, 0).catch(() => undefined);
     const addr = app.server.address();
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
+  }
+
+  /**
+   * An HTTP upgrade: only `/v1/ws`, only from allowed browser Origins (browsers always send
+   * Origin; native clients do not and are let through), refused before the upgrade so a page on
+   * another site cannot even open the socket. ws checks the handshake itself (method, version,
+   * key) and answers 400 to a bad one.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path !== WS_PATH) {
+      refuse(socket, 404, 'Not Found', {
+        code: 'HERALD_NOT_FOUND',
+        message: `no WebSocket endpoint at ${path}`,
+      });
+      return;
+    }
+    const origin = req.headers.origin;
+    if (this.origins && origin !== undefined && !this.origins.has(origin)) {
+      refuse(socket, 403, 'Forbidden', {
+        code: 'HERALD_ORIGIN_FORBIDDEN',
+        message: `origin ${origin} is not allowed`,
+      });
+      return;
+    }
+    // Read before the upgrade; the request object is not kept.
+    const remote = clientAddress(socket as Socket) ?? (socket as Socket).remoteAddress ?? '';
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, remote));
+  }
+
+  private onSocket(ws: WebSocket, remote: string): void {
+    const { ctx } = this;
+    if (this.draining) ws.close(CloseCode.Draining, 'node draining');
+    else if (ctx.hub.size >= this.opts.limits.maxConnections)
+      ws.close(CloseCode.Capacity, 'node at capacity');
+    else if (!this.accepts.take()) ws.close(CloseCode.Capacity, 'accept rate exceeded');
+    else new Client(ctx, ws, remote).start();
   }
 
   /** `/metrics`, `/healthz` and `/readyz` on a server. */
@@ -231,6 +270,8 @@ export class HeraldNode {
   }
 
   async stop(): Promise<void> {
+    this.wss.close();
+    this.ctx.expiries.stop();
     clearInterval(this.heartbeat);
     for (const c of this.ctx.hub.connections) c.terminate();
     await this.ctx.flusher.stop().catch(() => undefined);
@@ -238,4 +279,16 @@ export class HeraldNode {
     await this.app.close();
     await this.health?.close();
   }
+}
+
+/** Answers a refused upgrade with a plain HTTP error and closes the socket. */
+function refuse(socket: Duplex, status: number, text: string, body: { code: string; message: string }): void {
+  // Node removes its own error listener before 'upgrade': a reset peer must not throw.
+  socket.on('error', () => socket.destroy());
+  const json = JSON.stringify(body);
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+  );
 }

@@ -1,12 +1,16 @@
-import type { StreamKeys } from '@herald/store';
+import { BROADCAST, INBOX } from '@herald/protocol';
 
 /** Most sent-but-unacked (seq, id) pairs remembered per stream, for acked counts. */
 const MAX_UNACKED = 1024;
 
+const INBOX_JSON = JSON.stringify(INBOX);
+const BROADCAST_JSON = JSON.stringify(BROADCAST);
+
 /**
  * One stream as seen by one connection: what was written, what was acked, and whether a
  * replay is running (live doorbells then only mark `pending`, so the seam has no gap and no
- * duplicate).
+ * duplicate). Kept small: every connection holds two (inbox and broadcast) for its whole life,
+ * so the unacked lists are allocated on the first delivery and the JSON name is shared.
  */
 export class StreamState {
   /** JSON-encoded name, spliced into frames. */
@@ -16,44 +20,64 @@ export class StreamState {
   acked: number;
   syncing = false;
   pending = false;
-  private readonly unackedSeq: number[] = [];
-  private readonly unackedId: string[] = [];
+  /** Sent and not yet acked: seq, id, seq, id... (undefined until the first delivery). */
+  private unacked: (number | string)[] | undefined = undefined;
+  /** Index of the oldest pair still in `unacked`. */
+  private head = 0;
 
   constructor(
     readonly name: string,
-    readonly keys: StreamKeys,
     cursor: number,
   ) {
-    this.json = JSON.stringify(name);
+    this.json = name === INBOX ? INBOX_JSON : name === BROADCAST ? BROADCAST_JSON : JSON.stringify(name);
     this.sent = cursor;
     this.acked = cursor;
   }
 
   recordSent(seq: number, id: string): void {
     this.sent = seq;
-    if (this.unackedSeq.length >= MAX_UNACKED) {
-      this.unackedSeq.shift();
-      this.unackedId.shift();
-    }
-    this.unackedSeq.push(seq);
-    this.unackedId.push(id);
+    if (!this.unacked) this.unacked = [];
+    const u = this.unacked;
+    if (u.length - this.head >= MAX_UNACKED * 2) this.head += 2;
+    u.push(seq, id);
+    this.compact();
   }
 
   /** Moves the ack cursor; returns the ids newly acked (cumulative ack). */
   ack(seq: number): string[] {
     if (seq <= this.acked) return [];
     this.acked = seq;
-    let n = 0;
-    while (n < this.unackedSeq.length && (this.unackedSeq[n] as number) <= seq) n++;
-    this.unackedSeq.splice(0, n);
-    return this.unackedId.splice(0, n);
+    const u = this.unacked;
+    const ids: string[] = [];
+    if (!u) return ids;
+    let i = this.head;
+    while (i < u.length && (u[i] as number) <= seq) {
+      ids.push(u[i + 1] as string);
+      i += 2;
+    }
+    this.head = i;
+    this.compact();
+    return ids;
+  }
+
+  /** Drops acked pairs from the front once they are half the list; frees it when empty. */
+  private compact(): void {
+    const u = this.unacked;
+    if (!u) return;
+    if (this.head >= u.length) {
+      this.unacked = undefined;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 >= u.length) {
+      u.splice(0, this.head);
+      this.head = 0;
+    }
   }
 
   /** After a reset the stream starts again from 0. */
   reset(): void {
     this.sent = 0;
     this.acked = 0;
-    this.unackedSeq.length = 0;
-    this.unackedId.length = 0;
+    this.unacked = undefined;
+    this.head = 0;
   }
 }

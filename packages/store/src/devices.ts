@@ -1,12 +1,45 @@
+import { readFileSync } from 'node:fs';
+import type { Result } from 'ioredis';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    heraldHello(
+      presence: string,
+      address: string,
+      topics: string,
+      cursors: string,
+      inboxSeq: string,
+      ...argv: (string | number)[]
+    ): Result<[string[], string[], number], Context>;
+  }
+}
+
+const HELLO_LUA = readFileSync(new URL('../lua/hello.lua', import.meta.url), 'utf8');
+const withHello = new WeakSet<RedisClient>();
+/** Most members per SADD of a batched hello. */
+const SADD_CHUNK = 1000;
 
 /** What a node needs about a device when it says hello, read in one round trip. */
 export interface DeviceSession {
   topics: string[];
   /** Last acked seq per stream, as stored by nodes from acks. */
   cursors: Record<string, number>;
+}
+
+/** One device saying hello on a node (see `Devices.connect`). */
+export interface HelloRequest {
+  device: string;
+  user: string;
+  /** Client address, kept beside presence for operators. */
+  address?: string;
+}
+
+export interface HelloSession extends DeviceSession {
+  /** Inbox head seq, read atomically with the presence write. */
+  inboxHead: number;
 }
 
 /**
@@ -23,6 +56,59 @@ export class Devices {
     private readonly retentionMs: number,
   ) {
     this.redis = withScripts(redis);
+    if (!withHello.has(redis)) {
+      redis.defineCommand('heraldHello', { lua: HELLO_LUA, numberOfKeys: 5 });
+      withHello.add(redis);
+    }
+  }
+
+  /**
+   * Hellos of many devices on one node, in one round trip: per device one script (presence on
+   * `nodeId` with the client address, topics, cursors and inbox head, atomically), per user one
+   * SADD and PEXPIRE of the user's devices, and one SADD to the set of all devices per chunk.
+   * All commands are issued synchronously, so they leave in one auto-pipelined write.
+   */
+  async connect(
+    batch: readonly HelloRequest[],
+    nodeId: string,
+    presenceTtlMs: number,
+    now = Date.now(),
+  ): Promise<HelloSession[]> {
+    const r = this.redis;
+    const k = this.keys;
+    const exp = now + presenceTtlMs;
+    const hellos = batch.map(({ device: d, address }) =>
+      r.heraldHello(
+        k.presence(d),
+        k.presenceAddr(d),
+        k.deviceTopics(d),
+        k.cursors(d),
+        k.inbox(d).seq,
+        nodeId,
+        exp,
+        presenceTtlMs,
+        address ?? '',
+      ),
+    );
+    const byUser = new Map<string, string[]>();
+    for (const { device, user } of batch) {
+      const ds = byUser.get(user);
+      if (ds) ds.push(device);
+      else byUser.set(user, [device]);
+    }
+    const registry: Promise<unknown>[] = [];
+    for (const [user, ds] of byUser) {
+      const ud = k.userDevices(user);
+      registry.push(r.sadd(ud, ...ds), r.pexpire(ud, this.retentionMs));
+    }
+    for (let i = 0; i < batch.length; i += SADD_CHUNK)
+      registry.push(r.sadd(k.allDevices(), ...batch.slice(i, i + SADD_CHUNK).map((h) => h.device)));
+    const [replies] = await Promise.all([Promise.all(hellos), Promise.all(registry)]);
+    return replies.map(([topics, flat, head]) => {
+      const cursors: Record<string, number> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) cursors[flat[i] as string] = Number(flat[i + 1]);
+      return { topics, cursors, inboxHead: Number(head) };
+    });
   }
 
   async hello(device: string, user: string): Promise<DeviceSession> {
