@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYSTEMS, type SystemName } from './systems.js';
 
-export const SCENARIOS = ['idle', 'connect', 'broadcast', 'rate', 'single', 'maxconn'] as const;
+export const SCENARIOS = ['idle', 'connect', 'broadcast', 'rate', 'single', 'batch', 'maxconn'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Options {
@@ -25,6 +25,10 @@ export interface Options {
   broadcastMessages: number;
   /** Publishes in flight in the broadcast and single-device scenarios. */
   publishWindow: number;
+  /** Notifications per request in the batch scenario. */
+  batchSize: number;
+  /** Batch requests in flight in the batch scenario. */
+  batchWindow: number;
   rateSeconds: number;
   rates: number[];
   /** Connections the maxconn scenario tries (before scaling). */
@@ -44,7 +48,7 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const USAGE = `Usage: node bench/dist/run.js [options]
   --scale <x>              multiply every size (connections, subscribers, messages of single) (1)
   --systems <a,b>          ${SYSTEMS.join(',')} (all)
-  --scenarios <a,b>        ${['idle', 'connect', 'broadcast', 'rate', 'single', 'maxconn'].join(',')} (all)
+  --scenarios <a,b>        ${SCENARIOS.join(',')} (all)
   --nodes <n>              Herald push nodes, at least (3)
   --redis-shards <n>       Herald on a Redis Cluster of n masters (+1 replica each); 1 = one redis-server (1)
   --generators <n>         load-generator processes, at least (4)
@@ -54,6 +58,8 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --payload-bytes <n>      notification body size (200)
   --broadcast-messages <n> messages of the broadcast scenario (200)
   --publish-window <n>     publishes in flight (broadcast, single) (32)
+  --batch-size <n>         notifications per request in the batch scenario (100)
+  --batch-window <n>       batch requests in flight (4)
   --rate-seconds <s>       length of each rate run (10)
   --rates <a,b>            publish rates of the rate scenario, msg/s (10,50)
   --maxconn <n>            connections the maxconn scenario tries, before --scale (50000)
@@ -77,6 +83,8 @@ export function parseArgs(argv: readonly string[]): Options {
     payloadBytes: 200,
     broadcastMessages: 200,
     publishWindow: 32,
+    batchSize: 100,
+    batchWindow: 4,
     rateSeconds: 10,
     rates: [10, 50],
     maxconn: 50_000,
@@ -139,6 +147,12 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--publish-window':
         o.publishWindow = num(flag, val(), 1);
+        break;
+      case '--batch-size':
+        o.batchSize = num(flag, val(), 1);
+        break;
+      case '--batch-window':
+        o.batchWindow = num(flag, val(), 1);
         break;
       case '--rate-seconds':
         o.rateSeconds = num(flag, val(), 1);

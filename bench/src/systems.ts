@@ -42,6 +42,8 @@ export interface RunningSystem {
   tokenSecret?: string;
   /** Publishes `body` (JSON text) to `target`; resolves with the HTTP status (0: failed). */
   publish(pub: HttpPublisher, target: Target, body: string): Promise<number>;
+  /** Publishes many in one request, when the system has a batch API (Herald); resolves with the HTTP status. */
+  publishBatch?(pub: HttpPublisher, items: { target: Target; body: string }[]): Promise<number>;
   /** How the system was set up (process counts, ports, settings that differ from defaults). */
   info: Record<string, unknown>;
   /** Log files worth reading when something stops (nginx error logs). */
@@ -65,6 +67,17 @@ export interface StartOptions {
 }
 
 const ok2xx = (s: number) => s >= 200 && s < 300;
+
+/** One Herald publish body (POST /v1/notifications, or an item of a batch). */
+function heraldPublish(target: Target, body: string): string {
+  const to =
+    target.kind === 'topic'
+      ? `{"topic":"${target.topic}"}`
+      : target.kind === 'device'
+        ? `{"devices":["${target.device}"]}`
+        : '{"broadcast":true}';
+  return `{"to":${to},"data":${body},"ttl":600}`;
+}
 
 /** Master and worker PIDs of an nginx started in the foreground. */
 function nginxGroup(name: string, masterPid: () => number, counted: boolean): ProcGroup {
@@ -209,13 +222,11 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
     groups,
     tokenSecret: TOKEN_SECRET,
     publish(pub, target, body) {
-      const to =
-        target.kind === 'topic'
-          ? `{"topic":"${target.topic}"}`
-          : target.kind === 'device'
-            ? `{"devices":["${target.device}"]}`
-            : '{"broadcast":true}';
-      return pub.post(url, `{"to":${to},"data":${body},"ttl":600}`, headers);
+      return pub.post(url, heraldPublish(target, body), headers);
+    },
+    publishBatch(pub, items) {
+      const list = items.map((it) => heraldPublish(it.target, it.body)).join(',');
+      return pub.post(`${url}/batch`, `{"notifications":[${list}]}`, headers);
     },
     info: {
       nodes,

@@ -70,7 +70,7 @@ const effectiveInt = (app: App, env: Map<string, string | undefined>, name: stri
 /** Metrics the apps export, with their labels (besides `app` on all of them). */
 const METRICS: Record<string, { labels: string[]; histogram?: true }> = {
   // api
-  herald_notifications_published_total: { labels: ['target', 'scheduled'] },
+  herald_notifications_published_total: { labels: ['target', 'scheduled', 'path'] },
   herald_http_requests_total: { labels: ['route', 'method', 'status'] },
   herald_http_request_duration_seconds: { labels: [], histogram: true },
   herald_publish_rejected_total: { labels: ['code'] },

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FanoutJob } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import {
+  Delivery,
   Devices,
   FANOUT_QUEUE,
   Idempotency,
@@ -16,6 +17,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fast
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { consoleRoutes } from './console/routes.js';
+import { DirectPublisher } from './direct.js';
 import { installErrorHandlers } from './error-handler.js';
 import { BadRequest } from './errors.js';
 import { frameworkErrorOptions, jsonTooDeep, MAX_JSON_DEPTH } from './framework-errors.js';
@@ -121,19 +123,32 @@ export function buildApp(deps: AppDeps) {
     watchConnection(deps.queueRedis, 'queue', app.log),
   ];
 
+  const status = new StatusStore(redis, keys, config.statusKeepS * 1000);
+  const streams = new Streams(redis, keys, config.streams);
+  const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
+  const direct = config.directPublish
+    ? new DirectPublisher({
+        streams,
+        devices,
+        status,
+        redis,
+        keys,
+        delivery: new Delivery(redis, keys, config.streams, config.statusKeepS * 1000),
+        maxDevices: config.directMaxDevices,
+      })
+    : undefined;
   const notifications = new NotificationService({
     config,
-    status: new StatusStore(redis, keys, config.statusKeepS * 1000),
+    status,
+    direct,
     idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
     queue,
     log: app.log,
     queueTimeoutMs: deps.queueTimeoutMs ?? 3000,
-    onAccepted: (target, scheduled) => ops.metrics.accepted(target, scheduled),
+    onAccepted: (target, scheduled, path) => ops.metrics.accepted(target, scheduled, path),
   });
-  // The API only reads stream heads and presence: lengths and TTLs are the worker's and nodes'.
-  const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
+  // The API only reads presence: its TTL is the nodes'.
   const presence = new Presence(redis, keys, 0);
-  const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
 
   app.register(healthRoutes, { redis, readiness: ops.readiness });
   app.register(consoleRoutes, { config });

@@ -25,6 +25,13 @@ export interface ApiConfig {
   tokenSecret: string;
   /** HERALD_PUBLIC_WS_URL: the WebSocket URL the console shows ('' = it suggests one). */
   publicWsUrl: string;
+  /** HERALD_DIRECT_PUBLISH: immediate device/topic/broadcast publishes are appended here, not queued. */
+  directPublish: boolean;
+  /** HERALD_MAX_BATCH: most notifications in one batch publish. */
+  maxBatch: number;
+  directMaxDevices: number;
+  /** Stream bounds for direct appends (the same settings as the worker's). */
+  streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
@@ -68,5 +75,13 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     trustProxy,
     tokenSecret: e.HERALD_TOKEN_SECRET,
     publicWsUrl: e.HERALD_PUBLIC_WS_URL,
+    directPublish: e.HERALD_DIRECT_PUBLISH,
+    maxBatch: e.HERALD_MAX_BATCH,
+    directMaxDevices: e.HERALD_DIRECT_MAX_DEVICES,
+    streams: {
+      inboxMaxLen: e.HERALD_INBOX_MAXLEN,
+      topicMaxLen: e.HERALD_TOPIC_MAXLEN,
+      keepMs: e.HERALD_STREAM_KEEP_S * 1000,
+    },
   };
 }

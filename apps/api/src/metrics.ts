@@ -17,7 +17,7 @@ export const UNMATCHED_ROUTE = 'unmatched';
  */
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly published: Counter<'target' | 'scheduled'>;
+  readonly published: Counter<'target' | 'scheduled' | 'path'>;
   readonly publishRejected: Counter<'code'>;
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
@@ -29,13 +29,15 @@ export class ApiMetrics {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.published = new Counter({
       name: 'herald_notifications_published_total',
-      help: 'Notifications accepted and queued (idempotent replays not counted), by target kind and whether deliverAt is in the future.',
-      labelNames: ['target', 'scheduled'],
+      help: 'Notifications accepted (idempotent replays not counted), by target kind, whether deliverAt is in the future, and path (direct: appended by the API; queue: fanned out by the worker).',
+      labelNames: ['target', 'scheduled', 'path'],
       registers,
     });
     // Zero series from the start: rate() and dashboards see every combination before its first publish.
-    for (const target of TARGETS)
-      for (const scheduled of ['true', 'false']) this.published.inc({ target, scheduled }, 0);
+    for (const target of TARGETS) {
+      for (const scheduled of ['true', 'false']) this.published.inc({ target, scheduled, path: 'queue' }, 0);
+      this.published.inc({ target, scheduled: 'false', path: 'direct' }, 0);
+    }
     this.publishRejected = new Counter({
       name: 'herald_publish_rejected_total',
       help: 'POST /v1/notifications answered with an error, by error code (HERALD_BAD_REQUEST, HERALD_REDIS_UNAVAILABLE...).',
@@ -62,8 +64,8 @@ export class ApiMetrics {
     });
   }
 
-  accepted(target: TargetKind, scheduled: boolean): void {
-    this.published.inc({ target, scheduled: String(scheduled) });
+  accepted(target: TargetKind, scheduled: boolean, path: 'direct' | 'queue'): void {
+    this.published.inc({ target, scheduled: String(scheduled), path });
   }
 
   /** Counts the connection's 'error' events (one per failed connect attempt while Redis is away). */

@@ -5,6 +5,7 @@ import { FANOUT_JOB, fanoutJobOptions, type Idempotency, type StatusStore } from
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ApiConfig } from './config.js';
+import type { DirectPublisher } from './direct.js';
 import {
   AlreadySent,
   BadRequest,
@@ -37,11 +38,13 @@ export interface NotificationServiceDeps {
   status: StatusStore;
   idempotency: Idempotency;
   queue: FanoutQueue;
+  /** Appends immediate, cheap publishes in the request (HERALD_DIRECT_PUBLISH); absent = queue everything. */
+  direct?: DirectPublisher;
   log: FastifyBaseLogger;
   /** Bound on each BullMQ call: the queue may wait for a connection instead of failing fast. */
   queueTimeoutMs: number;
-  /** Called once per notification queued (not for idempotent replays), e.g. to count it. */
-  onAccepted?: (target: TargetKind, scheduled: boolean) => void;
+  /** Called once per notification accepted (not for idempotent replays), e.g. to count it. */
+  onAccepted?: (target: TargetKind, scheduled: boolean, path: 'direct' | 'queue') => void;
 }
 
 /** What a publish has been checked and resolved to, before anything is written. */
@@ -51,6 +54,21 @@ interface Prepared {
   ttlMs: number;
   /** Absolute delivery time when it is in the future, else undefined (send now). */
   deliverAt: number | undefined;
+}
+
+export interface BatchResult {
+  /** Every item accepted. */
+  complete: boolean;
+  results: (PublishResult | { code: string; message: string })[];
+}
+
+/** One failed item of a batch, as the error body a single publish would have answered. */
+function itemError(err: unknown, log: FastifyBaseLogger): { code: string; message: string } {
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  if (typeof e?.code === 'string' && e.code.startsWith('HERALD_') && typeof e.message === 'string')
+    return { code: e.code, message: e.message };
+  log.error({ err }, 'batch item failed');
+  return { code: 'HERALD_INTERNAL', message: 'internal error' };
 }
 
 export function bodyHash(body: unknown): string {
@@ -66,6 +84,30 @@ export class NotificationService {
     const id = notificationId(now);
     if (!idem) return this.accept(id, p, now);
     return this.publishOnce(id, p, idem, now);
+  }
+
+  /**
+   * Publishes many notifications, in array order (per target, as one publish after another).
+   * Any invalid item refuses the whole batch before anything is written. Items that then fail
+   * (Redis) are reported per item; when every item failed, the first error is the answer.
+   */
+  async publishBatch(bodies: readonly PublishBody[], now = Date.now()): Promise<BatchResult> {
+    const prepared = bodies.map((body, i) => {
+      try {
+        return this.prepare(body, now);
+      } catch (err) {
+        if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`;
+        throw err;
+      }
+    });
+    // Started in order in one tick: each accept issues its first Redis command before the next starts.
+    const settled = await Promise.allSettled(prepared.map((p) => this.accept(notificationId(now), p, now)));
+    const failed = settled.filter((r) => r.status === 'rejected');
+    if (failed.length === settled.length) throw (failed[0] as PromiseRejectedResult).reason;
+    const results = settled.map((r) =>
+      r.status === 'fulfilled' ? r.value : itemError(r.reason, this.d.log),
+    );
+    return { complete: failed.length === 0, results };
   }
 
   private prepare(body: PublishBody, now: number): Prepared {
@@ -140,6 +182,12 @@ export class NotificationService {
 
   private async accept(id: string, p: Prepared, now: number): Promise<PublishResult> {
     const exp = (p.deliverAt ?? now) + p.ttlMs;
+    const { direct } = this.d;
+    if (direct && p.deliverAt === undefined && direct.takes(p.to)) {
+      await this.bounded(direct.publish({ id, data: p.data, ts: now, exp }, p.to));
+      this.d.onAccepted?.(targetKind(p.to), false, 'direct');
+      return { id, status: 'sent' };
+    }
     const state: NotificationState = p.deliverAt !== undefined ? 'scheduled' : 'queued';
     // Status first: the worker moves it queued/scheduled -> sending, so it must exist before the job.
     await this.d.status.create(id, {
@@ -153,7 +201,7 @@ export class NotificationService {
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
-    this.d.onAccepted?.(targetKind(p.to), state === 'scheduled');
+    this.d.onAccepted?.(targetKind(p.to), state === 'scheduled', 'queue');
     return { id, status: state };
   }
 
@@ -188,6 +236,7 @@ export class NotificationService {
     }
   }
 
+  /** Bounds a queue or direct publish call: a Redis that stops answering becomes a 503. */
   private bounded<T>(p: Promise<T>): Promise<T> {
     return withTimeout(p, this.d.queueTimeoutMs, () => new RedisUnavailable());
   }

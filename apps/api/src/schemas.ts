@@ -73,6 +73,38 @@ export function publishSchema(cfg: ApiConfig) {
 
 export type PublishBody = Static<ReturnType<typeof publishSchema>['body']>;
 
+/** Many publishes in one request: the same body per item, accepted or refused together when invalid. */
+export function batchSchema(cfg: ApiConfig) {
+  const item = publishSchema(cfg).body;
+  const body = Type.Object(
+    {
+      notifications: Type.Array(item, {
+        minItems: 1,
+        maxItems: cfg.maxBatch,
+        description: `1 to ${cfg.maxBatch} publishes, each as for POST /v1/notifications; appended in this order.`,
+      }),
+    },
+    { additionalProperties: false },
+  );
+  const Results = (description: string) =>
+    Type.Object({ results: Type.Array(Type.Union([Accepted, HeraldError])) }, { description });
+  return {
+    body,
+    response: {
+      202: Type.Object(
+        { results: Type.Array(Accepted) },
+        { description: 'Every notification accepted; `results[i]` is `notifications[i]`.' },
+      ),
+      207: Results(
+        'Some accepted, some not (Redis failed part way): `results[i]` is `{id, status}` or `{code, message}`; retry only the failed ones.',
+      ),
+      ...errorResponses(400, 401, 413, 415, 503),
+    },
+  };
+}
+
+export type BatchBody = Static<ReturnType<typeof batchSchema>['body']>;
+
 const STATES = ['scheduled', 'queued', 'sending', 'sent', 'cancelled', 'expired'];
 
 export const Accepted = Type.Object(
@@ -81,10 +113,10 @@ export const Accepted = Type.Object(
     status: Type.String({
       enum: STATES,
       description:
-        '`queued` or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
+        '`sent` (appended by the API: immediate publishes to devices, a topic or everyone), `queued` (for the worker) or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
     }),
   },
-  { description: 'Durably queued: status written and fan-out job added.' },
+  { description: 'Durably accepted: appended to the streams, or status written and fan-out job added.' },
 );
 
 export const NotificationParams = Type.Object({ id: Type.String({ pattern: NOTIFICATION_ID_PATTERN }) });

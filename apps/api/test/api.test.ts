@@ -30,7 +30,8 @@ beforeAll(async () => {
   plain = createRedis(srv.url, 'background');
   sub = createRedis(srv.url, 'subscriber');
   queue = inspectQueue(plain, PREFIX);
-  app = buildApp({ config: testConfig(srv.url, PREFIX), redis, queueRedis, loggerInstance: logs.logger });
+  // The queued path: the direct one (the default) has its own app in 'direct publish' below.
+  app = buildApp({ config: queuedConfig(), redis, queueRedis, loggerInstance: logs.logger });
   // 'request' connections have no offline queue: a command before they connect fails at once.
   await Promise.all([app.ready(), ready(redis), ready(queueRedis)]);
 });
@@ -49,6 +50,8 @@ const publish = (payload: unknown, headers: Record<string, string> = {}) =>
     headers: { ...auth(), ...headers },
     payload: payload as object,
   });
+
+const queuedConfig = () => testConfig(srv.url, PREFIX, { HERALD_DIRECT_PUBLISH: 'false' });
 
 const soon = (ms: number) => new Date(Date.now() + ms).toISOString();
 
@@ -197,7 +200,7 @@ describe('publish validation', () => {
   });
 });
 
-describe('publish', () => {
+describe('publish (HERALD_DIRECT_PUBLISH=false)', () => {
   it('queues a device publish: 202, one fan-out job with the data as JSON text, status queued', async () => {
     const before = Date.now();
     const res = await publish({
@@ -343,7 +346,7 @@ describe('idempotency', () => {
 
   it('finishes, under the held id, a publish whose first request claimed the key and died', async () => {
     const quick = buildApp({
-      config: testConfig(srv.url, PREFIX),
+      config: queuedConfig(),
       redis,
       queueRedis,
       loggerInstance: captureLogger().logger,
@@ -378,6 +381,233 @@ describe('idempotency', () => {
     const replay = await publish(body, { 'idempotency-key': key });
     expect(replay.statusCode).toBe(202);
     expect(replay.json()).toEqual({ id: first.id, status: 'cancelled' });
+  });
+});
+
+describe('direct publish (the default)', () => {
+  let direct: HeraldApi;
+  beforeAll(async () => {
+    direct = buildApp({
+      config: testConfig(srv.url, PREFIX, { HERALD_DIRECT_MAX_DEVICES: '3' }),
+      redis,
+      queueRedis,
+      loggerInstance: captureLogger().logger,
+    });
+    await direct.ready();
+  });
+  afterAll(() => direct?.close());
+
+  const post = (payload: unknown, headers: Record<string, string> = {}) =>
+    direct.inject({
+      method: 'POST',
+      url: '/v1/notifications',
+      headers: { ...auth(), ...headers },
+      payload: payload as object,
+    });
+  const statusOf = async (id: string) =>
+    (await direct.inject({ url: `/v1/notifications/${id}`, headers: auth() })).json();
+  const inbox = async (device: string) =>
+    (await plain.xrange(keys.inbox(device).stream, '-', '+')).map(([seq, f]) => ({
+      seq,
+      id: f[f.indexOf('i') + 1],
+      data: f[f.indexOf('d') + 1],
+    }));
+
+  /** Collects doorbells on one channel until `n` arrived (bounded). */
+  async function bells(channel: string, n: number, act: () => Promise<void>) {
+    const got: string[] = [];
+    const conn = createRedis(srv.url, 'subscriber');
+    try {
+      const done = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${got.length} of ${n} doorbells after 2 s`)), 2000);
+        conn.on('message', (ch: string, msg: string) => {
+          if (ch !== channel) return;
+          got.push(msg);
+          if (got.length === n) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await conn.subscribe(channel);
+      await act();
+      await done;
+      return got.map(decodeDoorbell);
+    } finally {
+      conn.disconnect();
+    }
+  }
+
+  it('appends a device publish before answering: 202 sent, inbox entries, one doorbell per node, no job', async () => {
+    const [a, b] = [`dev-${randomUUID()}`, `dev-${randomUUID()}`];
+    await new Presence(plain, keys, 60_000).add(a, 'node-direct');
+    let id = '';
+    const rung = await bells(keys.nodeChannel('node-direct'), 1, async () => {
+      const res = await post({ to: { devices: [a, b, a] }, data: { title: 'now' }, ttl: 30 });
+      expect(res.statusCode).toBe(202);
+      expect(res.json().status).toBe('sent');
+      id = res.json().id;
+    });
+    // In Redis before the 202: both inboxes hold it at seq 1, nothing was queued.
+    expect(await inbox(a)).toEqual([{ seq: '1-0', id, data: '{"title":"now"}' }]);
+    expect(await inbox(b)).toEqual([{ seq: '1-0', id, data: '{"title":"now"}' }]);
+    expect(await queue.getJob(id)).toBeUndefined();
+    expect(rung).toEqual([
+      { k: 'inbox', entry: expect.objectContaining({ id, data: '{"title":"now"}' }), to: [[a, 1]] },
+    ]);
+    expect(await statusOf(id)).toMatchObject({
+      state: 'sent',
+      target: 'devices',
+      counts: { targets: 2, delivered: 0, acked: 0, expired: 0 },
+    });
+  });
+
+  it('appends a topic or broadcast publish and rings its channel once; targets are its audience', async () => {
+    const topic = `direct.${randomUUID().slice(0, 8)}`;
+    for (const d of ['m1', 'm2', 'm3']) await new Devices(plain, keys, 60_000).subscribe(d, topic);
+    const [topicBell] = await bells(keys.topicChannel(topic), 1, async () => {
+      const res = await post({ to: { topic }, data: 'x' });
+      expect(res.json().status).toBe('sent');
+      expect(await statusOf(res.json().id)).toMatchObject({
+        state: 'sent',
+        target: 'topic',
+        counts: { targets: 3 },
+      });
+    });
+    expect(topicBell).toMatchObject({ k: 'stream', stream: `topic:${topic}`, seq: 1 });
+
+    const everyone = await plain.scard(keys.allDevices());
+    const [bell] = await bells(keys.broadcastChannel(), 1, async () => {
+      const res = await post({ to: { broadcast: true }, data: 'y' });
+      expect(res.json().status).toBe('sent');
+      expect(await statusOf(res.json().id)).toMatchObject({
+        target: 'broadcast',
+        counts: { targets: everyone },
+      });
+    });
+    expect(bell).toMatchObject({ k: 'stream', stream: 'broadcast', entry: { data: '"y"' } });
+  });
+
+  it('keeps accept order for one device: 30 concurrent publishes get seqs 1..30, each once', async () => {
+    const device = `dev-${randomUUID()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i += 10) {
+      const batch = await Promise.all(
+        Array.from({ length: 10 }, (_, k) => post({ to: { devices: [device] }, data: i + k })),
+      );
+      ids.push(...batch.map((r) => r.json().id));
+    }
+    const got = await inbox(device);
+    expect(got.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => `${i + 1}-0`));
+    expect(new Set(got.map((e) => e.id))).toEqual(new Set(ids));
+    // Batches were sent one after another, so each batch holds its own block of ten seqs.
+    const batchOf = new Map(got.map((e, i) => [e.id, Math.floor(i / 10)]));
+    expect(ids.map((id) => batchOf.get(id))).toEqual(ids.map((_, i) => Math.floor(i / 10)));
+  });
+
+  it('queues what is not cheap or not now: users, scheduled, and device lists over HERALD_DIRECT_MAX_DEVICES', async () => {
+    const cases: [unknown, string][] = [
+      [{ to: { users: ['u-direct'] }, data: 1 }, 'queued'],
+      [{ to: { topic: 'later' }, data: 1, deliverAt: soon(60_000) }, 'scheduled'],
+      [{ to: { devices: ['q1', 'q2', 'q3', 'q4'] }, data: 1 }, 'queued'],
+    ];
+    for (const [body, state] of cases) {
+      const res = await post(body);
+      expect(res.statusCode).toBe(202);
+      expect(res.json().status).toBe(state);
+      expect(await queue.getJob(res.json().id)).toBeDefined();
+    }
+  });
+
+  it('one Idempotency-Key: three concurrent publishes append once, under one id', async () => {
+    const device = `dev-${randomUUID()}`;
+    const key = `idem-${randomUUID()}`;
+    const body = { to: { devices: [device] }, data: { once: true } };
+    const results = await Promise.all([1, 2, 3].map(() => post(body, { 'idempotency-key': key })));
+    expect(new Set(results.map((r) => r.json().id)).size).toBe(1);
+    expect(results.map((r) => r.json().status)).toEqual(['sent', 'sent', 'sent']);
+    expect(await inbox(device)).toHaveLength(1);
+  });
+});
+
+describe('batch publish', () => {
+  let direct: HeraldApi;
+  beforeAll(async () => {
+    direct = buildApp({
+      config: testConfig(srv.url, PREFIX, { HERALD_MAX_BATCH: '20' }),
+      redis,
+      queueRedis,
+      loggerInstance: captureLogger().logger,
+    });
+    await direct.ready();
+  });
+  afterAll(() => direct?.close());
+
+  const batch = (notifications: unknown[], headers: Record<string, string> = {}) =>
+    direct.inject({
+      method: 'POST',
+      url: '/v1/notifications/batch',
+      headers: { ...auth(), ...headers },
+      payload: { notifications } as object,
+    });
+  const inboxIds = async (device: string) =>
+    (await plain.xrange(keys.inbox(device).stream, '-', '+')).map(([, f]) => f[f.indexOf('i') + 1]);
+
+  it('accepts every item in array order: 202, one result per item, per-device seqs in order', async () => {
+    const device = `dev-${randomUUID()}`;
+    const items = [
+      ...Array.from({ length: 5 }, (_, i) => ({ to: { devices: [device] }, data: { n: i } })),
+      { to: { users: ['u-batch'] }, data: 1 },
+      { to: { topic: 'batch.news' }, data: 2, deliverAt: soon(60_000) },
+    ];
+    const res = await batch(items);
+    expect(res.statusCode).toBe(202);
+    const { results } = res.json() as { results: { id: string; status: string }[] };
+    expect(results.map((r) => r.status)).toEqual([
+      'sent',
+      'sent',
+      'sent',
+      'sent',
+      'sent',
+      'queued',
+      'scheduled',
+    ]);
+    expect(new Set(results.map((r) => r.id)).size).toBe(7);
+    expect(await inboxIds(device)).toEqual(results.slice(0, 5).map((r) => r.id));
+    expect((await jobOf(results[5]?.id as string))?.data.to).toEqual({ users: ['u-batch'] });
+    expect(await (await jobOf(results[6]?.id as string))?.getState()).toBe('delayed');
+  });
+
+  it('refuses the whole batch for one bad item, naming it, and writes nothing', async () => {
+    const device = `dev-${randomUUID()}`;
+    const ok = { to: { devices: [device] }, data: 1 };
+    const bad = await batch([ok, { to: { devices: ['bad id'] }, data: 1 }]);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'HERALD_BAD_REQUEST' });
+    expect(bad.json().message).toMatch(/^notifications\[1\]\.to\.devices\[0\] /);
+    const big = await batch([ok, ok, { to: { devices: [device] }, data: 'x'.repeat(300) }]);
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toEqual({
+      code: 'HERALD_DATA_TOO_LARGE',
+      message: 'notifications[2]: data is 302 bytes as JSON, more than the 256 allowed',
+    });
+    const far = await batch([{ ...ok, deliverAt: new Date(Date.now() + 2 * 86400_000).toISOString() }]);
+    expect(far.statusCode).toBe(400);
+    expect(far.json().message).toMatch(/^notifications\[0\]: deliverAt is more than/);
+    expect(await inboxIds(device)).toEqual([]);
+  });
+
+  it('400 for an empty batch, one over HERALD_MAX_BATCH, and an Idempotency-Key', async () => {
+    const one = { to: { broadcast: true }, data: 1 };
+    for (const [items, headers] of [
+      [[], {}],
+      [Array.from({ length: 21 }, () => one), {}],
+      [[one], { 'idempotency-key': 'k1' }],
+    ] as [unknown[], Record<string, string>][]) {
+      const res = await batch(items, headers);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('HERALD_BAD_REQUEST');
+    }
   });
 });
 

@@ -76,7 +76,8 @@ describe('main.js', () => {
       signal: AbortSignal.timeout(5000),
     });
     expect(res.status).toBe(202);
-    expect(((await res.json()) as { status: string }).status).toBe('queued');
+    // An immediate broadcast is appended by the API itself (direct publish).
+    expect(((await res.json()) as { status: string }).status).toBe('sent');
 
     await api.stop('SIGTERM', 5000);
     expect(api.process.exitCode).toBe(0);
@@ -117,7 +118,11 @@ describe('main.js', () => {
       expect(metrics.status).toBe(200);
       const m = parseMetrics(await metrics.text());
       expect(
-        metric(m, 'herald_notifications_published_total', { target: 'devices', scheduled: 'false' }),
+        metric(m, 'herald_notifications_published_total', {
+          target: 'devices',
+          scheduled: 'false',
+          path: 'direct',
+        }),
       ).toBe(1);
       expect(metric(m, 'herald_publish_rejected_total', { code: 'HERALD_UNAUTHORIZED', app: 'api' })).toBe(2);
       expect(metric(m, 'nodejs_eventloop_lag_seconds', { app: 'api' })).toBeGreaterThanOrEqual(0);

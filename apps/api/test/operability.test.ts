@@ -41,7 +41,7 @@ async function scrape(a: HeraldApi = app) {
 }
 
 describe('GET /metrics', () => {
-  it('counts publishes by target and scheduling, and not idempotent replays', async () => {
+  it('counts publishes by target, scheduling and path, and not idempotent replays', async () => {
     const before = await scrape();
     // Every combination is there from the start, at 0.
     expect(
@@ -66,6 +66,10 @@ describe('GET /metrics', () => {
     expect(published('users', 'true')).toBe(1);
     expect(published('users', 'false')).toBe(0);
     expect(published('broadcast', 'false')).toBe(0);
+    // Immediate device and topic publishes are appended by the API; the scheduled one is queued.
+    const byPath = (path: string) => metric(m, 'herald_notifications_published_total', { path, app: 'api' });
+    expect(byPath('direct')).toBe(2);
+    expect(byPath('queue')).toBe(1);
   });
 
   it('counts rejected publishes by error code', async () => {

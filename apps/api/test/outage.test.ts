@@ -90,7 +90,7 @@ describe('Redis outage', () => {
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
     const res = await publish({ 'idempotency-key': 'during-outage' });
     expect(res.statusCode).toBe(202);
-    expect(res.json().status).toBe('queued');
+    expect(res.json().status).toBe('sent');
 
     // 5xx are logged, with the cause, but never with the API key.
     const all = logs.lines.join('');
@@ -103,7 +103,8 @@ describe('Redis outage', () => {
     const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, 'request');
     dead.on('error', () => {});
     const stuck = buildApp({
-      config: testConfig(srv.url, PREFIX),
+      // Queue every publish: a direct one would not touch the stuck connection.
+      config: testConfig(srv.url, PREFIX, { HERALD_DIRECT_PUBLISH: 'false' }),
       redis,
       queueRedis: dead,
       loggerInstance: captureLogger().logger,
@@ -127,6 +128,54 @@ describe('Redis outage', () => {
       // The key is free again: the working app accepts the same request.
       const ok = await publish({ 'idempotency-key': 'stuck-queue' });
       expect(ok.statusCode).toBe(202);
+    } finally {
+      await stuck.close();
+      dead.disconnect();
+    }
+  });
+});
+
+describe('batch publish with the queue connection stuck', () => {
+  it('answers 207: direct items accepted, queued ones HERALD_REDIS_UNAVAILABLE; 503 when all fail', async () => {
+    const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, 'request');
+    dead.on('error', () => {});
+    const stuck = buildApp({
+      config: testConfig(srv.url, PREFIX),
+      redis,
+      queueRedis: dead,
+      loggerInstance: captureLogger().logger,
+      queueTimeoutMs: 300,
+    });
+    const batch = (notifications: unknown[]) =>
+      stuck.inject({
+        method: 'POST',
+        url: '/v1/notifications/batch',
+        headers: auth(),
+        payload: { notifications } as object,
+      });
+    try {
+      await stuck.ready();
+      const device = `dev-batch-${Date.now()}`;
+      const res = await batch([
+        { to: { devices: [device] }, data: 1 },
+        { to: { users: ['u1'] }, data: 2 },
+        { to: { devices: [device] }, data: 3 },
+      ]);
+      expect(res.statusCode).toBe(207);
+      const { results } = res.json() as { results: Record<string, string>[] };
+      expect(results[0]).toMatchObject({ status: 'sent' });
+      expect(results[1]).toEqual({
+        code: 'HERALD_REDIS_UNAVAILABLE',
+        message: 'Redis is unavailable; retry later',
+      });
+      expect(results[2]).toMatchObject({ status: 'sent' });
+      // The accepted ones are in the device's inbox, in order; the failed one is nowhere.
+      const inbox = await redis.xrange(new Keys(PREFIX).inbox(device).stream, '-', '+');
+      expect(inbox.map(([, f]) => f[f.indexOf('i') + 1])).toEqual([results[0]?.id, results[2]?.id]);
+
+      const all = await batch([{ to: { users: ['u1'] }, data: 4 }]);
+      expect(all.statusCode).toBe(503);
+      expect(all.json().code).toBe('HERALD_REDIS_UNAVAILABLE');
     } finally {
       await stuck.close();
       dead.disconnect();

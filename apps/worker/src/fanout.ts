@@ -1,8 +1,16 @@
 import { BROADCAST, type FanoutJob, type NotificationState, topicStream } from '@herald/protocol';
-import type { Devices, Keys, NewEntry, RedisClient, StatusStore, Streams } from '@herald/store';
+import {
+  type Devices,
+  type Keys,
+  type NewEntry,
+  type RedisClient,
+  ringInboxes,
+  ringStream,
+  type StatusStore,
+  type Streams,
+} from '@herald/store';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import { ringInboxes, ringStream } from './doorbells.js';
 
 export interface FanoutDeps {
   streams: Streams;

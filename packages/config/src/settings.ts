@@ -31,6 +31,13 @@ export const common = {
   ),
 };
 
+/** Stream bounds: whoever appends needs them (the worker, and the API for direct publishes), so set them alike on both. */
+export const streams = {
+  HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
+  HERALD_TOPIC_MAXLEN: Int(10_000, 10, 10_000_000, 'Most entries kept per topic or broadcast stream.'),
+  HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
+};
+
 export const apiSchema = Type.Object({
   ...common,
   HERALD_PORT: Int(8080, 0, 65535, 'HTTP port of this process.'),
@@ -43,6 +50,19 @@ export const apiSchema = Type.Object({
   HERALD_TTL_DEFAULT_S: Int(3600, 1, 365 * 86400, 'TTL when a publish gives none.'),
   HERALD_TTL_MAX_S: Int(7 * 86400, 1, 365 * 86400, 'Largest TTL a publish may ask for.'),
   HERALD_MAX_SCHEDULE_AHEAD_S: Int(30 * 86400, 1, 365 * 86400, 'How far ahead `deliverAt` may be.'),
+  HERALD_MAX_BATCH: Int(500, 1, 10_000, 'Most notifications in one POST /v1/notifications/batch.'),
+  HERALD_DIRECT_PUBLISH: Type.Boolean({
+    default: true,
+    description:
+      'Append immediate publishes to a topic, to every device or to at most HERALD_DIRECT_MAX_DEVICES devices in the API itself (answer `sent`) instead of queueing them for the worker. Scheduled and user publishes always go through the queue.',
+  }),
+  HERALD_DIRECT_MAX_DEVICES: Int(
+    100,
+    1,
+    10_000,
+    'Largest `devices` list a direct publish appends; longer lists go through the queue.',
+  ),
+  ...streams,
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
   HERALD_STATUS_KEEP_S: Int(86400, 60, 30 * 86400, 'How long a notification status outlives its TTL.'),
   HERALD_TOKEN_SECRET: Type.String({
@@ -74,9 +94,7 @@ export const workerSchema = Type.Object({
     'Fan-out jobs run at once per worker process (jobs for the same target still run in accept order).',
   ),
   HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
-  HERALD_INBOX_MAXLEN: Int(1000, 10, 1_000_000, 'Most entries kept per device inbox.'),
-  HERALD_TOPIC_MAXLEN: Int(10_000, 10, 10_000_000, 'Most entries kept per topic or broadcast stream.'),
-  HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
+  ...streams,
   HERALD_SHUTDOWN_MS: Int(
     8000,
     0,

@@ -1,60 +1,11 @@
--- Appends one notification to a stream with the next contiguous seq, trims what expired or
--- overflows, and (for an inbox) returns the nodes where the device is present, so the worker
--- learns seq and doorbell targets in the same round trip.
+-- Appends one notification to a stream with the next contiguous seq (lib/append.lua) and, for an
+-- inbox, returns the nodes where the device is present, so the worker learns seq and doorbell
+-- targets in the same round trip.
 -- KEYS[1] stream, KEYS[2] seq counter, KEYS[3] presence hash (for topics a key that never exists)
 -- ARGV: id, data, ts, exp, maxlen, now, keepMs
 -- Returns: { seq, node1, node2, ... }
-local stream, seqKey = KEYS[1], KEYS[2]
-local id, data, ts, exp = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local maxlen, now, keepMs = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-
-local seq = redis.call('INCR', seqKey)
-if seq == 1 and redis.call('EXISTS', stream) == 1 then
-  -- The counter was lost but the stream was not: continue after the stream's last id.
-  local info = redis.call('XINFO', 'STREAM', stream)
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      seq = tonumber(string.match(info[i + 1], '^(%d+)')) + 1
-      redis.call('SET', seqKey, seq)
-    end
-  end
-end
-
-redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d-0', seq), 'i', id, 'd', data, 't', ts, 'e', exp)
-
--- Drop expired entries at the head (bounded: a few per append keeps up with the append rate).
-local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 8)
-local cut = nil
-for _, entry in ipairs(head) do
-  local fields = entry[2]
-  local e = nil
-  for j = 1, #fields, 2 do
-    if fields[j] == 'e' then e = tonumber(fields[j + 1]) end
-  end
-  if e ~= nil and e <= now then cut = entry[1] else break end
-end
-if cut ~= nil then
-  local cutSeq = tonumber(string.match(cut, '^(%d+)'))
-  redis.call('XTRIM', stream, 'MINID', string.format('%d-0', cutSeq + 1))
-end
-
--- Keep the stream (and its counter) as long as its longest-lived entry, plus a margin.
-local ttl = exp - now + keepMs
-if ttl < 1000 then ttl = 1000 end
-redis.call('PEXPIRE', stream, ttl, 'GT')
-if redis.call('PTTL', stream) < 0 then redis.call('PEXPIRE', stream, ttl) end
-redis.call('PEXPIRE', seqKey, ttl, 'GT')
-if redis.call('PTTL', seqKey) < 0 then redis.call('PEXPIRE', seqKey, ttl) end
-
+local now = tonumber(ARGV[6])
+local seq = herald_append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], now, tonumber(ARGV[7]))
 local out = { seq }
-do
-  local p = redis.call('HGETALL', KEYS[3])
-  for j = 1, #p, 2 do
-    if tonumber(p[j + 1]) > now then
-      out[#out + 1] = p[j]
-    else
-      redis.call('HDEL', KEYS[3], p[j])
-    end
-  end
-end
+for _, node in ipairs(herald_live_nodes(KEYS[3], now)) do out[#out + 1] = node end
 return out

@@ -25,12 +25,39 @@ interface Header {
   top?: string;
 }
 
+/**
+ * A doorbell header split around its seq, for a script that learns the seq when it appends
+ * (deliver.lua): the message is `head + seq + tail + '\n' + data`.
+ */
+export interface BellParts {
+  head: string;
+  tail: string;
+}
+
+/** Parts of the inbox doorbell for one device. */
+export function inboxBellParts(device: string, entry: NewEntry): BellParts {
+  return {
+    head: `{"k":"inbox","i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp},"to":[[${JSON.stringify(device)},`,
+    tail: ']]}',
+  };
+}
+
+/** Parts of a topic or broadcast doorbell (`stream` is the wire stream name). */
+export function streamBellParts(stream: string, entry: NewEntry): BellParts {
+  return {
+    head: `{"k":"stream","s":${JSON.stringify(stream)},"q":`,
+    tail: `,"i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp}}`,
+  };
+}
+
 export function encodeDoorbell(b: Doorbell): string {
   switch (b.k) {
     case 'inbox':
       return `${JSON.stringify({ k: b.k, i: b.entry.id, t: b.entry.ts, e: b.entry.exp, to: b.to })}\n${b.entry.data}`;
-    case 'stream':
-      return `${JSON.stringify({ k: b.k, s: b.stream, q: b.seq, i: b.entry.id, t: b.entry.ts, e: b.entry.exp })}\n${b.entry.data}`;
+    case 'stream': {
+      const { head, tail } = streamBellParts(b.stream, b.entry);
+      return `${head}${b.seq}${tail}\n${b.entry.data}`;
+    }
     default:
       return `${JSON.stringify({ k: b.k, dev: b.device, top: b.topic })}\n`;
   }

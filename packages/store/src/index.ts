@@ -1,4 +1,5 @@
 export * from './bus.js';
+export * from './deliver.js';
 export * from './devices.js';
 export * from './doorbell.js';
 export * from './entry.js';
@@ -9,6 +10,7 @@ export * from './nodes.js';
 export * from './presence.js';
 export * from './queue.js';
 export * from './redis.js';
+export * from './ring.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';

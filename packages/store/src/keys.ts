@@ -69,7 +69,11 @@ export class Keys {
 
   // ---- pub/sub doorbell channels ----
   nodeChannel(nodeId: string): string {
-    return `${this.prefix}:bell:node:${nodeId}`;
+    return `${this.nodeChannelPrefix()}${nodeId}`;
+  }
+  /** What every node channel starts with (a script appends the node id). */
+  nodeChannelPrefix(): string {
+    return `${this.prefix}:bell:node:`;
   }
   topicChannel(topic: string): string {
     return `${this.prefix}:bell:topic:${topic}`;

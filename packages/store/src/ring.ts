@@ -1,5 +1,9 @@
-import type { RedisClient } from '@herald/store';
-import { encodeDoorbell, type InboxAppend, type Keys, type NewEntry, publish } from '@herald/store';
+import type { RedisClient } from './redis.js';
+import { publish } from './bus.js';
+import { encodeDoorbell } from './doorbell.js';
+import type { NewEntry } from './entry.js';
+import type { Keys } from './keys.js';
+import type { InboxAppend } from './streams.js';
 
 /**
  * Rings the nodes that hold the devices of one appended chunk: ONE doorbell per node, listing

@@ -7,6 +7,11 @@ function lua(name: string): string {
   return readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8');
 }
 
+/** A script that uses the shared append functions: lib/append.lua is prepended (Redis has no include). */
+function withAppendLib(name: string): string {
+  return `${lua('lib/append')}\n${lua(name)}`;
+}
+
 export type StreamEntryReply = [id: string, fields: string[]];
 
 declare module 'ioredis' {
@@ -17,6 +22,13 @@ declare module 'ioredis' {
       presence: string,
       ...argv: (string | number)[]
     ): Result<(number | string)[], Context>;
+    heraldDeliver(
+      stream: string,
+      seq: string,
+      audience: string,
+      status: string,
+      ...argv: (string | number)[]
+    ): Result<[number, number], Context>;
     heraldRead(
       stream: string,
       seq: string,
@@ -32,7 +44,8 @@ declare module 'ioredis' {
 }
 
 const SCRIPTS = {
-  heraldAppend: { lua: lua('append'), numberOfKeys: 3 },
+  heraldAppend: { lua: withAppendLib('append'), numberOfKeys: 3 },
+  heraldDeliver: { lua: withAppendLib('deliver'), numberOfKeys: 4 },
   heraldRead: { lua: lua('read'), numberOfKeys: 2 },
   heraldCursor: { lua: lua('cursor'), numberOfKeys: 1 },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },

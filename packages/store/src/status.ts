@@ -11,6 +11,8 @@ export interface NewStatus {
   deliverAt?: number;
   /** Scheduled job id (for cancel). */
   jobId?: string;
+  /** Targets already known at creation (a direct publish); the worker adds them as it goes otherwise. */
+  targets?: number;
 }
 
 export interface CountDelta {
@@ -38,7 +40,7 @@ export class StatusStore {
       target: s.target,
       createdAt: s.createdAt,
       exp: s.exp,
-      targets: 0,
+      targets: s.targets ?? 0,
       delivered: 0,
       acked: 0,
     };

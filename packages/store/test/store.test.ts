@@ -3,6 +3,7 @@ import { startRedis } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedis,
+  Delivery,
   Devices,
   decodeDoorbell,
   encodeDoorbell,
@@ -188,3 +189,68 @@ describe('doorbells', () => {
     expect(decodeDoorbell('garbage')).toBeUndefined();
   });
 });
+
+describe('Delivery (one-script direct publish)', () => {
+  it('appends after the same seqs as Streams, records the status as sent, and rings like encodeDoorbell', async () => {
+    const delivery = new Delivery(
+      redis,
+      keys,
+      { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 },
+      60_000,
+    );
+    expect(delivery.available).toBe(true);
+    await new Presence(redis, keys, 60_000).add('dd1', 'node-x');
+    await new Presence(redis, keys, 60_000).add('dd1', 'node-y');
+    await streams.appendInboxes(['dd1'], entry('before'));
+    const devices = new Devices(redis, keys, 60_000);
+    for (const d of ['m1', 'm2']) await devices.subscribe(d, 'dtopic');
+
+    const sub = createRedis(server.url, 'subscriber');
+    const got: [string, string][] = [];
+    sub.on('message', (ch: string, msg: string) => got.push([ch, msg]));
+    await sub.subscribe(keys.nodeChannel('node-x'), keys.nodeChannel('node-y'), keys.topicChannel('dtopic'));
+    try {
+      const e1 = entry('dn1', 60_000, '{"x":"\\n"}');
+      expect(await delivery.toDevice('dd1', e1)).toEqual({ seq: 2, targets: 1 });
+      const e2 = entry('dn2');
+      expect(await delivery.toTopic('dtopic', e2)).toEqual({ seq: 1, targets: 2 });
+
+      const r = await streams.read(keys.inbox('dd1'), 1, 10);
+      expect(r.entries.map((e) => [e.seq, e.id, e.data])).toEqual([[2, 'dn1', e1.data]]);
+      const status = await new StatusStore(redis, keys, 60_000).get('dn1');
+      expect(status).toMatchObject({
+        state: 'sent',
+        target: 'devices',
+        counts: { targets: 1, delivered: 0 },
+      });
+      const ttl = await redis.pttl(keys.status('dn1'));
+      expect(ttl).toBeGreaterThan(100_000);
+      expect(ttl).toBeLessThanOrEqual(120_000);
+
+      await waitFor(() => got.length === 3);
+      const inboxBell = encodeDoorbell({ k: 'inbox', entry: e1, to: [['dd1', 2]] });
+      expect(got).toEqual(
+        expect.arrayContaining([
+          [keys.nodeChannel('node-x'), inboxBell],
+          [keys.nodeChannel('node-y'), inboxBell],
+          [
+            keys.topicChannel('dtopic'),
+            encodeDoorbell({ k: 'stream', stream: 'topic:dtopic', seq: 1, entry: e2 }),
+          ],
+        ]),
+      );
+      expect(decodeDoorbell(inboxBell)).toEqual({ k: 'inbox', entry: e1, to: [['dd1', 2]] });
+    } finally {
+      sub.disconnect();
+    }
+  });
+});
+
+/** Polls `ok` every 10 ms for at most 2 s. */
+async function waitFor(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 2 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

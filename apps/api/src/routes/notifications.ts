@@ -1,7 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiConfig } from '../config.js';
 import { bodyHash, type NotificationService } from '../notifications.js';
-import { Cancelled, errorResponses, NotificationParams, publishSchema, Status } from '../schemas.js';
+import { BadRequest } from '../errors.js';
+import {
+  batchSchema,
+  Cancelled,
+  errorResponses,
+  NotificationParams,
+  publishSchema,
+  Status,
+} from '../schemas.js';
 
 export interface NotificationRoutesOptions {
   config: ApiConfig;
@@ -30,6 +38,25 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
       const idem = key === undefined ? undefined : { scope: req.apiKeyId, key, bodyHash: bodyHash(req.body) };
       const result = await notifications.publish(req.body, idem);
       return reply.code(202).send(result);
+    },
+  );
+
+  app.post(
+    '/notifications/batch',
+    {
+      schema: {
+        summary: 'Publish many notifications',
+        description:
+          'Up to HERALD_MAX_BATCH publishes in one request, each as for POST /v1/notifications, appended in array order. One invalid item refuses the batch (400/413, nothing accepted). No Idempotency-Key: a 207 says which items to retry. See docs/api.md.',
+        tags,
+        ...batchSchema(config),
+      },
+    },
+    async (req, reply) => {
+      if (req.headers['idempotency-key'] !== undefined)
+        throw new BadRequest('Idempotency-Key is not supported on a batch; publish one by one to use it');
+      const { complete, results } = await notifications.publishBatch(req.body.notifications);
+      return reply.code(complete ? 202 : 207).send({ results });
     },
   );
 
