@@ -186,7 +186,7 @@ export class NotificationService {
     if (direct && p.deliverAt === undefined && direct.takes(p.to)) {
       await this.bounded(direct.publish({ id, data: p.data, ts: now, exp }, p.to));
       this.d.onAccepted?.(targetKind(p.to), false, 'direct');
-      return { id, status: 'sent' };
+      return { id, status: 'queued' };
     }
     const state: NotificationState = p.deliverAt !== undefined ? 'scheduled' : 'queued';
     // Status first: the worker moves it queued/scheduled -> sending, so it must exist before the job.

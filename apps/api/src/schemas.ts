@@ -113,7 +113,7 @@ export const Accepted = Type.Object(
     status: Type.String({
       enum: STATES,
       description:
-        '`sent` (appended by the API: immediate publishes to devices, a topic or everyone), `queued` (for the worker) or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
+        '`queued` (going out now: already appended by the API for a direct publish, or waiting for a worker) or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
     }),
   },
   { description: 'Durably accepted: appended to the streams, or status written and fan-out job added.' },

@@ -54,7 +54,7 @@ export const apiSchema = Type.Object({
   HERALD_DIRECT_PUBLISH: Type.Boolean({
     default: true,
     description:
-      'Append immediate publishes to a topic, to every device or to at most HERALD_DIRECT_MAX_DEVICES devices in the API itself (answer `sent`) instead of queueing them for the worker. Scheduled and user publishes always go through the queue.',
+      'Append immediate publishes to a topic, to every device or to at most HERALD_DIRECT_MAX_DEVICES devices in the API itself (its status is `sent` when the 202 is answered) instead of queueing them for the worker. Scheduled and user publishes always go through the queue.',
   }),
   HERALD_DIRECT_MAX_DEVICES: Int(
     100,
