@@ -654,8 +654,8 @@ export class Client implements Expiring {
     const device = this.identity?.device;
     if (device && ctx.hub.removeDevice(device, this)) {
       const remove = () =>
-        ctx.presence
-          .remove(device, ctx.nodeId)
+        ctx.hellos
+          .close(device)
           .catch((err: Error) => ctx.log.warn({ err: err.message }, 'presence remove failed'));
       // A hello still waiting for its batch writes presence later: remove it after that.
       if (this.opening) void this.opening.then(remove, remove);

@@ -84,6 +84,7 @@ export class HeraldNode {
     const stats = new Stats();
     for (const r of [redis, deps.sub]) r.on('error', () => stats.redisErrors++);
     const devices = new Devices(redis, keys, opts.deviceRetentionMs);
+    const presence = new Presence(redis, keys, opts.presenceTtlMs);
     this.nodes = new Nodes(redis, keys);
     // The node only reads streams; the limits matter to the worker's appends.
     const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
@@ -94,12 +95,12 @@ export class HeraldNode {
       keys,
       streams,
       devices,
-      presence: new Presence(redis, keys, opts.presenceTtlMs),
+      presence,
       verifier: new TokenVerifier(opts.tokens),
       hub,
       broker: new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log),
       flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
-      hellos: new Hellos(devices, streams, keys, opts.nodeId, opts.presenceTtlMs),
+      hellos: new Hellos(devices, presence, streams, keys, opts.nodeId, opts.presenceTtlMs),
       expiries: new Expiries(),
       stats,
     };

@@ -34,6 +34,15 @@ export class Presence {
       .exec();
   }
 
+  /** Removes `nodeId` from the presence of many devices, auto-pipelined (one write per tick). */
+  async removeMany(devices: readonly string[], nodeId: string): Promise<void> {
+    const r = this.redis;
+    const calls: Promise<unknown>[] = [];
+    for (const d of devices)
+      calls.push(r.hdel(this.keys.presence(d), nodeId), r.hdel(this.keys.presenceAddr(d), nodeId));
+    await Promise.all(calls);
+  }
+
   /** Client address per node of the device's live connections. */
   async addresses(device: string): Promise<Record<string, string>> {
     return this.redis.hgetall(this.keys.presenceAddr(device));
