@@ -53,6 +53,7 @@ const node = new HeraldNode(
     presenceTtlMs: cfg.HERALD_PRESENCE_TTL_MS,
     flushMs: cfg.HERALD_FLUSH_MS,
     drainMs: cfg.HERALD_DRAIN_MS,
+    listenBacklog: cfg.HERALD_LISTEN_BACKLOG,
     deviceRetentionMs: cfg.HERALD_DEVICE_RETENTION_S * 1000,
     limits: {
       heartbeatMs: cfg.HERALD_HEARTBEAT_MS,

@@ -1,13 +1,13 @@
-import type { IncomingMessage } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import websocket from '@fastify/websocket';
 import { CloseCode } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
 import { Client } from './client.js';
@@ -71,7 +71,6 @@ export class HeraldNode {
   private readonly accepts: TokenBucket;
   private health: FastifyInstance | undefined;
   private started = false;
-  private readonly wss: WebSocketServer;
   private readonly origins: ReadonlySet<string> | undefined;
 
   constructor(
@@ -106,14 +105,6 @@ export class HeraldNode {
     };
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
     this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
-    // ws without its own server or client set: the hub tracks clients, and upgrades are taken
-    // straight from the HTTP server (see onUpgrade).
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      maxPayload: opts.maxFrameBytes,
-      perMessageDeflate: false,
-    });
     this.origins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
   }
 
@@ -133,11 +124,35 @@ export class HeraldNode {
 
   async start(): Promise<number> {
     const { app, ctx } = this;
-    // Upgrades go from the HTTP server straight to ws, not through Fastify's router: a socket
-    // then keeps no Fastify request, reply, request logger or HTTP response object alive for its
-    // whole life, and a connect costs no route lookup, hooks or per-request logger.
-    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.onUpgrade(req, socket, head),
+    await app.register(websocket, {
+      options: { maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false, clientTracking: false },
+      // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
+      preClose: (done) => done(),
+    });
+    app.get(
+      WS_PATH,
+      {
+        websocket: true,
+        // Browsers always send Origin; native clients do not and are let through. Refused before
+        // the upgrade, so a page on another site cannot even open the socket.
+        preValidation: async (req, reply) => {
+          const origin = req.headers.origin;
+          if (this.origins && origin !== undefined && !this.origins.has(origin))
+            return reply
+              .code(403)
+              .send({ code: 'HERALD_ORIGIN_FORBIDDEN', message: `origin ${origin} is not allowed` });
+        },
+      },
+      (ws, req) => {
+        const raw = req.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
+        // The plugin's per-socket error listener closes over the Fastify request and reply, and
+        // the HTTP response it routed the upgrade with stays attached to the TCP socket: both
+        // would live as long as the connection (about 5 KiB each). The client has its own
+        // shared listeners; protocol errors (1009, 1007...) are ws's to finish, never a reset.
+        ws.removeAllListeners('error');
+        raw._httpMessage?.detachSocket(raw);
+        this.onSocket(ws, clientAddress(raw) ?? req.ip);
+      },
     );
     const metrics = nodeMetrics(this.opts.nodeId, ctx.stats, ctx.hub);
     this.probes(app, metrics);
@@ -171,36 +186,6 @@ export class HeraldNode {
     await this.nodes.heartbeat(ctx.nodeId, 0).catch(() => undefined);
     const addr = app.server.address();
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
-  }
-
-  /**
-   * An HTTP upgrade: only `/v1/ws`, only from allowed browser Origins (browsers always send
-   * Origin; native clients do not and are let through), refused before the upgrade so a page on
-   * another site cannot even open the socket. ws checks the handshake itself (method, version,
-   * key) and answers 400 to a bad one.
-   */
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    if (path !== WS_PATH) {
-      refuse(socket, 404, 'Not Found', {
-        code: 'HERALD_NOT_FOUND',
-        message: `no WebSocket endpoint at ${path}`,
-      });
-      return;
-    }
-    const origin = req.headers.origin;
-    if (this.origins && origin !== undefined && !this.origins.has(origin)) {
-      refuse(socket, 403, 'Forbidden', {
-        code: 'HERALD_ORIGIN_FORBIDDEN',
-        message: `origin ${origin} is not allowed`,
-      });
-      return;
-    }
-    // Read before the upgrade; the request object is not kept.
-    const remote = clientAddress(socket as Socket) ?? (socket as Socket).remoteAddress ?? '';
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, remote));
   }
 
   private onSocket(ws: WebSocket, remote: string): void {
@@ -271,7 +256,6 @@ export class HeraldNode {
   }
 
   async stop(): Promise<void> {
-    this.wss.close();
     this.ctx.expiries.stop();
     clearInterval(this.heartbeat);
     for (const c of this.ctx.hub.connections) c.terminate();
@@ -280,16 +264,4 @@ export class HeraldNode {
     await this.app.close();
     await this.health?.close();
   }
-}
-
-/** Answers a refused upgrade with a plain HTTP error and closes the socket. */
-function refuse(socket: Duplex, status: number, text: string, body: { code: string; message: string }): void {
-  // Node removes its own error listener before 'upgrade': a reset peer must not throw.
-  socket.on('error', () => socket.destroy());
-  const json = JSON.stringify(body);
-  socket.once('finish', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
-  );
 }

@@ -186,4 +186,10 @@ export const nodeSchema = Type.Object({
   HERALD_FLUSH_MS: Int(200, 10, 10_000, 'Interval of ack/delivery count and cursor flushes to Redis.'),
   HERALD_REPLAY_BATCH: Int(200, 1, 10_000, 'Entries read per replay round trip.'),
   HERALD_DRAIN_MS: Int(10_000, 0, 600_000, 'Drain window on SIGTERM: reconnect hints are spread over it.'),
+  HERALD_LISTEN_BACKLOG: Int(
+    4096,
+    1,
+    65_535,
+    "Pending-connection queue of the node's listening socket, room for a reconnect storm (the kernel caps it at net.core.somaxconn).",
+  ),
 });

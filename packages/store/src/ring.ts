@@ -1,8 +1,8 @@
-import type { RedisClient } from './redis.js';
 import { publish } from './bus.js';
 import { encodeDoorbell } from './doorbell.js';
 import type { NewEntry } from './entry.js';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import type { InboxAppend } from './streams.js';
 
 /**

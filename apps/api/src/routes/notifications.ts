@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiConfig } from '../config.js';
-import { bodyHash, type NotificationService } from '../notifications.js';
 import { BadRequest } from '../errors.js';
+import { bodyHash, type NotificationService } from '../notifications.js';
 import {
   batchSchema,
   Cancelled,
