@@ -45,6 +45,9 @@ export interface NodeOptions {
   limits: NodeLimits;
 }
 
+/** The heartbeat runs in this many slices per HERALD_HEARTBEAT_MS (see beat). */
+const BEAT_SLICES = 10;
+
 /** The WebSocket path. */
 export const WS_PATH = '/v1/ws';
 /** Listen backlog when the options do not set one: room for a reconnect storm (Node's default is 511). */
@@ -71,6 +74,7 @@ export class HeraldNode {
   private readonly accepts: TokenBucket;
   private health: FastifyInstance | undefined;
   private started = false;
+  private beatSlice = 0;
   private readonly origins: ReadonlySet<string> | undefined;
 
   constructor(
@@ -175,7 +179,7 @@ export class HeraldNode {
     });
     await ctx.broker.start();
     ctx.flusher.start();
-    this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs);
+    this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs / BEAT_SLICES);
     this.heartbeat.unref();
     await app.listen({
       host: this.opts.host,
@@ -213,18 +217,30 @@ export class HeraldNode {
   }
 
   /** Pings every socket, drops those that did not answer the last ping, refreshes presence. */
+  /**
+   * One slice of the heartbeat: the connections whose number falls in this slice get their
+   * liveness check and ping, and their devices' presence is refreshed. Each connection is still
+   * visited once per HERALD_HEARTBEAT_MS, but the pings and presence writes of a whole node are
+   * spread over the interval instead of landing in one burst, which would hold up every
+   * delivery queued behind it (a latency spike once per interval).
+   */
   private async beat(): Promise<void> {
     const { hub, presence, nodeId, log } = this.ctx;
+    const slice = this.beatSlice;
+    this.beatSlice = (slice + 1) % BEAT_SLICES;
+    const devices: string[] = [];
     for (const c of hub.connections) {
+      if (c.connNo % BEAT_SLICES !== slice) continue;
       if (!c.alive) {
         c.terminate();
         continue;
       }
       c.alive = false;
       c.ping();
+      if (c.identity) devices.push(c.identity.device);
     }
     try {
-      await presence.refresh(hub.devices(), nodeId);
+      await presence.refresh(devices, nodeId);
       await this.nodes.heartbeat(nodeId, hub.size);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'presence refresh failed');
