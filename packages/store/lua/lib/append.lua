@@ -35,10 +35,12 @@ local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, kee
 
   local ttl = exp - now + keepMs
   if ttl < 1000 then ttl = 1000 end
-  redis.call('PEXPIRE', stream, ttl, 'GT')
-  if redis.call('PTTL', stream) < 0 then redis.call('PEXPIRE', stream, ttl) end
-  redis.call('PEXPIRE', seqKey, ttl, 'GT')
-  if redis.call('PTTL', seqKey) < 0 then redis.call('PEXPIRE', seqKey, ttl) end
+  -- GT extends only; a key without a TTL counts as infinite for GT (0), so only then is PTTL needed.
+  for _, key in ipairs({ stream, seqKey }) do
+    if redis.call('PEXPIRE', key, ttl, 'GT') == 0 and redis.call('PTTL', key) < 0 then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
   return seq
 end
 
