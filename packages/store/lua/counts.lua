@@ -1,6 +1,14 @@
--- Adds delivery counts to a notification's status, but only while the status exists, so late
--- acks never recreate an expired status without a TTL.
--- KEYS[1] status hash; ARGV: field1, n1, field2, n2, ...
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
+-- Adds delivery counts to one or more notifications' statuses, but only while a status exists,
+-- so late acks never recreate an expired status without a TTL. Many per call on one Redis.
+-- KEYS: status hashes; ARGV: per key: n, field1, incr1, ..., fieldN, incrN
+local a = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local live = redis.call('EXISTS', KEYS[k]) == 1
+  for _ = 1, n do
+    if live then redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1]) end
+    a = a + 2
+  end
+end
+return #KEYS

@@ -1,24 +1,8 @@
-import { readFileSync } from 'node:fs';
-import type { Result } from 'ioredis';
+import { callPerKeyBatches } from './batch.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    heraldHello(
-      presence: string,
-      address: string,
-      topics: string,
-      cursors: string,
-      inboxSeq: string,
-      ...argv: (string | number)[]
-    ): Result<[string[], string[], number], Context>;
-  }
-}
-
-const HELLO_LUA = readFileSync(new URL('../lua/hello.lua', import.meta.url), 'utf8');
-const withHello = new WeakSet<RedisClient>();
 /** Most members per SADD of a batched hello. */
 const SADD_CHUNK = 1000;
 
@@ -56,10 +40,6 @@ export class Devices {
     private readonly retentionMs: number,
   ) {
     this.redis = withScripts(redis);
-    if (!withHello.has(redis)) {
-      redis.defineCommand('heraldHello', { lua: HELLO_LUA, numberOfKeys: 5 });
-      withHello.add(redis);
-    }
   }
 
   /**
@@ -169,16 +149,17 @@ export class Devices {
     await this.redis.hsetnx(this.keys.cursors(device), stream, seq);
   }
 
-  /** Moves acked cursors forward for many devices in one (auto-pipelined) round trip. */
+  /** Moves acked cursors forward for many devices: a few script calls, one round trip. */
   async advanceCursors(acks: ReadonlyMap<string, ReadonlyMap<string, number>>): Promise<void> {
-    const calls: Promise<unknown>[] = [];
+    const items: [string, (string | number)[]][] = [];
     for (const [device, streams] of acks) {
-      const argv: (string | number)[] = [];
-      for (const [s, seq] of streams) argv.push(s, seq);
-      argv.push(this.retentionMs);
-      calls.push(this.redis.heraldCursor(this.keys.cursors(device), ...argv));
+      const args: (string | number)[] = [streams.size];
+      for (const [s, seq] of streams) args.push(s, seq);
+      items.push([this.keys.cursors(device), args]);
     }
-    await Promise.all(calls);
+    await callPerKeyBatches(this.redis, items, [this.retentionMs], (n, ...a) =>
+      this.redis.heraldCursor(n, ...a),
+    );
   }
 
   /** Devices of a user, a batch at a time (SSCAN), so a user with many devices is never loaded whole. */

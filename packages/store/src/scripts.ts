@@ -29,15 +29,25 @@ declare module 'ioredis' {
       status: string,
       ...argv: (string | number)[]
     ): Result<[number, number], Context>;
+    heraldHello(
+      presence: string,
+      address: string,
+      topics: string,
+      cursors: string,
+      inboxSeq: string,
+      ...argv: (string | number)[]
+    ): Result<[string[], string[], number], Context>;
     heraldRead(
       stream: string,
       seq: string,
       firstId: string,
       count: number,
     ): Result<[number, StreamEntryReply[]], Context>;
-    heraldCursor(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    /** numKeys, keys..., ttl, then per key: n, stream/seq pairs (cursor.lua). */
+    heraldCursor(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     heraldTransition(key: string, to: string, ...from: string[]): Result<string, Context>;
-    heraldCounts(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    /** numKeys, keys..., then per key: n, field/increment pairs (counts.lua). */
+    heraldCounts(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     heraldIdempotencyRelease(key: string, id: string): Result<number, Context>;
     heraldIdempotency(key: string, id: string, hash: string, windowMs: number): Result<string[], Context>;
   }
@@ -46,10 +56,12 @@ declare module 'ioredis' {
 const SCRIPTS = {
   heraldAppend: { lua: withAppendLib('append'), numberOfKeys: 3 },
   heraldDeliver: { lua: withAppendLib('deliver'), numberOfKeys: 4 },
+  heraldHello: { lua: lua('hello'), numberOfKeys: 5 },
   heraldRead: { lua: lua('read'), numberOfKeys: 2 },
-  heraldCursor: { lua: lua('cursor'), numberOfKeys: 1 },
+  // Key count given per call: one call carries many devices' cursors or many statuses' counts.
+  heraldCursor: { lua: lua('cursor') },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },
-  heraldCounts: { lua: lua('counts'), numberOfKeys: 1 },
+  heraldCounts: { lua: lua('counts') },
   heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
 } as const;

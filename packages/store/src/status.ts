@@ -1,4 +1,5 @@
 import type { NotificationState, NotificationStatus, TargetKind } from '@herald/protocol';
+import { callPerKeyBatches } from './batch.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
@@ -90,18 +91,19 @@ export class StatusStore {
   }
 
   async addTargets(id: string, n: number): Promise<void> {
-    await this.redis.heraldCounts(this.keys.status(id), 'targets', n);
+    await this.redis.heraldCounts(1, this.keys.status(id), 1, 'targets', n);
   }
 
-  /** Flushes aggregated delivered/acked counts of many notifications in one (auto-pipelined) round trip. */
+  /** Flushes aggregated delivered/acked counts of many notifications: a few script calls, one round trip. */
   async addCounts(deltas: ReadonlyMap<string, CountDelta>): Promise<void> {
-    const calls: Promise<unknown>[] = [];
+    const items: [string, (string | number)[]][] = [];
     for (const [id, d] of deltas) {
-      const argv: (string | number)[] = [];
-      if (d.delivered) argv.push('delivered', d.delivered);
-      if (d.acked) argv.push('acked', d.acked);
-      if (argv.length) calls.push(this.redis.heraldCounts(this.keys.status(id), ...argv));
+      const args: (string | number)[] = [0];
+      if (d.delivered) args.push('delivered', d.delivered);
+      if (d.acked) args.push('acked', d.acked);
+      args[0] = (args.length - 1) / 2;
+      if (args[0] > 0) items.push([this.keys.status(id), args]);
     }
-    await Promise.all(calls);
+    await callPerKeyBatches(this.redis, items, [], (n, ...a) => this.redis.heraldCounts(n, ...a));
   }
 }

@@ -121,6 +121,41 @@ describe('Devices', () => {
   });
 });
 
+describe('batched flushes (many keys per script call)', () => {
+  it("moves 450 devices' cursors and 450 statuses' counts over several calls, each key on its own", async () => {
+    const devices = new Devices(redis, keys, 60_000);
+    const status = new StatusStore(redis, keys, 60_000);
+    const ids = Array.from({ length: 450 }, (_, i) => `bf${i}`);
+    const now = Date.now();
+    for (const id of ids.filter((_, i) => i % 3 !== 0))
+      await status.create(id, { state: 'sent', target: 'devices', createdAt: now, exp: now + 60_000 });
+    await devices.advanceCursors(new Map(ids.map((d, i) => [d, new Map([['inbox', i + 1]])])));
+    // Second round: inbox only forward for odd ones, a topic for every one.
+    await devices.advanceCursors(
+      new Map(
+        ids.map((d, i) => [
+          d,
+          new Map([
+            ['inbox', i % 2 ? i + 5 : 0],
+            ['topic:x', 7],
+          ]),
+        ]),
+      ),
+    );
+    await status.addCounts(new Map(ids.map((id, i) => [id, { delivered: i + 1, acked: i % 2 }])));
+    for (const i of [0, 1, 199, 200, 201, 449]) {
+      const id = ids[i] as string;
+      expect(await redis.hgetall(keys.cursors(id))).toEqual({
+        inbox: String(i % 2 ? i + 5 : i + 1),
+        'topic:x': '7',
+      });
+      expect(await redis.pttl(keys.cursors(id))).toBeGreaterThan(50_000);
+      if (i % 3 === 0) expect(await redis.exists(keys.status(id))).toBe(0);
+      else expect((await status.get(id))!.counts).toMatchObject({ delivered: i + 1, acked: i % 2 });
+    }
+  });
+});
+
 describe('StatusStore', () => {
   it('allows a state change only from the given states', async () => {
     const status = new StatusStore(redis, keys, 60_000);
