@@ -20,7 +20,7 @@ interface Profile {
 const args = process.argv.slice(2);
 const topAt = args.indexOf('--top');
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 25;
-const files = args.filter((a, i) => a !== '--top' && i !== topAt + 1);
+const files = args.filter((a, i) => a !== '--top' && (topAt < 0 || i !== topAt + 1));
 if (files.length === 0) {
   console.error('usage: profile-top.js <file.cpuprofile>... [--top N]');
   process.exit(2);
