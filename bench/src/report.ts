@@ -259,6 +259,8 @@ export function markdown(res: BenchResults): string {
             JSON.stringify({
               ...((get(r, 'connect.errors') as Any) ?? {}),
               ...((get(r, 'logReasons') as Any) ?? {}),
+              // A broadcast publish the server refused or did not answer reaches nobody.
+              ...(num(r, 'broadcast.publishFailed') ? { 'broadcast publish failed': 1 } : {}),
             })
               .replaceAll('|', '/')
               .slice(0, 160),

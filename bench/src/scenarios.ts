@@ -261,6 +261,8 @@ async function publishAndMeasure(
     expected: opts.expected,
     /** Publishes the server did not accept (HTTP error or timeout): not counted as lost. */
     publishFailed: opts.count - accepted,
+    /** The publisher's last network error, when a publish got no HTTP answer. */
+    publishError: statuses[0] ? pub.lastError : undefined,
     delivered: st.unique,
     /** Deliveries missing for accepted publishes (every publish reaches expected / count clients). */
     lost: Math.round((opts.expected * accepted) / opts.count) - st.unique,
