@@ -201,41 +201,24 @@ export function markdown(res: BenchResults): string {
       ),
     );
   }
-  if (sc.batch) {
-    const any = Object.values(sc.batch).find((r) => num(r, 'devices') !== undefined);
+  for (const [name, how] of [
+    [
+      'batch',
+      (r: Result | undefined) => `${fmt(num(r, 'batchSize'))} per request (POST /v1/notifications/batch)`,
+    ],
+    ['single', () => 'one device each'],
+  ] as const) {
+    if (!sc[name]) continue;
+    const any = Object.values(sc[name]).find((r) => num(r, 'devices') !== undefined);
     out.push(
-      `### Single-device publishes in batches: ${fmt(num(any, 'messages'))} notifications to ${fmt(num(any, 'devices'))} devices, ${fmt(num(any, 'batchSize'))} per request`,
+      `### Single-device publishes: ${fmt(num(any, 'messages'))} notifications to ${fmt(num(any, 'devices'))} devices, ${how(any)}`,
     );
     out.push(
       table(
         ['system', 'accepted/s', 'delivered/s', 'per server CPU-s', 'p50 ms', 'p99 ms', 'lost'],
         rowsFor(
           res,
-          'batch',
-          (r) => [
-            fmt(num(r, 'acceptedPerS')),
-            fmt(num(r, 'deliveriesPerS')),
-            fmt(num(r, 'deliveriesPerServerCpuS')),
-            fmt(num(r, 'latencyMs.p50'), 1),
-            fmt(num(r, 'latencyMs.p99'), 1),
-            lossCell(r),
-          ],
-          7,
-        ),
-      ),
-    );
-  }
-  if (sc.single) {
-    const any = Object.values(sc.single).find((r) => num(r, 'devices') !== undefined);
-    out.push(
-      `### Single-device publishes: ${fmt(num(any, 'messages'))} notifications to ${fmt(num(any, 'devices'))} devices, one device each`,
-    );
-    out.push(
-      table(
-        ['system', 'accepted/s', 'delivered/s', 'per server CPU-s', 'p50 ms', 'p99 ms', 'lost'],
-        rowsFor(
-          res,
-          'single',
+          name,
           (r) => [
             fmt(num(r, 'acceptedPerS')),
             fmt(num(r, 'deliveriesPerS')),
