@@ -325,31 +325,24 @@ async function rate(ctx: Ctx): Promise<Result> {
 }
 
 /** Many devices, each publish addressed to one device: end-to-end notifications per second. */
-async function single(ctx: Ctx): Promise<Result> {
-  const sz = sizes(ctx.o);
-  const devices = sz.singleDevices;
-  const prefix = 'sd-';
-  const r = await connectClients(ctx, devices, { mode: 'own' }, prefix);
-  await sleep(1000);
-  const count = sz.singleMessages;
-  const perClient = Math.ceil(count / devices);
-  const res = await publishAndMeasure(ctx, {
-    count,
-    perClient,
-    expected: r.ok === devices ? count : Math.round((count * r.ok) / devices),
-    target: (i) => ({ kind: 'device', device: `${prefix}${i % devices}` }),
-    index: (i) => Math.floor(i / devices),
-    mode: { window: ctx.o.publishWindow },
-  });
-  return { devices, messages: count, connect: connectSummary(r), ...res };
+function single(ctx: Ctx): Promise<Result> {
+  return singleDevice(ctx, 'sd-');
 }
 
 /** The single-device load again, sent as batches (POST /v1/notifications/batch): systems without a batch API are skipped. */
 async function batch(ctx: Ctx): Promise<Result> {
   if (!ctx.sys.publishBatch) return { skipped: 'n/a: no batch publish API' };
+  const res = await singleDevice(ctx, 'bd-', { size: ctx.o.batchSize, window: ctx.o.batchWindow });
+  return { batchSize: ctx.o.batchSize, batchWindow: ctx.o.batchWindow, ...res };
+}
+
+async function singleDevice(
+  ctx: Ctx,
+  prefix: string,
+  batch?: { size: number; window: number },
+): Promise<Result> {
   const sz = sizes(ctx.o);
   const devices = sz.singleDevices;
-  const prefix = 'bd-';
   const r = await connectClients(ctx, devices, { mode: 'own' }, prefix);
   await sleep(1000);
   const count = sz.singleMessages;
@@ -359,17 +352,10 @@ async function batch(ctx: Ctx): Promise<Result> {
     expected: r.ok === devices ? count : Math.round((count * r.ok) / devices),
     target: (i) => ({ kind: 'device', device: `${prefix}${i % devices}` }),
     index: (i) => Math.floor(i / devices),
-    mode: { window: ctx.o.batchWindow },
-    batch: { size: ctx.o.batchSize, window: ctx.o.batchWindow },
+    mode: { window: batch?.window ?? ctx.o.publishWindow },
+    batch,
   });
-  return {
-    devices,
-    messages: count,
-    batchSize: ctx.o.batchSize,
-    batchWindow: ctx.o.batchWindow,
-    connect: connectSummary(r),
-    ...res,
-  };
+  return { devices, messages: count, connect: connectSummary(r), ...res };
 }
 
 /** Error-log lines that explain why connections stopped (descriptor limits, worker_connections...). */

@@ -51,6 +51,18 @@ const publish = (payload: unknown, headers: Record<string, string> = {}) =>
     payload: payload as object,
   });
 
+/** Another app on the same Redis and connections, with some settings changed (default path: direct). */
+async function appWith(env: Record<string, string>): Promise<HeraldApi> {
+  const a = buildApp({
+    config: testConfig(srv.url, PREFIX, env),
+    redis,
+    queueRedis,
+    loggerInstance: captureLogger().logger,
+  });
+  await a.ready();
+  return a;
+}
+
 const queuedConfig = () => testConfig(srv.url, PREFIX, { HERALD_DIRECT_PUBLISH: 'false' });
 
 const soon = (ms: number) => new Date(Date.now() + ms).toISOString();
@@ -387,13 +399,7 @@ describe('idempotency', () => {
 describe('direct publish (the default)', () => {
   let direct: HeraldApi;
   beforeAll(async () => {
-    direct = buildApp({
-      config: testConfig(srv.url, PREFIX, { HERALD_DIRECT_MAX_DEVICES: '3' }),
-      redis,
-      queueRedis,
-      loggerInstance: captureLogger().logger,
-    });
-    await direct.ready();
+    direct = await appWith({ HERALD_DIRECT_MAX_DEVICES: '3' });
   });
   afterAll(() => direct?.close());
 
@@ -535,13 +541,7 @@ describe('direct publish (the default)', () => {
 describe('batch publish', () => {
   let direct: HeraldApi;
   beforeAll(async () => {
-    direct = buildApp({
-      config: testConfig(srv.url, PREFIX, { HERALD_MAX_BATCH: '20' }),
-      redis,
-      queueRedis,
-      loggerInstance: captureLogger().logger,
-    });
-    await direct.ready();
+    direct = await appWith({ HERALD_MAX_BATCH: '20' });
   });
   afterAll(() => direct?.close());
 
