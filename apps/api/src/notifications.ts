@@ -64,7 +64,7 @@ export interface BatchResult {
 
 /** One failed item of a batch, as the error body a single publish would have answered. */
 function itemError(err: unknown, log: FastifyBaseLogger): { code: string; message: string } {
-  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  const e = err as { code?: unknown; message?: unknown };
   if (typeof e?.code === 'string' && e.code.startsWith('HERALD_') && typeof e.message === 'string')
     return { code: e.code, message: e.message };
   log.error({ err }, 'batch item failed');

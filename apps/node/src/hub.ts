@@ -59,10 +59,6 @@ export class Hub {
     return this.byDevice.get(device);
   }
 
-  devices(): IterableIterator<string> {
-    return this.byDevice.keys();
-  }
-
   deviceCount(): number {
     return this.byDevice.size;
   }

@@ -26,14 +26,6 @@ export class Presence {
     await p.exec();
   }
 
-  async remove(device: string, nodeId: string): Promise<void> {
-    await this.redis
-      .pipeline()
-      .hdel(this.keys.presence(device), nodeId)
-      .hdel(this.keys.presenceAddr(device), nodeId)
-      .exec();
-  }
-
   /** Removes `nodeId` from the presence of many devices, auto-pipelined (one write per tick). */
   async removeMany(devices: readonly string[], nodeId: string): Promise<void> {
     const r = this.redis;
