@@ -104,13 +104,3 @@ export type ServerFrame =
   | ErrorFrame
   | PongFrame
   | ReconnectFrame;
-
-/** Error codes carried by `error` frames (the connection stays open). */
-export const FrameError = {
-  TopicForbidden: 'topic_forbidden',
-  TopicInvalid: 'topic_invalid',
-  TooManyTopics: 'too_many_topics',
-  UnknownStream: 'unknown_stream',
-  BadAck: 'bad_ack',
-  AlreadyHello: 'already_hello',
-} as const;

@@ -1,0 +1,235 @@
+/**
+ * The one error catalog: every HTTP error code, WebSocket close code and `error` frame code Herald
+ * sends, defined once with its status or close code and a one-line meaning. The API's error
+ * classes, the node's close reasons and metric labels, the OpenAPI `code` enum and the error tables
+ * in docs/api.md and docs/protocol.md are all derived from these lists (a test keeps the docs in
+ * sync: `npm run docs:errors -w @herald/protocol` rewrites the tables).
+ *
+ * Add a code here before sending it; remove one when nothing sends it any more.
+ */
+
+/** An HTTP error: the body is `{"code": <code>, "message": "..."}` with this status. */
+export interface HttpErrorSpec {
+  readonly code: `HERALD_${string}`;
+  readonly status: number;
+  /** When it is answered, one line (docs/api.md's table). */
+  readonly meaning: string;
+}
+
+/** A WebSocket close code a push node (or the `ws` library under it) closes with. */
+export interface CloseSpec {
+  readonly code: number;
+  /** The `reason` label of `herald_disconnects_total`. */
+  readonly label: string;
+  readonly meaning: string;
+  /** What a client should do (docs/protocol.md's table). */
+  readonly client: string;
+  /** Reconnecting with the same token (or the same frames) cannot succeed. */
+  readonly final: boolean;
+}
+
+/** A code of an `error` frame: a refused request, the connection stays open. */
+export interface FrameErrorSpec {
+  readonly code: string;
+  readonly meaning: string;
+}
+
+const http = <const C extends `HERALD_${string}`, const S extends number>(
+  code: C,
+  status: S,
+  meaning: string,
+) => ({ code, status, meaning }) as const;
+
+/** Every HTTP error of the API and the push nodes, by name. */
+export const HttpError = {
+  BadRequest: http(
+    'HERALD_BAD_REQUEST',
+    400,
+    'the body is not valid JSON, breaks the schema (the message names the field), has an unknown property, nests deeper than 64 levels, has a malformed URL encoding or HTTP framing, or a path parameter or `Idempotency-Key` is malformed',
+  ),
+  Unauthorized: http(
+    'HERALD_UNAUTHORIZED',
+    401,
+    'no `Authorization` header, not `Bearer`, or an unknown key. Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
+  ),
+  OriginForbidden: http(
+    'HERALD_ORIGIN_FORBIDDEN',
+    403,
+    'push node only: a WebSocket upgrade whose `Origin` is not in `HERALD_ALLOWED_ORIGINS` (refused before the upgrade)',
+  ),
+  NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, or no such route'),
+  DemoUnavailable: http(
+    'HERALD_DEMO_UNAVAILABLE',
+    404,
+    'console only: the demo device needs `HERALD_TOKEN_SECRET`, which this API was not given',
+  ),
+  IdempotencyConflict: http(
+    'HERALD_IDEMPOTENCY_CONFLICT',
+    409,
+    'the `Idempotency-Key` was already used, within its window, with a different body',
+  ),
+  AlreadySent: http(
+    'HERALD_ALREADY_SENT',
+    409,
+    'cancel of a notification that is no longer scheduled (the message says its state)',
+  ),
+  PayloadTooLarge: http('HERALD_PAYLOAD_TOO_LARGE', 413, 'the request body is over `HERALD_MAX_BODY_BYTES`'),
+  DataTooLarge: http(
+    'HERALD_DATA_TOO_LARGE',
+    413,
+    '`data`, as JSON text, is over `HERALD_MAX_DATA_BYTES` (UTF-8 bytes)',
+  ),
+  UnsupportedMediaType: http('HERALD_UNSUPPORTED_MEDIA_TYPE', 415, 'a body that is not `application/json`'),
+  HeadersTooLarge: http('HERALD_HEADERS_TOO_LARGE', 431, "request headers over Node's limit (16 KiB)"),
+  Internal: http('HERALD_INTERNAL', 500, 'a bug; logged with its cause'),
+  RedisUnavailable: http(
+    'HERALD_REDIS_UNAVAILABLE',
+    503,
+    'Redis is down or not answering within the request deadline. Sent with `Retry-After: 1`. Retry with the same `Idempotency-Key`.',
+  ),
+  NotReady: http(
+    'HERALD_NOT_READY',
+    503,
+    '`/readyz` only: Redis does not answer, or the process is shutting down (or, on a node, at capacity)',
+  ),
+} as const;
+
+export type HttpErrorName = keyof typeof HttpError;
+export type HttpErrorCode = (typeof HttpError)[HttpErrorName]['code'];
+
+export const HTTP_ERRORS: readonly HttpErrorSpec[] = Object.values(HttpError);
+
+const close = <const N extends number>(
+  code: N,
+  label: string,
+  meaning: string,
+  client: string,
+  final = false,
+) => ({ code, label, meaning, client, final }) as const;
+
+/**
+ * Every close code, by name. 4000-4999 is the range RFC 6455 leaves to applications; the 1xxx
+ * codes are sent by the `ws` library for protocol violations.
+ */
+export const Close = {
+  ProtocolError: close(
+    1002,
+    'protocol_error',
+    'WebSocket protocol violation (bad framing, unmasked client frame, reserved bits), closed by the `ws` library',
+    'fix the client',
+    true,
+  ),
+  InvalidUtf8: close(1007, 'invalid_utf8', 'a text frame that is not valid UTF-8', 'fix the client', true),
+  TooManyFragments: close(
+    1008,
+    'too_many_fragments',
+    'too many fragments in one message (more than 16,384)',
+    'fix the client',
+    true,
+  ),
+  MessageTooBig: close(
+    1009,
+    'message_too_big',
+    "frame larger than the node's limit (default 64 KiB)",
+    'fix the client; reconnecting is fine',
+  ),
+  BadFrame: close(
+    4000,
+    'bad_frame',
+    'bad frame: not JSON, unknown type, wrong fields, binary, or a frame before `hello`',
+    'fix the client (final)',
+    true,
+  ),
+  Unauthorized: close(
+    4001,
+    'unauthorized',
+    'token invalid (signature, algorithm, claims), or a `refresh` token for another device',
+    'get a new token (final with the same token)',
+    true,
+  ),
+  HelloTimeout: close(4002, 'hello_timeout', 'no `hello` within the deadline', 'reconnect'),
+  TokenExpired: close(
+    4003,
+    'token_expired',
+    'token expired (at hello, or later without a `refresh`)',
+    'get a new token, reconnect',
+  ),
+  RateLimited: close(
+    4008,
+    'rate_limited',
+    'frames faster than the documented rate and burst',
+    'back off, reconnect',
+  ),
+  SlowConsumer: close(
+    4009,
+    'slow_consumer',
+    'slow consumer: the unsent buffer passed its bound (default 1 MiB)',
+    'reconnect; it resumes from its cursors',
+  ),
+  Draining: close(
+    4012,
+    'draining',
+    'node draining (after a `reconnect` frame)',
+    'reconnect after the hinted delay',
+  ),
+  Capacity: close(
+    4013,
+    'capacity',
+    'node at capacity: its connection cap, accept rate, or connections per user',
+    'reconnect with backoff',
+  ),
+  Internal: close(4500, 'internal', 'internal error', 'reconnect with backoff'),
+} as const;
+
+export const CLOSE_CODES: readonly CloseSpec[] = Object.values(Close);
+
+type CloseName = keyof typeof Close;
+
+/** Close codes by name (`CloseCode.BadFrame === 4000`), derived from the catalog. */
+export const CloseCode = Object.fromEntries(
+  Object.entries(Close).map(([name, spec]) => [name, spec.code]),
+) as { readonly [K in CloseName]: (typeof Close)[K]['code'] };
+
+export type CloseCodeValue = (typeof CloseCode)[CloseName];
+
+/** Close codes after which reconnecting with the same token is pointless. */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set(
+  CLOSE_CODES.filter((c) => c.final && c.code >= 4000).map((c) => c.code),
+);
+
+/** ws closes with 1009 by itself when a frame exceeds maxPayload. */
+export const CLOSE_MESSAGE_TOO_BIG = Close.MessageTooBig.code;
+
+const LABELS = new Map(CLOSE_CODES.map((c) => [c.code, c.label]));
+
+/** The `reason` label of a close code for metrics: the catalog's label, else `internal`/`other`. */
+export function closeLabel(code: number): string {
+  return LABELS.get(code) ?? (code >= 4500 ? 'internal' : 'other');
+}
+
+const frameError = <const C extends string>(code: C, meaning: string) => ({ code, meaning }) as const;
+
+/** Codes of `error` frames, by name (the connection stays open). */
+export const FrameErrors = {
+  TopicForbidden: frameError('topic_forbidden', "the token's `topics` claim does not allow the topic"),
+  TopicInvalid: frameError(
+    'topic_invalid',
+    'the topic is not dot-separated words of `A-Z a-z 0-9 _ -`, at most 128 characters',
+  ),
+  TooManyTopics: frameError(
+    'too_many_topics',
+    'the connection already has the most topics allowed (default 64)',
+  ),
+  UnknownStream: frameError('unknown_stream', 'an ack for a stream this connection does not deliver'),
+  BadAck: frameError('bad_ack', 'an ack past the last entry the stream has'),
+  AlreadyHello: frameError('already_hello', 'a second `hello` on a connection'),
+} as const;
+
+export const FRAME_ERRORS: readonly FrameErrorSpec[] = Object.values(FrameErrors);
+
+type FrameErrorName = keyof typeof FrameErrors;
+
+/** Frame error codes by name (`FrameError.BadAck === 'bad_ack'`), derived from the catalog. */
+export const FrameError = Object.fromEntries(
+  Object.entries(FrameErrors).map(([name, spec]) => [name, spec.code]),
+) as { readonly [K in FrameErrorName]: (typeof FrameErrors)[K]['code'] };
