@@ -1,61 +1,45 @@
 import createError from '@fastify/error';
+import { HttpError as E } from '@herald/protocol';
 
 /**
- * Every error the API answers with, created once with its code and status. Bodies are always
- * `{"code": "HERALD_...", "message": "..."}` (see error-handler.ts).
+ * Every error the API answers with, created once from the catalog in @herald/protocol (code,
+ * status) with its message. Bodies are always `{"code": "HERALD_...", "message": "..."}` (see
+ * error-handler.ts).
  */
-export const BadRequest = createError<'HERALD_BAD_REQUEST', 400, [string]>('HERALD_BAD_REQUEST', '%s', 400);
-export const Unauthorized = createError<'HERALD_UNAUTHORIZED', 401, [string]>(
-  'HERALD_UNAUTHORIZED',
-  '%s',
-  401,
-);
-export const NotFound = createError<'HERALD_NOT_FOUND', 404, [string]>('HERALD_NOT_FOUND', '%s', 404);
-export const IdempotencyConflict = createError<'HERALD_IDEMPOTENCY_CONFLICT', 409, [string]>(
-  'HERALD_IDEMPOTENCY_CONFLICT',
+type Code<K extends keyof typeof E> = (typeof E)[K]['code'];
+type Status<K extends keyof typeof E> = (typeof E)[K]['status'];
+
+function define<K extends keyof typeof E, A extends unknown[]>(name: K, message: string) {
+  return createError<Code<K>, Status<K>, A>(E[name].code, message, E[name].status);
+}
+
+export const BadRequest = define<'BadRequest', [string]>('BadRequest', '%s');
+export const Unauthorized = define<'Unauthorized', [string]>('Unauthorized', '%s');
+export const NotFound = define<'NotFound', [string]>('NotFound', '%s');
+export const IdempotencyConflict = define<'IdempotencyConflict', [string]>(
+  'IdempotencyConflict',
   'Idempotency-Key %s was already used with a different body',
-  409,
 );
-export const IdempotencyInProgress = createError<'HERALD_IDEMPOTENCY_IN_PROGRESS', 409, [string]>(
-  'HERALD_IDEMPOTENCY_IN_PROGRESS',
-  'a request with Idempotency-Key %s is still being processed; retry later',
-  409,
-);
-export const AlreadySent = createError<'HERALD_ALREADY_SENT', 409, [string, string]>(
-  'HERALD_ALREADY_SENT',
+export const AlreadySent = define<'AlreadySent', [string, string]>(
+  'AlreadySent',
   'notification %s cannot be cancelled: it is %s',
-  409,
 );
-export const PayloadTooLarge = createError<'HERALD_PAYLOAD_TOO_LARGE', 413, [number]>(
-  'HERALD_PAYLOAD_TOO_LARGE',
+export const PayloadTooLarge = define<'PayloadTooLarge', [number]>(
+  'PayloadTooLarge',
   'request body is larger than %d bytes',
-  413,
 );
-export const DataTooLarge = createError<'HERALD_DATA_TOO_LARGE', 413, [number, number]>(
-  'HERALD_DATA_TOO_LARGE',
+export const DataTooLarge = define<'DataTooLarge', [number, number]>(
+  'DataTooLarge',
   'data is %d bytes as JSON, more than the %d allowed',
-  413,
 );
-export const UnsupportedMediaType = createError<'HERALD_UNSUPPORTED_MEDIA_TYPE', 415, [string]>(
-  'HERALD_UNSUPPORTED_MEDIA_TYPE',
-  '%s',
-  415,
-);
-export const Internal = createError<'HERALD_INTERNAL', 500, [{ cause: unknown }?]>(
-  'HERALD_INTERNAL',
-  'internal error',
-  500,
-);
-export const RedisUnavailable = createError<'HERALD_REDIS_UNAVAILABLE', 503, [{ cause: unknown }?]>(
-  'HERALD_REDIS_UNAVAILABLE',
+export const UnsupportedMediaType = define<'UnsupportedMediaType', [string]>('UnsupportedMediaType', '%s');
+export const Internal = define<'Internal', [{ cause: unknown }?]>('Internal', 'internal error');
+export const RedisUnavailable = define<'RedisUnavailable', [{ cause: unknown }?]>(
+  'RedisUnavailable',
   'Redis is unavailable; retry later',
-  503,
 );
-export const NotReady = createError<'HERALD_NOT_READY', 503, [string, { cause: unknown }?]>(
-  'HERALD_NOT_READY',
-  '%s',
-  503,
-);
+export const NotReady = define<'NotReady', [string, { cause: unknown }?]>('NotReady', '%s');
+export const DemoUnavailable = define<'DemoUnavailable', [string]>('DemoUnavailable', '%s');
 
 /**
  * Redis error replies that mean "Redis cannot serve now" rather than "this command is wrong":

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { HttpError } from '@herald/protocol';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Deepest JSON nesting a request body may have: deeper bodies would overflow JSON.stringify's stack. */
@@ -34,14 +35,14 @@ export function frameworkErrorOptions() {
   return {
     // Always 400: an overlong or badly encoded path parameter is a malformed request like any other.
     frameworkErrors: (error: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
-      reply.code(400).type('application/json').send(body('HERALD_BAD_REQUEST', error.message));
+      reply.code(400).type('application/json').send(body(HttpError.BadRequest.code, error.message));
     },
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable) return socket.destroy();
       const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
       const payload = tooLarge
-        ? body('HERALD_HEADERS_TOO_LARGE', 'request headers are too large')
-        : body('HERALD_BAD_REQUEST', 'malformed HTTP request');
+        ? body(HttpError.HeadersTooLarge.code, 'request headers are too large')
+        : body(HttpError.BadRequest.code, 'malformed HTTP request');
       const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
       socket.end(
         `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`,

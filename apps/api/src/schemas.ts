@@ -1,4 +1,4 @@
-import { ID_RE, MAX_TARGET_IDS, MAX_TOPIC_LENGTH, TOPIC_RE } from '@herald/protocol';
+import { HTTP_ERRORS, ID_RE, MAX_TARGET_IDS, MAX_TOPIC_LENGTH, TOPIC_RE } from '@herald/protocol';
 import Type, { type Static } from 'typebox';
 import type { ApiConfig } from './config.js';
 
@@ -156,21 +156,24 @@ export const Health = Type.Object({ status: Type.String() });
 /** Error answers, `{"code": "HERALD_...", "message": "..."}`; one shared schema in OpenAPI. */
 export const HeraldError = Type.Object(
   {
-    code: Type.String({ description: 'Stable error code, e.g. HERALD_BAD_REQUEST.' }),
+    code: Type.String({
+      description: 'Stable error code (see the error table in docs/api.md).',
+      enum: HTTP_ERRORS.map((e) => e.code),
+    }),
     message: Type.String({ description: 'What is wrong, in the terms of the request.' }),
   },
   { $id: 'HeraldError', description: 'An error.' },
 );
 
-const ERRORS: Record<number, string> = {
-  400: 'Invalid request (`HERALD_BAD_REQUEST`): the message names the field.',
-  401: 'Missing or unknown API key (`HERALD_UNAUTHORIZED`).',
-  404: 'Not found (`HERALD_NOT_FOUND`).',
-  409: 'Conflict: `HERALD_IDEMPOTENCY_CONFLICT`, `HERALD_IDEMPOTENCY_IN_PROGRESS` or `HERALD_ALREADY_SENT`.',
-  413: 'Too large: `HERALD_PAYLOAD_TOO_LARGE` (body) or `HERALD_DATA_TOO_LARGE` (data).',
-  415: 'Not JSON (`HERALD_UNSUPPORTED_MEDIA_TYPE`).',
-  503: 'Redis unavailable (`HERALD_REDIS_UNAVAILABLE`, with Retry-After: 1): nothing was done, retry.',
-};
+/** OpenAPI description of each error status: the catalog's codes with that status. */
+const ERRORS = Object.fromEntries(
+  [400, 401, 404, 409, 413, 415, 503].map((status) => [
+    status,
+    HTTP_ERRORS.filter((e) => e.status === status && !/^(console|push node) only/.test(e.meaning))
+      .map((e) => `\`${e.code}\`: ${e.meaning}`)
+      .join(' '),
+  ]),
+) as Record<400 | 401 | 404 | 409 | 413 | 415 | 503, string>;
 
 /** Response schemas of the given error statuses, for route schemas (and so for OpenAPI). */
 export function errorResponses<const S extends readonly (keyof typeof ERRORS & number)[]>(...statuses: S) {

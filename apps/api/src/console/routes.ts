@@ -1,21 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import createError from '@fastify/error';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { SignJWT } from 'jose';
 import { authenticator } from '../auth.js';
 import type { ApiConfig } from '../config.js';
+import { DemoUnavailable, NotFound } from '../errors.js';
 
 /** Device and user of the console's demo device. */
 export const DEMO_DEVICE = 'console-demo';
 /** Lifetime of a demo token; the page asks for a new one when it expires (close 4003). */
 export const DEMO_TOKEN_TTL_S = 15 * 60;
-
-export const DemoUnavailable = createError<'HERALD_DEMO_UNAVAILABLE', 404, [string]>(
-  'HERALD_DEMO_UNAVAILABLE',
-  '%s',
-  404,
-);
 
 export interface ConsoleRoutesOptions {
   config: ApiConfig;
@@ -105,11 +99,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
   app.get('/console/herald.js', async (_req, reply) => {
     const path = bundlePath();
     const body = path ? await load('herald.js', path).catch(() => undefined) : undefined;
-    if (!body)
-      return reply.code(404).type('application/json; charset=utf-8').send({
-        code: 'HERALD_NOT_FOUND',
-        message: 'the SDK browser bundle is not built: run npm run build',
-      });
+    if (!body) throw new NotFound('the SDK browser bundle is not built: run npm run build');
     return send(reply, 'text/javascript; charset=utf-8', body);
   });
 
