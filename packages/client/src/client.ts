@@ -9,6 +9,7 @@ import {
   isValidTopic,
   MAX_CURSORS,
   type NotificationFrame,
+  parseServerFrame,
   parseStream,
   type ReconnectFrame,
   type SubscribedFrame,
@@ -54,8 +55,22 @@ export interface HeraldClientOptions {
   dedupeSize?: number;
   /** Topics to subscribe to on every connection. */
   topics?: string[];
-  /** Bound on each step of a connection attempt: the token fetch, and opening the socket to the welcome. Default 10000. */
+  /** Bound on the token function's answer. Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * A socket that gets no `welcome` this long after it was created is dropped and retried (a
+   * stopped node's kernel still completes TCP handshakes, so a connect alone proves nothing).
+   * Default 10000.
+   */
+  welcomeTimeoutMs?: number;
+  /** After the welcome: when nothing at all arrived for this long the client sends a `ping`. Default 15000. */
+  pingIdleMs?: number;
+  /**
+   * After such a `ping`: when still nothing arrives within this long the node is considered
+   * silent; the socket is dropped and the client reconnects with backoff. Default 5000, so a
+   * silent node is detected within `pingIdleMs + pongTimeoutMs` (20 s).
+   */
+  pongTimeoutMs?: number;
   /**
    * Browser lifecycle: when the network comes back (`online`) or the tab becomes visible again
    * (`visibilitychange`), a waiting reconnect happens at once and an open socket is checked
@@ -110,10 +125,10 @@ interface Conn {
   ws: WebSocketLike;
   token: string;
   welcomed: boolean;
-  heartbeatMs: number;
   lastRx: number;
+  /** A liveness `ping` is out and nothing has arrived since. */
   probed: boolean;
-  /** Connect timeout before the welcome, heartbeat watchdog after it. */
+  /** Welcome timeout before the welcome, liveness watchdog after it. */
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Highest ack sent per stream on this socket. */
   acked: Map<string, number>;
@@ -126,8 +141,14 @@ interface Waiter {
 }
 
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A timing option: a positive finite number of ms, else a TypeError naming it. */
+function positive(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new TypeError(`${name} must be a positive number of milliseconds, got ${String(v)}`);
+  return v;
+}
 
 function normalizeUrl(url: string): string {
   const u = new URL(url);
@@ -137,24 +158,42 @@ function normalizeUrl(url: string): string {
   return u.toString();
 }
 
-function closeError(code: number, reason: string): HeraldError {
-  const detail = reason ? `: ${reason}` : '';
-  if (code === CloseCode.Unauthorized)
-    return new HeraldError('unauthorized', `the server rejected the token${detail}`, {
-      fatal: true,
-      closeCode: code,
-    });
-  if (code === CloseCode.TokenExpired)
-    return new HeraldError('token_expired', `the token expired${detail}`, { fatal: true, closeCode: code });
-  return new HeraldError('bad_frame', `the server rejected a frame${detail}`, {
-    fatal: true,
-    closeCode: code,
-  });
+/** The `alg` of a JWT's header, if it has a readable one. */
+function tokenAlg(token: string): string | undefined {
+  try {
+    const h = token.slice(0, token.indexOf('.')).replace(/-/g, '+').replace(/_/g, '/');
+    const alg = (JSON.parse(atob(h)) as { alg?: unknown }).alg;
+    return typeof alg === 'string' ? alg : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * The Herald client: one WebSocket to a push node, kept open (reconnect with backoff, heartbeat
- * watchdog, drain handling), resumed from per-stream cursors, with acks batched and duplicates
+ * The error for a final close code. A 4001 for a bad HS256 signature says what is wrong: the
+ * token was minted with another secret than the node's (the node's reason is jose's
+ * "signature verification failed").
+ */
+function closeError(code: number, reason: string, token: string, fatal = true): HeraldError {
+  const why = `(close ${code}${reason ? `: ${reason}` : ''})`;
+  if (code === CloseCode.Unauthorized) {
+    const hint =
+      /signature/i.test(reason) && tokenAlg(token) === 'HS256'
+        ? ": the token secret used to mint it does not match the server's HERALD_TOKEN_SECRET"
+        : '';
+    return new HeraldError('unauthorized', `the server rejected the device token ${why}${hint}`, {
+      fatal,
+      closeCode: code,
+    });
+  }
+  if (code === CloseCode.TokenExpired)
+    return new HeraldError('token_expired', `the device token expired ${why}`, { fatal, closeCode: code });
+  return new HeraldError('bad_frame', `the server rejected a frame ${why}`, { fatal, closeCode: code });
+}
+
+/**
+ * The Herald client: one WebSocket to a push node, kept open (reconnect with backoff, liveness
+ * pings, drain handling), resumed from per-stream cursors, with acks batched and duplicates
  * dropped, so the application sees each notification once and in order per stream.
  */
 export class HeraldClient extends Emitter<HeraldEvents> {
@@ -164,6 +203,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   private readonly autoAck: boolean;
   private readonly ackDelayMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly welcomeTimeoutMs: number;
+  private readonly pingIdleMs: number;
+  private readonly pongTimeoutMs: number;
   private readonly random: () => number;
   private readonly backoff: Backoff;
   private readonly recent: RecentIds;
@@ -185,7 +227,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   private everOpen = false;
   private loading: Promise<void> | undefined;
   private token: string | undefined;
-  private rejected: { token: string; code: number } | undefined;
+  private rejected: { token: string; code: number; reason: string } | undefined;
   private serverDelayMs: number | undefined;
   private waiters: Waiter[] = [];
   private readonly lifecycle: LifecycleTargets | undefined;
@@ -200,7 +242,10 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.ctor = opts.WebSocket;
     this.autoAck = opts.autoAck ?? true;
     this.ackDelayMs = Math.max(0, opts.ackDelayMs ?? 20);
-    this.connectTimeoutMs = Math.max(1, opts.connectTimeoutMs ?? 10_000);
+    this.connectTimeoutMs = positive('connectTimeoutMs', opts.connectTimeoutMs, 10_000);
+    this.welcomeTimeoutMs = positive('welcomeTimeoutMs', opts.welcomeTimeoutMs, 10_000);
+    this.pingIdleMs = positive('pingIdleMs', opts.pingIdleMs, 15_000);
+    this.pongTimeoutMs = positive('pongTimeoutMs', opts.pongTimeoutMs, 5_000);
     this.backoff = new Backoff(opts.backoff);
     this.random = opts.backoff?.random ?? Math.random;
     this.recent = new RecentIds(opts.dedupeSize ?? 10_000);
@@ -358,11 +403,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     }
     if (run !== this.run) return;
     if (this.rejected && token === this.rejected.token) {
-      const err = closeError(
-        this.rejected.code,
-        'the token function returned the token the server just rejected',
-      );
-      return this.fatal(err);
+      // Asking again gave the same token: retrying cannot help.
+      const { code, reason } = this.rejected;
+      return this.fatal(closeError(code, reason, token));
     }
 
     let ws: WebSocketLike;
@@ -373,10 +416,14 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     } catch (err) {
       if (run !== this.run) return;
       return this.fatal(
-        new HeraldError('socket_failed', `cannot open a WebSocket: ${String(err)}`, {
-          fatal: true,
-          cause: err,
-        }),
+        new HeraldError(
+          'socket_failed',
+          `cannot open a WebSocket: ${(err as Error).message ?? String(err)}`,
+          {
+            fatal: true,
+            cause: err,
+          },
+        ),
       );
     }
 
@@ -385,7 +432,6 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       ws,
       token,
       welcomed: false,
-      heartbeatMs: 0,
       lastRx: Date.now(),
       probed: false,
       timer: undefined,
@@ -395,7 +441,10 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       }),
     };
     this.conn = conn;
-    conn.timer = setTimeout(() => this.drop(conn, CLOSE_ABNORMAL, 'connect timeout'), this.connectTimeoutMs);
+    conn.timer = setTimeout(
+      () => this.drop(conn, CLOSE_ABNORMAL, `no welcome within ${this.welcomeTimeoutMs} ms`),
+      this.welcomeTimeoutMs,
+    );
     ws.addEventListener('open', () => {
       if (this.conn !== conn) return;
       conn.lastRx = Date.now();
@@ -410,7 +459,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     onProtocolPing(ws, () => this.touch(conn));
   }
 
-  /** Bounds a step of a connection attempt (the token fetch) by `connectTimeoutMs`. */
+  /** Bounds the token fetch by `connectTimeoutMs`. */
   private async withTimeout<T>(p: Promise<T>, message: string): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -452,12 +501,14 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (!this.running) return;
     if (AUTH_CLOSE_CODES.has(code)) {
       if (typeof this.tokenSource === 'string') {
-        this.fatal(closeError(code, reason));
+        this.fatal(closeError(code, reason, conn.token));
         return;
       }
       // Fetch a fresh token before retrying; a token that failed auth must not come back.
-      if (code !== CloseCode.BadFrame) this.rejected = { token: conn.token, code };
+      if (code !== CloseCode.BadFrame) this.rejected = { token: conn.token, code, reason };
       this.token = undefined;
+      // A rejected token is worth knowing about even though the client retries (an expiry is routine).
+      if (code === CloseCode.Unauthorized) this.emit('error', closeError(code, reason, conn.token, false));
     }
     this.retry();
   }
@@ -573,7 +624,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     return out;
   }
 
-  // ---- heartbeat ----
+  // ---- liveness ----
 
   private touch(conn: Conn): void {
     conn.lastRx = Date.now();
@@ -581,28 +632,27 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   }
 
   /**
-   * Watchdog: nothing heard for 1.5 heartbeats → send a `ping` (browsers cannot see the
-   * server's protocol pings, so the `pong` is what proves the link); 2.5 heartbeats → drop the
-   * socket and reconnect. One timer per socket, re-armed on expiry rather than per frame.
+   * Client-side liveness (docs/protocol.md): nothing heard for `pingIdleMs` → send a `ping`
+   * (browsers cannot see the node's protocol pings, so the `pong` is what proves the link);
+   * still nothing `pongTimeoutMs` later → the node is silent (a stopped process keeps its sockets
+   * open), so drop the socket and reconnect. One timer per socket, re-armed on expiry rather
+   * than per frame: any frame (or protocol ping) only moves `lastRx`.
    */
   private watchdog(conn: Conn): void {
     if (this.conn !== conn) return;
     clearTimeout(conn.timer);
-    const hb = conn.heartbeatMs;
-    if (hb <= 0) return;
-    const idle = Date.now() - conn.lastRx;
-    const deadline = hb * 2.5;
-    const probeAt = hb * 1.5;
-    if (idle >= deadline) {
-      this.drop(conn, CLOSE_ABNORMAL, 'heartbeat timeout');
+    if (conn.probed) {
+      this.drop(conn, CLOSE_ABNORMAL, `no answer to ping within ${this.pongTimeoutMs} ms`);
       return;
     }
-    if (idle >= probeAt && !conn.probed) {
+    const idle = Date.now() - conn.lastRx;
+    let wait = this.pingIdleMs - idle;
+    if (wait <= 0) {
       conn.probed = true;
       this.send(conn, { type: 'ping' });
+      wait = this.pongTimeoutMs;
     }
-    const next = conn.probed ? deadline : probeAt;
-    conn.timer = setTimeout(() => this.watchdog(conn), Math.max(1, next - idle));
+    conn.timer = setTimeout(() => this.watchdog(conn), Math.max(1, wait));
   }
 
   // ---- inbound ----
@@ -611,16 +661,13 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (this.conn !== conn) return;
     this.touch(conn);
     const text = messageText(data);
-    let f: unknown;
-    try {
-      f = text === undefined ? undefined : JSON.parse(text);
-    } catch {
-      f = undefined;
-    }
-    if (!isObject(f) || typeof f.type !== 'string') {
-      this.badFrame('a frame that is not a JSON object with a type');
+    const r = text === undefined ? undefined : parseServerFrame(text);
+    if (!r?.ok) {
+      // A frame type newer than this client is skipped; a broken frame is reported.
+      if (!r?.unknownType) this.badFrame(r ? `a bad frame: ${r.reason}` : 'a binary frame');
       return;
     }
+    const f = r.frame;
     switch (f.type) {
       case 'welcome':
         this.onWelcome(conn, f);
@@ -632,19 +679,20 @@ export class HeraldClient extends Emitter<HeraldEvents> {
         this.onGap(conn, f);
         break;
       case 'subscribed':
-        this.onSubscribed(f);
+        this.tracker.adopt(topicStream(f.topic), f.cursor);
+        this.emit('subscribed', f);
         break;
       case 'unsubscribed':
         this.onUnsubscribed(f);
         break;
       case 'error':
-        this.emit('error', new HeraldError(String(f.code ?? 'error'), String(f.message ?? '')));
+        this.emit('error', new HeraldError(f.code, f.message));
         break;
       case 'reconnect':
-        this.onReconnect(conn, f as unknown as ReconnectFrame);
+        this.onReconnect(conn, f);
         break;
-      default:
-      // pong, and frame types newer than this client
+      case 'pong':
+        break;
     }
   }
 
@@ -652,21 +700,14 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.emit('error', new HeraldError('bad_server_frame', `the server sent ${what}`));
   }
 
-  private onWelcome(conn: Conn, f: Record<string, unknown>): void {
+  private onWelcome(conn: Conn, welcome: WelcomeFrame): void {
     if (conn.welcomed) return;
-    if (!isObject(f.streams)) {
-      this.badFrame('a welcome without streams');
-      return;
-    }
-    const welcome = f as unknown as WelcomeFrame;
     conn.welcomed = true;
-    conn.heartbeatMs = isSeq(welcome.heartbeatMs) ? welcome.heartbeatMs : 0;
     this.watchdog(conn);
     this.backoff.reset();
     this.rejected = undefined;
     this.everOpen = true;
-    for (const [name, s] of Object.entries(welcome.streams))
-      if (isSeq(s?.cursor)) this.tracker.adopt(name, s.cursor);
+    for (const [name, s] of Object.entries(welcome.streams)) this.tracker.adopt(name, s.cursor);
     this.setState('open');
     this.emit('welcome', welcome);
     if (this.conn !== conn) return;
@@ -688,12 +729,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     );
   }
 
-  private onNotification(conn: Conn, f: Record<string, unknown>): void {
-    if (typeof f.stream !== 'string' || !isSeq(f.seq) || typeof f.id !== 'string') {
-      this.badFrame('a malformed notification');
-      return;
-    }
-    const n = f as unknown as NotificationFrame;
+  private onNotification(conn: Conn, n: NotificationFrame): void {
     // `seen` records the id either way; a duplicate by id or by seq is not shown again.
     const dupId = this.recent.seen(n.id);
     const isNew = this.tracker.isNew(n.stream, n.seq);
@@ -709,12 +745,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.emit('notification', n);
   }
 
-  private onGap(conn: Conn, f: Record<string, unknown>): void {
-    if (typeof f.stream !== 'string' || !isSeq(f.after) || !isSeq(f.next) || f.next < 1) {
-      this.badFrame('a malformed gap');
-      return;
-    }
-    const g = f as unknown as GapFrame;
+  private onGap(conn: Conn, g: GapFrame): void {
     const cursor = g.next - 1;
     if (cursor < (this.tracker.get(g.stream) ?? 0)) {
       // A reset: the stream starts again, so acks and manual acks above the new cursor are void.
@@ -727,20 +758,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.emit('gap', g);
   }
 
-  private onSubscribed(f: Record<string, unknown>): void {
-    if (typeof f.topic !== 'string' || !isSeq(f.cursor)) {
-      this.badFrame('a malformed subscribed frame');
-      return;
-    }
-    this.tracker.adopt(topicStream(f.topic), f.cursor);
-    this.emit('subscribed', f as unknown as SubscribedFrame);
-  }
-
-  private onUnsubscribed(f: Record<string, unknown>): void {
-    if (typeof f.topic !== 'string') {
-      this.badFrame('a malformed unsubscribed frame');
-      return;
-    }
+  private onUnsubscribed(f: UnsubscribedFrame): void {
     this.pendingUnsubs.delete(f.topic);
     if (!this.desired.has(f.topic)) {
       const stream = topicStream(f.topic);
@@ -748,16 +766,16 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       this.pendingAcks.delete(stream);
       this.manualAcked.delete(stream);
     }
-    this.emit('unsubscribed', f as unknown as UnsubscribedFrame);
+    this.emit('unsubscribed', f);
   }
 
   /** The node is draining: go after its delay plus a little jitter, without counting a failure. */
   private onReconnect(conn: Conn, f: ReconnectFrame): void {
-    const delay = isSeq(f.delayMs) ? f.delayMs : 0;
+    const delay = f.delayMs;
     const jitter = Math.floor(this.random() * Math.min(1000, Math.max(100, delay / 10)));
     this.serverDelayMs = delay + jitter;
     if (this.ackTimer !== undefined) this.flushAcks();
-    this.drop(conn, CloseCode.Draining, typeof f.reason === 'string' ? f.reason : 'node draining');
+    this.drop(conn, CloseCode.Draining, f.reason || 'node draining');
   }
 
   // ---- acks ----

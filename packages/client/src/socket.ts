@@ -19,7 +19,7 @@ export const OPEN = 1;
 
 /**
  * The constructor to use: the one passed in, else the global one (browsers, Deno, Bun, Node 22+),
- * else the `ws` package, loaded only then, with a specifier that bundlers leave alone so a
+ * else the `ws` package (an optional peer dependency), loaded only then, with a specifier that bundlers leave alone so a
  * browser bundle never pulls `ws` in.
  */
 export async function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
@@ -27,10 +27,18 @@ export async function resolveWebSocket(given?: WebSocketConstructor): Promise<We
   const native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (native) return native;
   const specifier = 'ws';
-  const mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)) as {
-    WebSocket?: WebSocketConstructor;
-    default?: WebSocketConstructor;
-  };
+  let mod: { WebSocket?: WebSocketConstructor; default?: WebSocketConstructor };
+  try {
+    mod = await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error(
+      'this runtime has no global WebSocket (Node 22+, browsers, Deno and Bun have one) and the ' +
+        "optional peer dependency 'ws' is not installed: run `npm install ws`, or pass the " +
+        'WebSocket option',
+      { cause: err },
+    );
+  }
   const ctor = mod.WebSocket ?? mod.default;
   if (!ctor) throw new Error('the ws package has no WebSocket export');
   return ctor;

@@ -257,35 +257,46 @@ describe('HeraldClient: reconnect', () => {
     expect(await rec.nth('state', 4)).toBe('open');
   });
 
-  it('gives up on a silent socket after 2.5 heartbeats, pinging first', async () => {
-    const { client, rec } = makeClient();
+  it('pings after pingIdleMs of silence and drops the socket when nothing answers within pongTimeoutMs', async () => {
+    const { client, rec } = makeClient({ pingIdleMs: 150, pongTimeoutMs: 100 });
     void client.connect();
     const s1 = await node.nextSocket();
-    await s1.welcome({ inbox: 0 }, 60);
+    await s1.welcome();
+    const welcomedAt = Date.now();
+    // Traffic defers the ping: a notification 100 ms in restarts the idle clock.
+    await new Promise((r) => setTimeout(r, 100));
+    s1.notify('inbox', 1);
     await s1.next('ping');
+    const pingAt = Date.now();
+    expect(pingAt - welcomedAt).toBeGreaterThanOrEqual(240);
     const d = await rec.wait('disconnect');
-    expect(d.reason).toBe('heartbeat timeout');
-    await node.nextSocket();
+    expect(d).toEqual({ code: 1006, reason: 'no answer to ping within 100 ms' });
+    expect(Date.now() - pingAt).toBeGreaterThanOrEqual(90);
+    // It reconnects with its normal backoff and resumes from its cursors.
+    const s2 = await node.nextSocket();
+    expect((await s2.welcome({ inbox: 1 })).cursors).toEqual({ inbox: 1 });
+    expect(await rec.nth('state', 4)).toBe('open');
   });
 
-  it('stays connected while pongs answer its pings (browsers: no protocol pings visible)', async () => {
-    const { client, rec } = makeClient();
+  it('keeps a quiet node that answers its pings', async () => {
+    const { client, rec } = makeClient({ pingIdleMs: 50, pongTimeoutMs: 50 });
     void client.connect();
     const s1 = await node.nextSocket();
     s1.ws.on('message', (d) => {
       if (JSON.parse(d.toString()).type === 'ping') s1.send({ type: 'pong' });
     });
-    await s1.welcome({ inbox: 0 }, 100);
-    await s1.until(() => s1.all('ping').length >= 4, 'four pings', 5000);
+    await s1.welcome();
+    // Four rounds of idle, ping and pong, each of which would have dropped a silent node.
+    await s1.until(() => s1.all('ping').length >= 4, 'four pings', 3000);
     expect(rec.of('disconnect')).toEqual([]);
     expect(client.state).toBe('open');
   });
 
   it('counts protocol pings from the node as traffic (Node ws)', async () => {
-    const { client, rec } = makeClient();
+    const { client, rec } = makeClient({ pingIdleMs: 100, pongTimeoutMs: 100 });
     void client.connect();
     const s1 = await node.nextSocket();
-    await s1.welcome({ inbox: 0 }, 100);
+    await s1.welcome();
     let pongs = 0;
     s1.ws.on('pong', () => {
       pongs++;
@@ -293,7 +304,7 @@ describe('HeraldClient: reconnect', () => {
     });
     const timer = setInterval(() => s1.ws.ping(), 40);
     try {
-      // 10 protocol pings span 400 ms, four heartbeats: long enough for the watchdog to fire.
+      // 10 protocol pings span 400 ms: long enough for the watchdog to ping and drop twice over.
       await s1.until(() => pongs >= 10, 'ten protocol pongs', 3000);
     } finally {
       clearInterval(timer);
@@ -303,13 +314,13 @@ describe('HeraldClient: reconnect', () => {
     expect(client.state).toBe('open');
   });
 
-  it('retries when no welcome arrives within connectTimeoutMs', async () => {
-    const { client, rec } = makeClient({ connectTimeoutMs: 100 });
+  it('retries when no welcome arrives within welcomeTimeoutMs', async () => {
+    const { client, rec } = makeClient({ welcomeTimeoutMs: 100 });
     const connected = client.connect();
     const s1 = await node.nextSocket();
     await s1.next('hello');
     const d = await rec.wait('disconnect');
-    expect(d.reason).toBe('connect timeout');
+    expect(d).toEqual({ code: 1006, reason: 'no welcome within 100 ms' });
     await (await node.nextSocket()).welcome();
     await connected;
   });
@@ -325,6 +336,7 @@ describe('HeraldClient: auth failures', () => {
     await expect(connected).rejects.toMatchObject({ code: 'unauthorized', fatal: true, closeCode: 4001 });
     const err = await rec.wait('error');
     expect(err).toMatchObject({ code: 'unauthorized', fatal: true });
+    expect(err.message).toBe('the server rejected the device token (close 4001: bad signature)');
     expect(client.state).toBe('closed');
     expect(rec.of('retry')).toEqual([]);
     // With 1-2 ms backoff a retry would have connected long before this bound.
@@ -357,7 +369,8 @@ describe('HeraldClient: auth failures', () => {
     expect((await s2.welcome()).token).toBe('t2');
     await connected;
     expect(calls).toBe(2);
-    expect(rec.of('error')).toEqual([]);
+    // The rejection is reported, but not as fatal: the client went on with a fresh token.
+    expect(rec.of('error')).toEqual([expect.objectContaining({ code: 'unauthorized', fatal: false })]);
     // A plain disconnect reuses the token: the function is not called again.
     s2.close(1001);
     const s3 = await node.nextSocket();
@@ -365,13 +378,23 @@ describe('HeraldClient: auth failures', () => {
     expect(calls).toBe(2);
   });
 
-  it('stops when the token function returns the token that was just rejected', async () => {
-    const { client, rec } = makeClient({ token: () => 'same' });
+  it('stops when the token function returns the token that was just rejected, saying why', async () => {
+    // An HS256 token (header {"alg":"HS256","typ":"JWT"}) that the node's secret does not verify.
+    const jwt = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.e30.c2ln`;
+    const { client, rec } = makeClient({ token: () => jwt });
     const connected = client.connect();
     const s1 = await node.nextSocket();
     await s1.next('hello');
-    s1.close(CloseCode.Unauthorized, 'bad signature');
-    await expect(connected).rejects.toMatchObject({ code: 'unauthorized', fatal: true });
+    s1.close(CloseCode.Unauthorized, 'invalid token: signature verification failed');
+    const err = await connected.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'unauthorized', fatal: true });
+    expect((err as Error).message).toBe(
+      'the server rejected the device token (close 4001: invalid token: signature verification failed): ' +
+        "the token secret used to mint it does not match the server's HERALD_TOKEN_SECRET",
+    );
     expect(client.state).toBe('closed');
     expect(rec.of('retry')).toHaveLength(1);
     expect(node.sockets).toHaveLength(1);
