@@ -104,6 +104,15 @@ describe('web console', () => {
       expect(await page.textContent('#count-targets')).toBe('1');
       await shot(page, '02-console-published-and-received');
 
+      // A failed publish replaces the previous notification's status with its error.
+      await page.fill('#data', 'not json');
+      await page.click('#publish');
+      await page.waitForSelector('#publish-error:text("data is not valid JSON")');
+      expect(await page.isHidden('#result')).toBe(true);
+      expect(await page.textContent('#result-id')).toBe('');
+      expect(await page.textContent('#count-acked')).toBe('-');
+      await page.fill('#data', '{"title":"from the browser test","n":1}');
+
       // The key stays in this tab's sessionStorage across a reload, and only there.
       const storage = await page.evaluate(() => {
         const g = globalThis as unknown as Record<

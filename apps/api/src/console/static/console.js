@@ -90,10 +90,19 @@ function publishBody() {
   return body;
 }
 
+/** Forgets the previous notification: its status table must not stand next to a new error. */
+function clearResult() {
+  clearTimeout(poll);
+  $('result').hidden = true;
+  $('result-id').textContent = '';
+  renderStatus({ state: '-', counts: {} });
+  $('status-note').textContent = '';
+}
+
 async function publish(event) {
   event.preventDefault();
   show($('publish-error'), '');
-  clearTimeout(poll);
+  clearResult();
   let body;
   try {
     if (!apiKey) throw new Error('paste an API key first');
@@ -140,12 +149,14 @@ function followStatus(id, until) {
     if ($('result-id').textContent !== id) return; // a newer publish took over
     try {
       const s = await api('GET', `/v1/notifications/${encodeURIComponent(id)}`);
+      if ($('result-id').textContent !== id) return; // cleared or replaced while this was in flight
       renderStatus(s);
       if (settled(s)) {
         $('status-note').textContent = '';
         return;
       }
     } catch (err) {
+      if ($('result-id').textContent !== id) return;
       $('status-note').textContent = `status: ${err.message}`;
     }
     if (Date.now() < until) poll = setTimeout(tick, POLL_MS);
