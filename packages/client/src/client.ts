@@ -1,9 +1,7 @@
 import {
   BROADCAST,
   type ClientFrame,
-  CloseCode,
   type Cursors,
-  FINAL_CLOSE_CODES,
   type GapFrame,
   INBOX,
   isValidTopic,
@@ -117,7 +115,18 @@ export interface HeraldEvents {
 /** Code reported in `disconnect` when the client itself gave up on a socket (timeouts). */
 export const CLOSE_ABNORMAL = 1006;
 /** Close codes after which a static token is not retried. */
-const AUTH_CLOSE_CODES: ReadonlySet<number> = new Set([...FINAL_CLOSE_CODES, CloseCode.TokenExpired]);
+/**
+ * The close codes the client acts on, as in the protocol's catalog (`CloseCode`; a test checks they
+ * match). Not imported: `CloseCode` is derived from the catalog, and importing it pulls every
+ * close code's documentation into the browser bundle (measured: +4.5 KB raw, over the 8 KiB gzip budget).
+ */
+export const CloseCode = { BadFrame: 4000, Unauthorized: 4001, TokenExpired: 4003, Draining: 4012 } as const;
+/** Close codes after which the same token is not retried (the catalog's final codes, and expiry). */
+export const AUTH_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.BadFrame,
+  CloseCode.Unauthorized,
+  CloseCode.TokenExpired,
+]);
 /** How long `close()` waits for the closing handshake before it cuts the socket. */
 const CLOSE_WAIT_MS = 2000;
 

@@ -1,7 +1,13 @@
-import { CloseCode, type NotificationFrame } from '@herald/protocol';
+import { CloseCode, FINAL_CLOSE_CODES, type NotificationFrame } from '@herald/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket as NodeWebSocket } from 'ws';
-import { HeraldClient, type HeraldClientOptions, type HeraldEvents } from '../src/client.js';
+import {
+  AUTH_CLOSE_CODES,
+  CloseCode as ClientCloseCode,
+  HeraldClient,
+  type HeraldClientOptions,
+  type HeraldEvents,
+} from '../src/client.js';
 import { MemoryCursorStorage } from '../src/cursors.js';
 import { HeraldError } from '../src/errors.js';
 import { FakeNode, Recorder } from './fake-node.js';
@@ -327,6 +333,12 @@ describe('HeraldClient: reconnect', () => {
 });
 
 describe('HeraldClient: auth failures', () => {
+  it("acts on the protocol catalog's close codes (kept as numbers for the bundle size)", () => {
+    for (const [name, code] of Object.entries(ClientCloseCode))
+      expect(code, name).toBe(CloseCode[name as keyof typeof ClientCloseCode]);
+    expect([...AUTH_CLOSE_CODES].sort()).toEqual([...FINAL_CLOSE_CODES, CloseCode.TokenExpired].sort());
+  });
+
   it('stops on 4001 with a static token, emits a fatal error and rejects connect()', async () => {
     const { client, rec } = makeClient({ backoff: { initialMs: 1, maxMs: 2 } });
     const connected = client.connect();
