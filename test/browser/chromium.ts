@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { ensureSystemDeps } from '@herald/stack';
 import { type BrowserContext, chromium } from 'playwright-core';
-
-const run = promisify(execFile);
 
 /** Debian's Chromium: playwright-core drives it; nothing is downloaded by Playwright itself. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -22,39 +19,14 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-async function apt(args: string[], timeoutMs: number): Promise<string | undefined> {
-  try {
-    await run('apt-get', args, {
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-      maxBuffer: 64 << 20,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    return undefined;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string; killed?: boolean };
-    if (e.killed) return `apt-get ${args.join(' ')} took longer than ${timeoutMs / 1000} s`;
-    return (e.stderr?.trim().split('\n').slice(-3).join(' | ') || e.message).slice(0, 500);
-  }
-}
-
 /**
- * Installs Debian's `chromium` package when /usr/bin/chromium is missing (root only), first from
- * the package lists there are, then after an `apt-get update`. Every step is bounded.
+ * Installs Debian's `chromium` package when /usr/bin/chromium is missing, through the shared
+ * installer (infra/local/bin/ensure-deps.sh: root or passwordless sudo, else it prints the command).
  */
-export async function ensureChromium(): Promise<void> {
+export function ensureChromium(): void {
   if (existsSync(CHROMIUM)) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      `${CHROMIUM} is missing and this is not root: install it with sudo apt-get install -y chromium`,
-    );
-  let why = await apt(['install', '-y', 'chromium'], 300_000);
-  if (why !== undefined)
-    why = (await apt(['update'], 180_000)) ?? (await apt(['install', '-y', 'chromium'], 300_000));
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `could not install Chromium (apt-get install -y chromium): ${why ?? `no ${CHROMIUM} afterwards`}`,
-    );
+  if (!ensureSystemDeps(['chromium']) || !existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: install it with sudo apt-get install -y chromium`);
 }
 
 export interface Browser {

@@ -18,7 +18,7 @@ let wsUrl: string;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await ensureChromium();
+  ensureChromium();
   // The stack gives the API the nodes' token secret (for the console's demo device) and the
   // balancer's URL, as `npm start` does.
   [sys, browser] = await Promise.all([startSystem({ nodes: 2 }), launchChromium()]);

@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import { type AppHandle, appScript } from './apps.js';
 import type { BalancerKind } from './balancer.js';
 import { findExecutable, installCommand } from './bins.js';
+import { ENSURE_DEPS, ensureSystemDeps, type SystemDep } from './deps.js';
 import { haproxyInfo } from './haproxy.js';
+import { acquireLaunchLock, refusalMessage } from './lock.js';
 import { nginxInfo } from './nginx.js';
 import { heraldHome, repoRoot } from './paths.js';
 import { preferredPort } from './ports.js';
@@ -19,6 +21,8 @@ import { type Stack, startStack } from './stack.js';
 const NODES = 3;
 const DEFAULT_PORTS = { api: 8080, balancer: 8000, worker: 8090, firstNode: 8091, redis: 6379 };
 const BALANCERS: readonly BalancerKind[] = ['nginx', 'haproxy'];
+/** Exit code when another launcher already runs from this checkout. */
+const ALREADY_RUNNING = 3;
 
 const USAGE = `usage: npm start [-- --balancer nginx|haproxy]
 
@@ -32,6 +36,7 @@ HAPROXY_BIN.`;
 
 interface Missing {
   what: string;
+  dep: SystemDep;
   packages: string[];
   /** Why it was rejected (e.g. a version too old), when not simply absent. */
   detail?: string;
@@ -40,7 +45,7 @@ interface Missing {
 function missingBinaries(needRedis: boolean, balancer: BalancerKind): Missing[] {
   const missing: Missing[] = [];
   if (needRedis && !findExecutable('redis-server', 'REDIS_SERVER_BIN')) {
-    missing.push({ what: 'redis-server', packages: ['redis-server'] });
+    missing.push({ what: 'redis-server', dep: 'redis', packages: ['redis-server'] });
   }
   if (balancer === 'haproxy') {
     try {
@@ -49,6 +54,7 @@ function missingBinaries(needRedis: boolean, balancer: BalancerKind): Missing[] 
       const detail = (err as Error).message;
       missing.push({
         what: 'haproxy',
+        dep: 'haproxy',
         packages: ['haproxy'],
         detail: /too old/.test(detail) ? detail : undefined,
       });
@@ -57,7 +63,11 @@ function missingBinaries(needRedis: boolean, balancer: BalancerKind): Missing[] 
     try {
       nginxInfo();
     } catch {
-      missing.push({ what: 'nginx with the stream module', packages: ['nginx', 'libnginx-mod-stream'] });
+      missing.push({
+        what: 'nginx with the stream module',
+        dep: 'nginx',
+        packages: ['nginx', 'libnginx-mod-stream'],
+      });
     }
   }
   return missing;
@@ -135,12 +145,34 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // One launcher per checkout: a second one would share .herald/redis and the balancer config.
+  const home = heraldHome();
+  const acquired = acquireLaunchLock(home);
+  if (!acquired.ok) {
+    console.error(refusalMessage(home, acquired.holder, acquired.orphans));
+    return ALREADY_RUNNING;
+  }
+  const lock = acquired.lock;
+  process.on('exit', () => lock.release());
+  if (acquired.tookOver) {
+    console.log(`(took over a stale ${lock.file} of launcher PID ${acquired.tookOver.pid}, which is gone)`);
+  }
+
   const redisUrl = process.env.REDIS_URL || undefined;
-  const missing = missingBinaries(!redisUrl, cli.balancer);
+  let missing = missingBinaries(!redisUrl, cli.balancer);
   if (missing.length > 0) {
+    // Installs them (root or passwordless sudo, saying what it runs), else prints the command.
+    console.log(
+      `Missing: ${missing.map((m) => m.what).join(', ')}; running ${path.relative(repoRoot(), ENSURE_DEPS)}`,
+    );
+    if (ensureSystemDeps(missing.map((m) => m.dep))) missing = missingBinaries(!redisUrl, cli.balancer);
+  }
+  if (missing.length > 0) {
+    // ensure-deps.sh has said why (and printed the install command when it could not run it).
     for (const m of missing) if (m.detail) console.error(m.detail);
-    console.error(`Missing: ${missing.map((m) => m.what).join(', ')}. Install with:`);
-    console.error(installCommand(missing.flatMap((m) => m.packages)));
+    console.error(
+      `Herald cannot start without: ${missing.map((m) => m.what).join(', ')} (${installCommand(missing.flatMap((m) => m.packages))}).`,
+    );
     return 1;
   }
   const unbuilt = (['api', 'worker', 'node'] as const).map(appScript).filter((f) => !fs.existsSync(f));
@@ -151,7 +183,6 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const home = heraldHome();
   const secrets = loadOrCreateSecrets();
   const tokenSecret = process.env.HERALD_TOKEN_SECRET || secrets.tokenSecret;
   const host = '127.0.0.1';
@@ -186,6 +217,17 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const ports = {
+    api: await preferredPort(DEFAULT_PORTS.api, host),
+    balancer: await preferredPort(DEFAULT_PORTS.balancer, host),
+    worker: await preferredPort(DEFAULT_PORTS.worker, host),
+  };
+  lock.update({
+    apiUrl: `http://${host}:${ports.api}`,
+    wsUrl: `ws://${host}:${ports.balancer}/v1/ws`,
+    consoleUrl: `http://${host}:${ports.api}/console`,
+  });
+
   console.log(`Starting Herald with ${cli.balancer} (logs in ${path.join(home, 'logs')}) ...`);
   starting = startStack({
     nodes: NODES,
@@ -197,9 +239,9 @@ async function main(): Promise<number> {
     tokenSecret,
     host,
     balancer: cli.balancer,
-    apiPort: await preferredPort(DEFAULT_PORTS.api, host),
-    balancerPort: await preferredPort(DEFAULT_PORTS.balancer, host),
-    workerPort: await preferredPort(DEFAULT_PORTS.worker, host),
+    apiPort: ports.api,
+    balancerPort: ports.balancer,
+    workerPort: ports.worker,
     nodePorts,
     logLevel: process.env.HERALD_LOG_LEVEL || 'info',
   });
@@ -213,6 +255,11 @@ async function main(): Promise<number> {
   }
   // Ctrl-C during the start: the signal handler stops it and exits.
   if (shutdown) return shutdown;
+  const children: Record<string, number> = {};
+  if (stack.redis) children['redis-server'] = stack.redis.pid;
+  for (const app of [stack.api, stack.worker, ...stack.nodes]) children[app.name] = app.pid;
+  children[stack.balancer.kind] = stack.balancer.pid;
+  lock.update({ state: 'running', children });
   printBanner(stack, secrets.apiKey, !redisUrl);
   watchForCrashes([stack.api, stack.worker, ...stack.nodes], () => stopping);
   // Child processes keep the event loop alive; the signal handler exits.

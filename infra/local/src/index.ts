@@ -13,6 +13,7 @@ export {
 } from './apps.js';
 export type { Balancer, BalancerKind, Upstream } from './balancer.js';
 export { findExecutable, INSTALL_HINT, installCommand } from './bins.js';
+export { ENSURE_DEPS, ensureSystemDeps, type SystemDep } from './deps.js';
 export {
   HAPROXY_MISSING,
   HAPROXY_TEMPLATE,
@@ -28,6 +29,14 @@ export {
   type StartHaproxyOptions,
   startHaproxy,
 } from './haproxy.js';
+export {
+  type AcquireResult,
+  acquireLaunchLock,
+  LaunchLock,
+  type LockInfo,
+  lockFile,
+  refusalMessage,
+} from './lock.js';
 export {
   NGINX_MISSING,
   NGINX_TEMPLATE,
