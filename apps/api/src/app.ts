@@ -28,6 +28,7 @@ import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { topicRoutes } from './routes/topics.js';
+import { installRedisDeadline } from './timeout.js';
 import { formatValidation } from './validation.js';
 
 export interface AppDeps {
@@ -41,7 +42,7 @@ export interface AppDeps {
   queueRedis: RedisClient;
   /** A logger to use instead of one built from config (tests pass their own). */
   loggerInstance?: FastifyBaseLogger;
-  /** Bound on each BullMQ call (default 3 s). */
+  /** Bound on each BullMQ call (default HERALD_REDIS_TIMEOUT_MS). */
   queueTimeoutMs?: number;
 }
 
@@ -106,6 +107,8 @@ export function buildApp(deps: AppDeps) {
   });
   app.decorateRequest('apiKeyId', '');
   installErrorHandlers(app, config.maxBodyBytes);
+  // Every /v1 route waits only for Redis: bound the wait, stalled Redis included (docs/api.md).
+  installRedisDeadline(app, config.redisTimeoutMs, ['/v1/']);
   const ops = installOperability(app, [redis, deps.queueRedis]);
 
   const keys = new Keys(config.redisPrefix);
@@ -144,7 +147,7 @@ export function buildApp(deps: AppDeps) {
     idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
     queue,
     log: app.log,
-    queueTimeoutMs: deps.queueTimeoutMs ?? 3000,
+    queueTimeoutMs: deps.queueTimeoutMs ?? config.redisTimeoutMs,
     onAccepted: (target, scheduled, path) => ops.metrics.accepted(target, scheduled, path),
   });
   // The API only reads presence: its TTL is the nodes'.

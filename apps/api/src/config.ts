@@ -30,6 +30,8 @@ export interface ApiConfig {
   /** HERALD_MAX_BATCH: most notifications in one batch publish. */
   maxBatch: number;
   directMaxDevices: number;
+  /** HERALD_REDIS_TIMEOUT_MS: a request waiting longer than this for Redis is answered 503. */
+  redisTimeoutMs: number;
   /** Stream bounds for direct appends (the same settings as the worker's). */
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
 }
@@ -78,6 +80,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     directPublish: e.HERALD_DIRECT_PUBLISH,
     maxBatch: e.HERALD_MAX_BATCH,
     directMaxDevices: e.HERALD_DIRECT_MAX_DEVICES,
+    redisTimeoutMs: e.HERALD_REDIS_TIMEOUT_MS,
     streams: {
       inboxMaxLen: e.HERALD_INBOX_MAXLEN,
       topicMaxLen: e.HERALD_TOPIC_MAXLEN,

@@ -40,8 +40,10 @@ function readConfig(): ApiConfig {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const redis = createRedis(config.redisUrl, 'request', 'herald-api');
-  const queueRedis = createRedis(config.redisUrl, 'request', 'herald-api-queue');
+  // Commands time out with the request deadline, so a stalled Redis cannot pile them up.
+  const tuning = { commandTimeout: config.redisTimeoutMs };
+  const redis = createRedis(config.redisUrl, 'request', 'herald-api', tuning);
+  const queueRedis = createRedis(config.redisUrl, 'request', 'herald-api-queue', tuning);
   const app = buildApp({ config, redis, queueRedis });
 
   let stopping = false;

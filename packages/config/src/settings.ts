@@ -64,6 +64,12 @@ export const apiSchema = Type.Object({
   ),
   ...streams,
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
+  HERALD_REDIS_TIMEOUT_MS: Int(
+    1000,
+    50,
+    60_000,
+    "Longest a request waits for Redis (from the moment it has been read): past it the answer is 503 HERALD_REDIS_UNAVAILABLE with Retry-After: 1, even while Redis is stalled rather than down. Also the command timeout of the API's Redis connections.",
+  ),
   HERALD_STATUS_KEEP_S: Int(86400, 60, 30 * 86400, 'How long a notification status outlives its TTL.'),
   HERALD_TOKEN_SECRET: Type.String({
     default: '',
@@ -95,6 +101,24 @@ export const workerSchema = Type.Object({
   ),
   HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
   ...streams,
+  HERALD_JOB_LOCK_MS: Int(
+    6000,
+    1000,
+    600_000,
+    "BullMQ lock of a running fan-out, renewed every half of it. A crashed worker's job is taken over once its lock has expired (within this plus two HERALD_STALLED_CHECK_MS). A worker whose event loop or Redis stalls for about half of it loses its jobs; it then stops at its next chunk.",
+  ),
+  HERALD_STALLED_CHECK_MS: Int(
+    1500,
+    100,
+    600_000,
+    'How often the workers (one at a time) look for fan-outs whose lock expired and hand them to a live worker.',
+  ),
+  HERALD_MAX_STALLED: Int(
+    3,
+    0,
+    100,
+    'Times a fan-out may be taken over from a lost worker before it fails for good (a job that keeps crashing workers).',
+  ),
   HERALD_SHUTDOWN_MS: Int(
     8000,
     0,

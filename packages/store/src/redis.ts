@@ -50,7 +50,13 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
-function roleOptions(role: RedisRole, name: string): RedisOptions {
+/** Per-process tuning of a role's defaults. */
+export interface RedisTuning {
+  /** 'request' connections: fail a command that has no answer after this many ms (default 3000). */
+  commandTimeout?: number;
+}
+
+function roleOptions(role: RedisRole, name: string, tuning: RedisTuning): RedisOptions {
   const base: RedisOptions = {
     connectionName: `${name}:${role}`,
     // Reconnect with capped backoff, forever: Redis coming back must heal every process.
@@ -60,7 +66,12 @@ function roleOptions(role: RedisRole, name: string): RedisOptions {
   };
   switch (role) {
     case 'request':
-      return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 3000 };
+      return {
+        ...base,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: tuning.commandTimeout ?? 3000,
+      };
     case 'background':
       return { ...base, maxRetriesPerRequest: 20 };
     case 'subscriber':
@@ -74,9 +85,14 @@ function roleOptions(role: RedisRole, name: string): RedisOptions {
  * same tick are pipelined automatically (per node on a cluster), which is why the store batches
  * with Promise.all instead of MULTI/pipeline objects: those cannot span cluster slots.
  */
-export function createRedis(url: string, role: RedisRole, name = 'herald'): RedisClient {
+export function createRedis(
+  url: string,
+  role: RedisRole,
+  name = 'herald',
+  tuning: RedisTuning = {},
+): RedisClient {
   const target = parseRedisUrl(url);
-  const opts = roleOptions(role, name);
+  const opts = roleOptions(role, name, tuning);
   const auto = role !== 'subscriber';
   switch (target.kind) {
     case 'single':
