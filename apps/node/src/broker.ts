@@ -1,9 +1,8 @@
 import { BROADCAST, encodeNotification, TOPIC_PREFIX } from '@herald/protocol';
 import { decodeDoorbell, type Keys, type Subscriber } from '@herald/store';
 import type { Logger } from 'pino';
-import type { Client } from './client.js';
-import type { Hub } from './hub.js';
-import { WireFrame } from './wire.js';
+import type { Audience, Listener, TopicBells } from './ports.js';
+import { SharedFrame } from './transport.js';
 
 /**
  * Doorbells from Redis pub/sub to local clients. The node subscribes to its own channel (inbox
@@ -11,7 +10,7 @@ import { WireFrame } from './wire.js';
  * local client holds the topic. Pub/sub is only a doorbell: after a Redis reconnect every client
  * re-reads its streams, since doorbells sent meanwhile are gone.
  */
-export class Broker {
+export class Broker implements TopicBells {
   private readonly refs = new Map<string, { n: number; ready: Promise<unknown> }>();
   private started = false;
 
@@ -19,7 +18,7 @@ export class Broker {
     private readonly sub: Subscriber,
     private readonly keys: Keys,
     private readonly nodeId: string,
-    private readonly hub: Hub,
+    private readonly hub: Audience,
     private readonly log: Logger,
   ) {}
 
@@ -79,10 +78,10 @@ export class Broker {
         for (const [device, seq] of bell.to) {
           const clients = this.hub.deviceClients(device);
           if (!clients) continue;
-          // One frame per device, shared by the device's sockets.
+          // One frame per device, shared by the device's sessions.
           const frame = encodeNotification('"inbox"', seq, bell.entry.id, bell.entry.ts, bell.entry.data);
           if (clients instanceof Set) for (const c of clients) c.offer('inbox', seq, bell.entry, frame);
-          else (clients as Client).offer('inbox', seq, bell.entry, frame);
+          else (clients as Listener).offer('inbox', seq, bell.entry, frame);
         }
         return;
       }
@@ -90,8 +89,8 @@ export class Broker {
         if (bell.stream !== BROADCAST && !bell.stream.startsWith(TOPIC_PREFIX)) return;
         const clients = this.hub.streamClients(bell.stream);
         if (!clients) return;
-        // Encoded once for every local subscriber.
-        const frame = new WireFrame(
+        // Encoded once for every local subscriber (and its wire encoding once per transport kind).
+        const frame = new SharedFrame(
           encodeNotification(
             JSON.stringify(bell.stream),
             bell.seq,
@@ -107,7 +106,7 @@ export class Broker {
       case 'unsub': {
         const clients = this.hub.deviceClients(bell.device);
         if (clients instanceof Set) for (const c of clients) c.control(bell.k, bell.topic);
-        else (clients as Client | undefined)?.control(bell.k, bell.topic);
+        else (clients as Listener | undefined)?.control(bell.k, bell.topic);
         return;
       }
     }

@@ -1,7 +1,4 @@
-/** Something that holds a token and must be closed when it expires. */
-export interface Expiring {
-  expire(): void;
-}
+import type { Expiring } from './ports.js';
 
 /**
  * Token expiries of every connection, checked once a second by one timer, instead of one timer

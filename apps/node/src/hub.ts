@@ -1,22 +1,21 @@
-import type { Client } from './client.js';
-
 /**
- * The node's local clients, indexed by device and by shared stream (topic streams and
- * `broadcast`), so a doorbell finds its sockets without scanning every connection.
+ * The node's local sessions, indexed by device and by shared stream (topic streams and
+ * `broadcast`), so a doorbell finds its sessions without scanning every connection. Generic over
+ * the session type, so it imports nothing of the node (see ports.ts: `Registry`, `Audience`).
  */
-export class Hub {
+export class Hub<C> {
   /** Every open socket, including those still before hello. */
-  readonly connections = new Set<Client>();
+  readonly connections = new Set<C>();
   /** A device's one client, or a set when it has several here (rare: no Set per device). */
-  private readonly byDevice = new Map<string, Client | Set<Client>>();
-  private readonly byStream = new Map<string, Set<Client>>();
+  private readonly byDevice = new Map<string, C | Set<C>>();
+  private readonly byStream = new Map<string, Set<C>>();
   private readonly perUser = new Map<string, number>();
 
   get size(): number {
     return this.connections.size;
   }
 
-  addDevice(device: string, c: Client): void {
+  addDevice(device: string, c: C): void {
     const s = this.byDevice.get(device);
     if (s === undefined) this.byDevice.set(device, c);
     else if (s instanceof Set) s.add(c);
@@ -24,7 +23,7 @@ export class Hub {
   }
 
   /** Returns true when this was the device's last connection on this node. */
-  removeDevice(device: string, c: Client): boolean {
+  removeDevice(device: string, c: C): boolean {
     const s = this.byDevice.get(device);
     if (s === undefined) return false;
     if (s instanceof Set) {
@@ -55,7 +54,7 @@ export class Hub {
   }
 
   /** The device's client on this node, or a set of them when it has several here. */
-  deviceClients(device: string): Client | ReadonlySet<Client> | undefined {
+  deviceClients(device: string): C | ReadonlySet<C> | undefined {
     return this.byDevice.get(device);
   }
 
@@ -63,20 +62,20 @@ export class Hub {
     return this.byDevice.size;
   }
 
-  join(stream: string, c: Client): void {
+  join(stream: string, c: C): void {
     const s = this.byStream.get(stream);
     if (s) s.add(c);
     else this.byStream.set(stream, new Set([c]));
   }
 
-  leave(stream: string, c: Client): void {
+  leave(stream: string, c: C): void {
     const s = this.byStream.get(stream);
     if (!s) return;
     s.delete(c);
     if (s.size === 0) this.byStream.delete(stream);
   }
 
-  streamClients(stream: string): ReadonlySet<Client> | undefined {
+  streamClients(stream: string): ReadonlySet<C> | undefined {
     return this.byStream.get(stream);
   }
 }

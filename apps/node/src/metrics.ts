@@ -3,7 +3,7 @@ import type { Hub } from './hub.js';
 import type { Stats } from './stats.js';
 
 /** Prometheus metrics of a push node, read from `Stats` and the hub at scrape time. */
-export function nodeMetrics(nodeId: string, stats: Stats, hub: Hub): Registry {
+export function nodeMetrics(nodeId: string, stats: Stats, hub: Hub<unknown>): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
   collectDefaultMetrics({ register: registry });

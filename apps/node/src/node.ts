@@ -1,25 +1,27 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
-import { CloseCode } from '@herald/protocol';
+import { CloseCode, healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
-import { Client } from './client.js';
-import type { NodeContext, NodeLimits } from './context.js';
 import { Expiries } from './expiry.js';
 import { Flusher } from './flusher.js';
 import { Hellos } from './hellos.js';
 import { Hub } from './hub.js';
 import { nodeMetrics } from './metrics.js';
+import type { NodeLimits, SessionDeps } from './ports.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
+import { Session } from './session.js';
 import { Stats } from './stats.js';
+import type { Transport } from './transport.js';
+import { attachWs, wsTransport } from './ws-transport.js';
 
 export interface NodeOptions {
   nodeId: string;
@@ -61,13 +63,33 @@ export interface NodeDeps {
   log: Logger;
 }
 
+/** Fastify without a log line per request (probes and scrapes would flood it). */
+function fastify(log: Logger): FastifyInstance {
+  return Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Not the top-level `disableRequestLogging`: deprecated in Fastify 5.12 (FSTDEP023).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+}
+
 /**
- * A push node: wires the hub of local clients, the doorbell broker, the flusher and the
- * heartbeat around one Fastify server that serves `/v1/ws`, `/healthz` and `/readyz`.
+ * A push node: wires the hub of local sessions, the doorbell broker, the flusher and the
+ * heartbeat around one Fastify server that serves `/v1/ws`, `/healthz` and `/readyz`. A WebSocket
+ * on `/v1/ws` becomes a `Session` (session.ts) on the WebSocket transport (ws-transport.ts).
  */
 export class HeraldNode {
   readonly app: FastifyInstance;
-  readonly ctx: NodeContext;
+  /** What every session shares (one object per node). */
+  readonly sessionDeps: SessionDeps;
+  readonly hub = new Hub<Session>();
+  readonly devices: Devices;
+  private readonly nodeId: string;
+  private readonly log: Logger;
+  private readonly presence: Presence;
+  private readonly broker: Broker;
+  private readonly flusher: Flusher;
+  private readonly expiries = new Expiries();
+  private readonly stats = new Stats();
   private readonly nodes: Nodes;
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
@@ -83,32 +105,34 @@ export class HeraldNode {
   ) {
     const keys = new Keys(opts.redisPrefix);
     const { redis, log } = deps;
-    const hub = new Hub();
-    const stats = new Stats();
+    const { hub, stats } = this;
+    this.nodeId = opts.nodeId;
+    this.log = log;
     for (const r of [redis, deps.sub]) r.on('error', () => stats.redisErrors++);
     const devices = new Devices(redis, keys, opts.deviceRetentionMs);
-    const presence = new Presence(redis, keys, opts.presenceTtlMs);
+    this.devices = devices;
+    this.presence = new Presence(redis, keys, opts.presenceTtlMs);
     this.nodes = new Nodes(redis, keys);
     // The node only reads streams; the limits matter to the worker's appends.
     const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
-    this.ctx = {
+    this.broker = new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log);
+    this.flusher = new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log);
+    this.sessionDeps = {
       nodeId: opts.nodeId,
       limits: opts.limits,
       log,
-      keys,
+      stats,
+      verifier: new TokenVerifier(opts.tokens),
       streams,
       devices,
-      presence,
-      verifier: new TokenVerifier(opts.tokens),
-      hub,
-      broker: new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log),
-      flusher: new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log),
-      hellos: new Hellos(devices, presence, streams, keys, opts.nodeId, opts.presenceTtlMs),
-      expiries: new Expiries(),
-      stats,
+      presences: new Hellos(devices, this.presence, streams, keys, opts.nodeId, opts.presenceTtlMs),
+      registry: hub,
+      topics: this.broker,
+      receipts: this.flusher,
+      expiries: this.expiries,
     };
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
-    this.app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+    this.app = fastify(log);
     this.origins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
   }
 
@@ -122,12 +146,12 @@ export class HeraldNode {
       !this.draining &&
       this.deps.redis.status === 'ready' &&
       this.deps.sub.status === 'ready' &&
-      this.ctx.hub.size < this.opts.limits.maxConnections
+      this.hub.size < this.opts.limits.maxConnections
     );
   }
 
   async start(): Promise<number> {
-    const { app, ctx } = this;
+    const { app } = this;
     await app.register(websocket, {
       options: { maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false, clientTracking: false },
       // Closing sockets is the drain's job, with reconnect hints; not the plugin's.
@@ -151,21 +175,18 @@ export class HeraldNode {
         const raw = req.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
         // The plugin's per-socket error listener closes over the Fastify request and reply, and
         // the HTTP response it routed the upgrade with stays attached to the TCP socket: both
-        // would live as long as the connection (about 5 KiB each). The client has its own
+        // would live as long as the connection (about 5 KiB each). The transport has its own
         // shared listeners; protocol errors (1009, 1007...) are ws's to finish, never a reset.
         ws.removeAllListeners('error');
         raw._httpMessage?.detachSocket(raw);
         this.onSocket(ws, clientAddress(raw) ?? req.ip);
       },
     );
-    const metrics = nodeMetrics(this.opts.nodeId, ctx.stats, ctx.hub);
+    const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.hub);
     this.probes(app, metrics);
     if (this.opts.healthPort > 0) {
       // Probes and scrapers do not speak PROXY protocol: give them a plain port of their own.
-      this.health = Fastify({
-        loggerInstance: this.deps.log as FastifyBaseLogger,
-        disableRequestLogging: true,
-      });
+      this.health = fastify(this.log);
       this.probes(this.health, metrics);
       await this.health.listen({ host: this.opts.host, port: this.opts.healthPort });
     }
@@ -175,11 +196,11 @@ export class HeraldNode {
     installProxyProtocol(app.server, {
       mode: this.opts.proxyProtocol ? 'required' : 'off',
       timeoutMs: this.opts.limits.helloTimeoutMs,
-      onError: (err) => ctx.log.debug({ err: err.message }, 'PROXY protocol header refused'),
+      onError: (err) => this.log.debug({ err: err.message }, 'PROXY protocol header refused'),
     });
-    await ctx.broker.start();
-    ctx.flusher.start();
-    this.heartbeat = setInterval(() => void this.beat(), ctx.limits.heartbeatMs / BEAT_SLICES);
+    await this.broker.start();
+    this.flusher.start();
+    this.heartbeat = setInterval(() => void this.beat(), this.opts.limits.heartbeatMs / BEAT_SLICES);
     this.heartbeat.unref();
     await app.listen({
       host: this.opts.host,
@@ -187,32 +208,37 @@ export class HeraldNode {
       backlog: this.opts.listenBacklog ?? DEFAULT_LISTEN_BACKLOG,
     });
     this.started = true;
-    await this.nodes.heartbeat(ctx.nodeId, 0).catch(() => undefined);
+    await this.nodes.heartbeat(this.nodeId, 0).catch(() => undefined);
     const addr = app.server.address();
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
   }
 
   private onSocket(ws: WebSocket, remote: string): void {
-    const { ctx } = this;
     if (this.draining) ws.close(CloseCode.Draining, 'node draining');
-    else if (ctx.hub.size >= this.opts.limits.maxConnections)
+    else if (this.hub.size >= this.opts.limits.maxConnections)
       ws.close(CloseCode.Capacity, 'node at capacity');
     else if (!this.accepts.take()) ws.close(CloseCode.Capacity, 'accept rate exceeded');
-    else new Client(ctx, ws, remote).start();
+    else {
+      const session = new Session(this.sessionDeps, wsTransport as Transport<unknown>, ws, remote);
+      attachWs(ws, session);
+      session.start();
+    }
   }
 
   /** `/metrics`, `/healthz` and `/readyz` on a server. */
   private probes(app: FastifyInstance, metrics: Registry): void {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
-    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/healthz', async () => healthOk('node'));
     app.get('/readyz', async (_req, reply) => {
-      if (this.isReady()) return { status: 'ready', connections: this.ctx.hub.size };
-      const why = this.draining
-        ? 'draining'
-        : this.ctx.hub.size >= this.opts.limits.maxConnections
-          ? 'at capacity'
-          : 'redis unavailable';
-      return reply.code(503).send({ code: 'HERALD_NOT_READY', message: why });
+      if (this.isReady()) return healthOk('node');
+      const why = !this.started
+        ? 'starting'
+        : this.draining
+          ? 'draining'
+          : this.hub.size >= this.opts.limits.maxConnections
+            ? 'at capacity'
+            : 'redis unavailable';
+      return reply.code(503).send(notReady('node', why));
     });
   }
 
@@ -225,7 +251,7 @@ export class HeraldNode {
    * delivery queued behind it (a latency spike once per interval).
    */
   private async beat(): Promise<void> {
-    const { hub, presence, nodeId, log } = this.ctx;
+    const { hub, presence, nodeId, log } = this;
     const slice = this.beatSlice;
     this.beatSlice = (slice + 1) % BEAT_SLICES;
     const devices: string[] = [];
@@ -254,7 +280,7 @@ export class HeraldNode {
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    const { hub, log } = this.ctx;
+    const { hub, log } = this;
     log.info({ connections: hub.size, drainMs: this.opts.drainMs }, 'draining');
     this.app.server.close();
     const clients = [...hub.connections];
@@ -272,11 +298,11 @@ export class HeraldNode {
   }
 
   async stop(): Promise<void> {
-    this.ctx.expiries.stop();
+    this.expiries.stop();
     clearInterval(this.heartbeat);
-    for (const c of this.ctx.hub.connections) c.terminate();
-    await this.ctx.flusher.stop().catch(() => undefined);
-    await this.nodes.remove(this.ctx.nodeId).catch(() => undefined);
+    for (const c of this.hub.connections) c.terminate();
+    await this.flusher.stop().catch(() => undefined);
+    await this.nodes.remove(this.nodeId).catch(() => undefined);
     await this.app.close();
     await this.health?.close();
   }

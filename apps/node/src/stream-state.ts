@@ -25,13 +25,24 @@ export class StreamState {
   /** Index of the oldest pair still in `unacked`. */
   private head = 0;
 
+  /**
+   * `cursor`: where delivery resumes. `acked`: where the device's stored acks stand, when below
+   * the cursor (entries it read elsewhere, e.g. from a Web Push, are acked by acking up to them).
+   */
   constructor(
     readonly name: string,
     cursor: number,
+    acked = cursor,
   ) {
     this.json = name === INBOX ? INBOX_JSON : name === BROADCAST ? BROADCAST_JSON : JSON.stringify(name);
     this.sent = cursor;
-    this.acked = cursor;
+    this.acked = Math.min(acked, cursor);
+  }
+
+  /** The oldest seq sent on this connection and not acked yet, if it is still remembered. */
+  oldestUnacked(): number | undefined {
+    const u = this.unacked;
+    return u && this.head < u.length ? (u[this.head] as number) : undefined;
   }
 
   recordSent(seq: number, id: string): void {

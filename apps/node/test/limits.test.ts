@@ -166,7 +166,7 @@ describe('limits, each with a close code and reason', () => {
     // Stop reading: the kernel buffers fill, then the node's send buffer grows.
     (p.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const data = JSON.stringify({ blob: 'x'.repeat(4000) });
-    for (let i = 0; i < 3000 && node.ctx.hub.size > 0; i++) {
+    for (let i = 0; i < 3000 && node.hub.size > 0; i++) {
       const e = { id: `slow-${i}`, data, ts: Date.now(), exp: Date.now() + 60_000 };
       const [r] = await streams.appendInboxes(['slow-dev'], e);
       await cmd.publish(
@@ -174,7 +174,7 @@ describe('limits, each with a close code and reason', () => {
         encodeDoorbell({ k: 'inbox', entry: e, to: [['slow-dev', r!.seq]] }),
       );
     }
-    expect(node.ctx.hub.size).toBe(0);
+    expect(node.hub.size).toBe(0);
     const presence = new Presence(cmd, keys, 60_000);
     const deadline = Date.now() + 5000;
     while ((await presence.nodesOf('slow-dev')).length > 0 && Date.now() < deadline)
@@ -195,8 +195,8 @@ describe('heartbeats', () => {
     expect(await presence.nodesOf('hb-dead')).toEqual(['node-hb']);
     (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const deadline = Date.now() + 3000;
-    while (node.ctx.hub.size > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(node.ctx.hub.size).toBe(1);
+    while (node.hub.size > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(node.hub.size).toBe(1);
     const until = Date.now() + 2000;
     while ((await presence.nodesOf('hb-dead')).length > 0 && Date.now() < until)
       await new Promise((r) => setTimeout(r, 20));

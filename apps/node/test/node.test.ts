@@ -242,7 +242,7 @@ describe('topics', () => {
 
   it('follows subscription changes made by the backend', async () => {
     const p = await hello('dev-t3');
-    const devices = node.ctx.devices;
+    const devices = node.devices;
     await devices.subscribe('dev-t3', 'alerts');
     await devices.initCursor('dev-t3', 'topic:alerts', await streams.head(keys.topic('alerts')));
     await cmd.publish(

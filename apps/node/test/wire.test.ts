@@ -2,9 +2,10 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { WireFrame, writeFrame } from '../src/wire.js';
+import { SharedFrame } from '../src/transport.js';
+import { WS_TEXT, writeFrame } from '../src/wire.js';
 
-describe('WireFrame', () => {
+describe('pre-encoded WebSocket frames', () => {
   it.each([0, 1, 125, 126, 65_535, 65_536, 200_000])(
     'is read back by a real ws client for %i bytes',
     async (n) => {
@@ -19,7 +20,10 @@ describe('WireFrame', () => {
       client.on('message', (m) => messages.push(m.toString()));
       // Interleaved with ws's own sends, order is kept.
       sock.send('before');
-      writeFrame(sock, new WireFrame(text));
+      const shared = new SharedFrame(text);
+      // Encoded once, whoever asks again gets the same bytes.
+      expect(shared.as(WS_TEXT)).toBe(shared.as(WS_TEXT));
+      writeFrame(sock, shared.as(WS_TEXT), text);
       sock.send('after');
       while (messages.length < 3) await once(client, 'message');
       expect(messages).toEqual(['before', text, 'after']);

@@ -1,0 +1,262 @@
+import {
+  BROADCAST,
+  CloseCode,
+  closeLabel,
+  encodeNotification,
+  type GapFrame,
+  INBOX,
+  type ServerFrame,
+} from '@herald/protocol';
+import type { NewEntry } from '@herald/store';
+import type { DeviceIdentity } from './auth.js';
+import type { Listener, SessionDeps } from './ports.js';
+import { Stats } from './stats.js';
+import type { StreamState } from './stream-state.js';
+import type { SharedFrame, Transport } from './transport.js';
+
+/** Retry delay of a replay that failed on a Redis error. */
+const RESYNC_RETRY_MS = 1000;
+/** How long a replay waits for the transport buffer to drain before calling the peer slow. */
+const DRAIN_WAIT_MS = 10_000;
+
+let nextConnId = 0;
+
+/**
+ * The outbound half of a session, transport-neutral: a device's streams (inbox, broadcast, topics),
+ * replay from cursors then live delivery with no gap and no duplicate at the seam, and the bounded
+ * outbox (a peer whose transport buffer passes `slowConsumerBytes` is cut off). `Session` extends
+ * it with the inbound half (frames, hello, acks, subscriptions); one object per connection.
+ */
+export abstract class Delivery implements Listener {
+  /** Number of this connection on this node, for logs and heartbeat slices. */
+  readonly connNo = ++nextConnId;
+  identity: DeviceIdentity | undefined = undefined;
+  /** The inbox and broadcast streams (set at welcome), and topic streams when there are any. */
+  protected inbox: StreamState | undefined = undefined;
+  protected bcast: StreamState | undefined = undefined;
+  protected topics: Map<string, StreamState> | undefined = undefined;
+  /** Heard from since the last heartbeat ping. */
+  alive = true;
+  protected closed = false;
+  /** Between joining the hub and welcome: a doorbell then only sets `earlyBell`. */
+  protected welcoming = false;
+  protected earlyBell = false;
+
+  constructor(
+    protected readonly deps: SessionDeps,
+    private readonly transport: Transport<unknown>,
+    private readonly conn: unknown,
+    readonly remote: string,
+  ) {}
+
+  get connId(): string {
+    return this.connNo.toString(36);
+  }
+
+  get device(): string | undefined {
+    return this.identity?.device;
+  }
+
+  /** The connection's state of a stream, if it delivers it. */
+  stream(name: string): StreamState | undefined {
+    return name === INBOX ? this.inbox : name === BROADCAST ? this.bcast : this.topics?.get(name);
+  }
+
+  /** Every stream this connection delivers. */
+  *streams(): IterableIterator<StreamState> {
+    if (this.inbox) yield this.inbox;
+    if (this.bcast) yield this.bcast;
+    if (this.topics) yield* this.topics.values();
+  }
+
+  /** Unregisters the session (hub, broker, presence); called once, on the first close. */
+  protected abstract cleanup(reason: string): void;
+
+  /** Session-level work queued behind the frames in flight (see `Session.control`). */
+  abstract control(op: 'sub' | 'unsub', topic: string): void;
+
+  // ---- delivery ----
+
+  /** A live entry from a doorbell. Delivered directly when it is the next seq, else read from the stream. */
+  offer(stream: string, seq: number, entry: NewEntry, frame: string | SharedFrame): void {
+    if (this.closed) return;
+    const st = this.stream(stream);
+    if (!st) {
+      if (this.welcoming) this.earlyBell = true;
+      return;
+    }
+    if (st.syncing) {
+      st.pending = true;
+      return;
+    }
+    if (seq <= st.sent) return;
+    if (seq !== st.sent + 1) {
+      void this.sync(st);
+      return;
+    }
+    if (entry.exp <= Date.now()) {
+      this.gap(st, seq + 1, 'expired');
+      return;
+    }
+    if (this.sendRaw(frame)) {
+      st.recordSent(seq, entry.id);
+      this.deps.receipts.delivered(entry.id);
+      this.delivered(st.name);
+      this.deps.stats.latency((Date.now() - entry.ts) / 1000);
+    }
+  }
+
+  /** Re-reads every stream from what was sent (after a missed doorbell window). */
+  resync(): void {
+    if (this.welcoming) this.earlyBell = true;
+    for (const st of this.streams()) void this.sync(st);
+  }
+
+  /**
+   * Replays a stream from `st.sent` until caught up. Live doorbells that arrive meanwhile only
+   * set `pending`, which makes the loop read once more before it hands over to live delivery.
+   */
+  protected async sync(st: StreamState): Promise<void> {
+    if (st.syncing) {
+      st.pending = true;
+      return;
+    }
+    st.syncing = true;
+    const { deps } = this;
+    const batch = deps.limits.replayBatch;
+    try {
+      const keys = deps.streams.keysOf(st.name, this.identity!.device);
+      while (!this.closed && this.stream(st.name) === st) {
+        st.pending = false;
+        const { head, entries } = await deps.streams.read(keys, st.sent, batch);
+        if (this.closed || this.stream(st.name) !== st) return;
+        if (head < st.sent) {
+          // The stream was recreated after it expired: its seqs start again.
+          this.send({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
+          st.reset();
+          continue;
+        }
+        if (entries.length === 0) {
+          if (head > st.sent) this.gap(st, head + 1, 'trimmed');
+          if (st.pending) continue;
+          return;
+        }
+        const first = entries[0]!.seq;
+        if (first > st.sent + 1) this.gap(st, first, 'trimmed');
+        const now = Date.now();
+        let expiredAfter = -1;
+        for (const e of entries) {
+          if (e.seq <= st.sent) continue;
+          if (e.exp <= now) {
+            if (expiredAfter < 0) expiredAfter = st.sent;
+            st.sent = e.seq;
+            continue;
+          }
+          if (expiredAfter >= 0) {
+            this.send({ type: 'gap', stream: st.name, after: expiredAfter, next: e.seq, reason: 'expired' });
+            expiredAfter = -1;
+          }
+          if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data))) return;
+          st.recordSent(e.seq, e.id);
+          deps.receipts.delivered(e.id);
+          this.delivered(st.name);
+          deps.stats.replayed++;
+        }
+        if (expiredAfter >= 0)
+          this.send({
+            type: 'gap',
+            stream: st.name,
+            after: expiredAfter,
+            next: st.sent + 1,
+            reason: 'expired',
+          });
+        if (entries.length < batch && !st.pending) return;
+        if (!(await this.drained())) return;
+      }
+    } catch (err) {
+      deps.log.warn(
+        { conn: this.connId, stream: st.name, err: (err as Error).message },
+        'replay failed; retrying',
+      );
+      const t = setTimeout(() => void this.sync(st), RESYNC_RETRY_MS);
+      t.unref();
+    } finally {
+      st.syncing = false;
+    }
+  }
+
+  private delivered(stream: string): void {
+    const d = this.deps.stats.deliveries;
+    if (stream === INBOX) d.inbox++;
+    else if (stream === BROADCAST) d.broadcast++;
+    else d.topic++;
+    Stats.bump(this.deps.stats.framesOut, 'notification');
+  }
+
+  private gap(st: StreamState, next: number, reason: GapFrame['reason']): void {
+    this.send({ type: 'gap', stream: st.name, after: st.sent, next, reason });
+    st.sent = next - 1;
+  }
+
+  /** Waits (bounded) until the transport buffer is under half the slow-consumer bound. */
+  private async drained(): Promise<boolean> {
+    const limit = this.deps.limits.slowConsumerBytes / 2;
+    const deadline = Date.now() + DRAIN_WAIT_MS;
+    while (!this.closed && this.transport.buffered(this.conn) > limit) {
+      if (Date.now() > deadline) {
+        this.slow();
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return !this.closed;
+  }
+
+  // ---- outbound ----
+
+  protected error(code: string, message: string, topic?: string): void {
+    this.send(
+      topic === undefined ? { type: 'error', code, message } : { type: 'error', code, message, topic },
+    );
+  }
+
+  send(frame: ServerFrame): boolean {
+    if (frame.type === 'gap') Stats.bump(this.deps.stats.gaps, frame.reason);
+    Stats.bump(this.deps.stats.framesOut, frame.type);
+    return this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
+  sendRaw(frame: string | SharedFrame): boolean {
+    if (this.closed) return false;
+    if (this.transport.buffered(this.conn) > this.deps.limits.slowConsumerBytes) {
+      this.slow();
+      return false;
+    }
+    this.transport.write(this.conn, frame);
+    return true;
+  }
+
+  private slow(): void {
+    this.deps.stats.slowConsumers++;
+    this.close(CloseCode.SlowConsumer, 'slow consumer');
+  }
+
+  /** A transport-level liveness probe (the heartbeat); the answer sets `alive`. */
+  ping(): void {
+    if (!this.closed) this.transport.ping(this.conn);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.deps.log.debug({ conn: this.connId, code, reason, remote: this.remote }, 'closing');
+    this.cleanup(closeLabel(code));
+    this.transport.close(this.conn, code, reason);
+  }
+
+  /** Cuts the connection without a closing handshake (dead peer, drain deadline). */
+  terminate(reason = 'heartbeat'): void {
+    this.cleanup(reason);
+    this.transport.terminate(this.conn);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The seam between a `Session` (the protocol: who the device is, its streams and cursors, acks,
+ * backpressure decisions) and the wire that carries it. The session speaks in server frames as
+ * JSON text and protocol close codes; a transport turns them into its own wire format: WebSocket
+ * text frames and close frames today (ws-transport.ts), and later Server-Sent Events
+ * (`data: <json>\n\n`, a close as a final event) or long-poll responses on the same session.
+ *
+ * A transport is a driver shared by every connection of its kind, and a connection is the pair
+ * (driver, handle): the WebSocket driver's handle is the `ws` socket itself. There is no adapter
+ * object per connection, since idle memory per connection is a benchmark figure (BENCHMARKS.md,
+ * "idle memory per connection").
+ */
+export interface Transport<H = unknown> {
+  /**
+   * Writes one server frame: JSON text, or a frame shared by many sessions (a notification
+   * fanned out to every subscriber of a stream), whose wire encoding the transport makes once.
+   */
+  write(handle: H, frame: string | SharedFrame): void;
+  /** Bytes written but not yet taken by the peer: the session's backpressure signal. */
+  buffered(handle: H): number;
+  /** Ends the connection with a protocol close code (docs/protocol.md) and a reason. */
+  close(handle: H, code: number, reason: string): void;
+  /** Cuts the connection at once, without a closing handshake (dead peer, drain deadline). */
+  terminate(handle: H): void;
+  /** A liveness probe of the transport; the peer's answer comes back as `Peer.heard`. */
+  ping(handle: H): void;
+}
+
+/** What a transport calls on the session of a connection: the inbound side. */
+export interface Peer {
+  /** One client frame, as JSON text. */
+  receive(text: string): void;
+  /** A client frame the protocol does not carry (a binary WebSocket frame): refused with `reason`. */
+  refuse(reason: string): void;
+  /** A sign of life that is not a frame (a WebSocket pong). */
+  heard(): void;
+  /** The peer closed or the connection broke; `label` is the `reason` label of the disconnect metric. */
+  ended(label: string): void;
+  /** A transport error (it is followed by `ended`). */
+  failed(err: Error): void;
+}
+
+/** A wire encoding of a frame's JSON text, made at most once per shared frame. */
+export interface Encoding<T> {
+  encode(text: string): T;
+}
+
+/**
+ * A server frame encoded once as JSON text and written to many sessions. The first transport
+ * kind that writes it caches its wire encoding here (the WebSocket frame bytes), so a broadcast
+ * to 10,000 sockets encodes once. A second kind on the same node (SSE beside WebSocket) would
+ * encode per write until this gets a second slot.
+ */
+export class SharedFrame {
+  private encoding: Encoding<unknown> | undefined = undefined;
+  private encoded: unknown = undefined;
+
+  constructor(readonly text: string) {}
+
+  as<T>(encoding: Encoding<T>): T {
+    if (this.encoding === encoding) return this.encoded as T;
+    const v = encoding.encode(this.text);
+    if (this.encoding === undefined) {
+      this.encoding = encoding;
+      this.encoded = v;
+    }
+    return v;
+  }
+}
