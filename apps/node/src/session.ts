@@ -5,21 +5,19 @@ import {
   type Cursors,
   FrameError,
   INBOX,
-  isValidTopic,
   parseClientFrame,
   TOPIC_PREFIX,
   topicAllowed,
   topicStream,
 } from '@herald/protocol';
 import { type DeviceIdentity, TokenError } from './auth.js';
-import { Delivery } from './delivery.js';
 import type { Expiring, SessionDeps } from './ports.js';
+import { Requests } from './requests.js';
 import { Stats } from './stats.js';
 import { StreamState } from './stream-state.js';
 import type { Peer, Transport } from './transport.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const NO_CURSORS: Readonly<Record<string, number>> = Object.freeze({});
 
 function helloTimeout(s: Session): void {
   s.close(CloseCode.HelloTimeout, 'hello timeout');
@@ -28,18 +26,17 @@ function helloTimeout(s: Session): void {
 /**
  * One device connection, whatever carries it: hello and auth, frames handled one at a time in
  * order (rate-limited, a bounded number in flight), acks, subscriptions, token refresh and
- * expiry. Delivery (streams, replay then live, the bounded outbox) is the `Delivery` base; the
- * wire is a `Transport` (ws-transport.ts), which calls the `Peer` methods below.
+ * expiry. Acks and subscriptions are the `Requests` base (requests.ts), delivery (streams, replay
+ * then live, the bounded outbox) the `Delivery` base under it (delivery.ts); the wire is a
+ * `Transport` (ws-transport.ts), which calls the `Peer` methods below.
  */
-export class Session extends Delivery implements Peer, Expiring {
+export class Session extends Requests implements Peer, Expiring {
   private chain: Promise<void> = RESOLVED;
   /** Frames received and not yet handled. */
   private queued = 0;
   private helloTimer: NodeJS.Timeout | undefined = undefined;
   /** Bucket of this session's token expiry in `deps.expiries`, or -1. */
   private expiryKey = -1;
-  /** The device's stored cursors, read at hello. */
-  private serverCursors: Readonly<Record<string, number>> = NO_CURSORS;
   private userCounted = false;
   /** The batched hello in flight, if any (a presence removal waits for it). */
   private opening: Promise<unknown> | undefined = undefined;
@@ -57,15 +54,6 @@ export class Session extends Delivery implements Peer, Expiring {
     this.deps.registry.connections.add(this);
     this.deps.stats.connects++;
     this.helloTimer = setTimeout(helloTimeout, this.deps.limits.helloTimeoutMs, this);
-  }
-
-  private get topicCount(): number {
-    return this.topics?.size ?? 0;
-  }
-
-  private topicMap(): Map<string, StreamState> {
-    if (!this.topics) this.topics = new Map();
-    return this.topics;
   }
 
   // ---- from the transport (Peer) ----
@@ -280,124 +268,6 @@ export class Session extends Delivery implements Peer, Expiring {
   expire(): void {
     this.expiryKey = -1;
     this.close(CloseCode.TokenExpired, 'token expired');
-  }
-
-  // ---- acks ----
-
-  /**
-   * Cumulative ack: moves the stored cursor and counts the entries up to `seq` as acked. Entries
-   * sent on this connection are remembered (stream-state.ts); those the device had before it
-   * resumed (its hello cursor past its stored cursor: read offline, e.g. from a Web Push) or
-   * that were skipped are read back from the stream, at most `replayBatch` per ack.
-   */
-  private async ack(stream: string, seq: number): Promise<void> {
-    const st = this.stream(stream);
-    if (!st) {
-      this.error(FrameError.UnknownStream, `not delivering ${stream} on this connection`);
-      return;
-    }
-    if (seq > st.sent) {
-      this.error(FrameError.BadAck, `ack ${seq} is past the last sent seq ${st.sent}`);
-      return;
-    }
-    if (seq <= st.acked) return;
-    const { deps } = this;
-    const device = this.identity!.device;
-    const from = st.acked;
-    const unsentTo = Math.min(seq, (st.oldestUnacked() ?? st.sent + 1) - 1);
-    const ids = st.ack(seq);
-    deps.stats.acks += ids.length;
-    for (const id of ids) deps.receipts.acked(id);
-    deps.receipts.cursor(device, stream, seq);
-    if (unsentTo > from) await this.ackUnsent(stream, device, from, unsentTo);
-  }
-
-  private async ackUnsent(stream: string, device: string, from: number, to: number): Promise<void> {
-    const { deps } = this;
-    try {
-      const keys = deps.streams.keysOf(stream, device);
-      const { entries } = await deps.streams.read(keys, from, Math.min(to - from, deps.limits.replayBatch));
-      for (const e of entries) {
-        if (e.seq > to) break;
-        deps.stats.acks++;
-        deps.receipts.acked(e.id);
-      }
-    } catch (err) {
-      // Counts are statistics: a failed read leaves them short, the cursor has moved.
-      deps.log.warn({ conn: this.connId, stream, err: (err as Error).message }, 'ack read failed');
-    }
-  }
-
-  // ---- subscriptions ----
-
-  private async subscribe(topic: string, cursor: number | undefined, durable: boolean): Promise<void> {
-    const { deps } = this;
-    const id = this.identity!;
-    if (!isValidTopic(topic)) {
-      this.error(
-        FrameError.TopicInvalid,
-        'topic must be dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters',
-        topic,
-      );
-      return;
-    }
-    if (!topicAllowed(id.topics, topic)) {
-      this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`, topic);
-      return;
-    }
-    const name = topicStream(topic);
-    const existing = this.topics?.get(name);
-    if (existing) {
-      this.send({ type: 'subscribed', topic, cursor: existing.sent });
-      return;
-    }
-    if (this.topicCount >= deps.limits.maxTopics) {
-      this.error(FrameError.TooManyTopics, `at most ${deps.limits.maxTopics} topics per connection`, topic);
-      return;
-    }
-    if (durable) await deps.devices.subscribe(id.device, topic);
-    // Subscribed to the doorbell before the stream is read: nothing falls between the two.
-    await deps.topics.ref(topic);
-    const keys = deps.streams.keysOf(name, id.device);
-    let stored = this.serverCursors[name] ?? (await deps.devices.cursor(id.device, name));
-    let start = cursor ?? stored;
-    if (start === undefined) {
-      start = await deps.streams.head(keys);
-      await deps.devices.initCursor(id.device, name, start);
-      stored = start;
-    }
-    if (this.closed || this.topics?.has(name)) {
-      deps.topics.unref(topic);
-      return;
-    }
-    const st = new StreamState(name, start, stored);
-    this.topicMap().set(name, st);
-    deps.registry.join(name, this);
-    this.send({ type: 'subscribed', topic, cursor: start });
-    void this.sync(st);
-  }
-
-  private async unsubscribe(topic: string, durable: boolean): Promise<void> {
-    if (!isValidTopic(topic)) {
-      this.error(
-        FrameError.TopicInvalid,
-        'topic must be dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters',
-        topic,
-      );
-      return;
-    }
-    const name = topicStream(topic);
-    if (durable) await this.deps.devices.unsubscribe(this.identity!.device, topic);
-    if (this.topics?.delete(name)) {
-      if (this.topics.size === 0) this.topics = undefined;
-      this.deps.registry.leave(name, this);
-      this.deps.topics.unref(topic);
-    }
-    if (this.serverCursors[name] !== undefined) {
-      const { [name]: _, ...rest } = this.serverCursors;
-      this.serverCursors = rest;
-    }
-    this.send({ type: 'unsubscribed', topic });
   }
 
   /** Subscription changed by the backend (topics admin API) while this device is connected. */
