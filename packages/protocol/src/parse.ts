@@ -1,5 +1,5 @@
 import type { ClientFrame, Cursors } from './frames.js';
-import { isValidTopic, parseStream } from './streams.js';
+import { parseStream } from './streams.js';
 
 export const MAX_CURSORS = 256;
 export const MAX_TOKEN_LENGTH = 8192;
@@ -53,9 +53,10 @@ export function parseClientFrame(text: string): ParseResult {
       if (!isSeq(f.seq)) return fail('ack.seq must be a non-negative integer');
       return { ok: true, frame: { type: 'ack', stream: f.stream, seq: f.seq } };
     }
+    // A string topic that is not a valid topic name still parses: the session answers it with a
+    // `topic_invalid` error frame and the connection stays open (docs/protocol.md).
     case 'subscribe': {
-      if (typeof f.topic !== 'string' || !isValidTopic(f.topic))
-        return fail('subscribe.topic is not a valid topic');
+      if (typeof f.topic !== 'string') return fail('subscribe.topic must be a string');
       if (f.cursor !== undefined && !isSeq(f.cursor))
         return fail('subscribe.cursor must be a non-negative integer');
       return f.cursor === undefined
@@ -63,8 +64,7 @@ export function parseClientFrame(text: string): ParseResult {
         : { ok: true, frame: { type: 'subscribe', topic: f.topic, cursor: f.cursor } };
     }
     case 'unsubscribe':
-      if (typeof f.topic !== 'string' || !isValidTopic(f.topic))
-        return fail('unsubscribe.topic is not a valid topic');
+      if (typeof f.topic !== 'string') return fail('unsubscribe.topic must be a string');
       return { ok: true, frame: { type: 'unsubscribe', topic: f.topic } };
     case 'ping':
       return { ok: true, frame: { type: 'ping' } };

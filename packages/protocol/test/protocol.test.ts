@@ -38,7 +38,8 @@ describe('parseClientFrame', () => {
     ['{"type":"hello","token":"t","cursors":[1]}', 'object'],
     ['{"type":"ack","stream":"inbox","seq":"4"}', 'seq'],
     ['{"type":"ack","stream":"x","seq":4}', 'stream'],
-    ['{"type":"subscribe","topic":"a..b"}', 'topic'],
+    ['{"type":"subscribe","topic":7}', 'topic'],
+    ['{"type":"unsubscribe"}', 'topic'],
     ['{"type":"subscribe","topic":"ok","cursor":-2}', 'cursor'],
   ])('rejects %s', (text, reason) => {
     const r = parseClientFrame(text);
