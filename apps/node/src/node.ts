@@ -297,6 +297,12 @@ export class HeraldNode {
     for (const c of hub.connections) c.terminate('drain_deadline');
   }
 
+  /** Writes pending counts and acked cursors now (otherwise every `flushMs`). */
+  async flush(): Promise<void> {
+    await this.flusher.flush();
+    await this.flusher.flush();
+  }
+
   async stop(): Promise<void> {
     this.expiries.stop();
     clearInterval(this.heartbeat);
