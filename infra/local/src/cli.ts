@@ -116,7 +116,7 @@ function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
     '',
     'Mint a device token (then send {"type":"hello","token":"<token>"} as the first WebSocket frame):',
     '',
-    `  node infra/local/dist/token-cli.js --device dev-1 --user user-1 [--topics 'news.*']`,
+    `  npx herald token --device dev-1 --user user-1 [--topics 'news.*']`,
     '',
     'Press Ctrl-C to stop.',
     '',

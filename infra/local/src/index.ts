@@ -76,7 +76,12 @@ export {
   startRedisSentinel,
 } from './redis-modes.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';
-export { type MintDeviceTokenOptions, mintDeviceToken } from './token.js';
+export {
+  checkDeviceTokenOptions,
+  type MintDeviceTokenOptions,
+  mintDeviceToken,
+  TokenOptionError,
+} from './token.js';
 export {
   canConnect,
   httpOk,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // herald: the command line of a Herald deployment. `herald --help` lists the commands.
+import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { bench } from './commands/bench.js';
 import { publish } from './commands/publish.js';
@@ -19,10 +20,24 @@ Run herald <command> --help for its options. Defaults come from HERALD_API_URL, 
 HERALD_API_KEY and HERALD_TOKEN_SECRET, else from .herald/secrets.json (written by \`npm start\`)
 and the local ports: API http://127.0.0.1:8080, WebSocket ws://127.0.0.1:8000/v1/ws.
 
+herald --version (-V) prints the CLI's version.
+
 Exit codes: 0 done, 1 the operation failed (API error, unreachable, timeout), 2 bad usage.`;
+
+/** The CLI's version: its package.json's, read once at startup (dist/ sits beside it). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  return String(pkg.version);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  if (name === '-V' || name === '--version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     const about = name === 'help' ? COMMANDS.find((c) => c.name === args[0]) : undefined;
     process.stdout.write(`${about ? about.help : HELP}\n`);

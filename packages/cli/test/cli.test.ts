@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +155,16 @@ describe('usage', () => {
       expect(helps[i]!.stdout, c).toMatch(new RegExp(`^usage: herald ${c}`));
     }
     expect((await herald(['help', 'bench'])).stdout).toMatch(/^usage: herald bench/);
+  });
+
+  it('prints its version with --version and -V', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-V']) {
+      const r = await herald([flag]);
+      expect(r, flag).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
   });
 
   it('exits 2 with one clear line on bad arguments', async () => {
@@ -389,7 +399,22 @@ describe('publish, subscribe, status, cancel', () => {
 
     const bad = await herald(['subscribe', '--device', 'cli-dev-7', '--token', 'not-a-jwt']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/herald: unauthorized: the server rejected the token/);
+    expect(bad.stderr).toMatch(/\nherald: unauthorized: the server rejected the device token \(close 4001: /);
+
+    // A token minted with another secret than the nodes': said so, once, and no retry loop.
+    const wrong = await herald([
+      'subscribe',
+      '--device',
+      'cli-dev-8',
+      '--secret',
+      'not-the-nodes-secret-0123456789',
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.split('\n').slice(-2)).toEqual([
+      'herald: unauthorized: the server rejected the device token (close 4001: invalid token: signature verification failed): ' +
+        "the token secret used to mint it does not match the server's HERALD_TOKEN_SECRET (the CLI's secret came from --secret)",
+      '',
+    ]);
   });
 });
 

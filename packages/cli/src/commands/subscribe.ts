@@ -69,11 +69,18 @@ export const subscribe: Command = {
     const timeoutS = v.timeout === undefined ? undefined : secondsFlag('timeout', v.timeout, 0);
     const quiet = v.quiet === true;
     let tokenSource: string | (() => Promise<string>);
+    /** Where the minting secret came from, for a rejected token's message; undefined with --token. */
+    let secretFrom: string | undefined;
     if (v.token !== undefined) {
       if (v.token === '') throw new UsageError('--token is empty');
       tokenSource = v.token;
     } else {
       const secret = requireSecret(common);
+      secretFrom = v.secret
+        ? '--secret'
+        : process.env.HERALD_TOKEN_SECRET
+          ? '$HERALD_TOKEN_SECRET'
+          : '.herald/secrets.json';
       // A function: after an expiry (close 4003) the client asks again and gets a fresh token.
       tokenSource = () => mintToken({ secret, device, user, expires: '24h' });
       await tokenSource(); // bad ids or secret fail here, before connecting
@@ -123,6 +130,9 @@ export const subscribe: Command = {
     client.on('error', (e) => {
       if (closing) return;
       if (e.fatal) finish(1, new CliError(`${e.code}: ${e.message}`));
+      // A token minted here was refused: the next one, from the same secret, would be too.
+      else if (e.code === 'unauthorized' && secretFrom !== undefined)
+        finish(1, new CliError(`${e.code}: ${e.message} (the CLI's secret came from ${secretFrom})`));
       else info(false, `warning: ${e.code}: ${e.message}`);
     });
 
