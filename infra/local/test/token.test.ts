@@ -1,6 +1,11 @@
 import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { mintDeviceToken } from '../src/index.js';
+import {
+  checkDeviceTokenOptions,
+  type MintDeviceTokenOptions,
+  mintDeviceToken,
+  TokenOptionError,
+} from '../src/index.js';
 
 describe('mintDeviceToken', () => {
   it('signs HS256 with sub, uid, topics and exp', async () => {
@@ -21,5 +26,36 @@ describe('mintDeviceToken', () => {
     const { payload } = await jwtVerify(token, new TextEncoder().encode('s'));
     expect(payload).not.toHaveProperty('topics');
     expect(payload.exp! - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(60);
+  });
+});
+
+describe('checkDeviceTokenOptions', () => {
+  it('refuses what the nodes would, naming the option', async () => {
+    const base = { secret: 's', device: 'd', user: 'u' };
+    const cases: [Partial<MintDeviceTokenOptions>, string, RegExp][] = [
+      [{ device: 'bad id' }, 'device', /"bad id" is not a valid id/],
+      [{ user: '' }, 'user', /"" is not a valid id/],
+      [{ topics: ['news.>.x'] }, 'topics', /is not a topic pattern/],
+      [{ expiresIn: 'forever' }, 'expiresIn', /is not a duration/],
+      [{ expiresIn: -5 }, 'expiresIn', /is not a duration/],
+      [{ secret: '' }, 'secret', /secret is empty/],
+    ];
+    for (const [override, option, message] of cases) {
+      const err = await mintDeviceToken({ ...base, ...override }).catch((e: unknown) => e);
+      expect(err, option).toBeInstanceOf(TokenOptionError);
+      expect((err as TokenOptionError).option).toBe(option);
+      expect((err as Error).message).toMatch(message);
+    }
+    for (const ok of ['news', 'news.*', 'news.>', 'a.*.c', '>'])
+      expect(() => checkDeviceTokenOptions({ device: 'd', user: 'u', topics: [ok] }), ok).not.toThrow();
+  });
+
+  it('keeps an explicit empty topics list as a claim (no topic allowed)', async () => {
+    const { payload } = await jwtVerify(
+      await mintDeviceToken({ secret: 's', device: 'd', user: 'u', topics: [], expiresIn: '90s' }),
+      new TextEncoder().encode('s'),
+    );
+    expect(payload.topics).toEqual([]);
+    expect(payload.exp! - payload.iat!).toBe(90);
   });
 });
