@@ -1,3 +1,6 @@
+// Over 400 lines on purpose: the client is one state machine (connection attempts, liveness,
+// acks, cursors, topic intents) whose steps read and write the same private state; the pure parts
+// (backoff, cursors, dedupe, socket, frame checks in @herald/protocol) are already modules.
 import {
   BROADCAST,
   type ClientFrame,

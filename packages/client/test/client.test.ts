@@ -1,3 +1,4 @@
+// Over 400 lines: one scripted-node scenario per behaviour of the client, sharing one fake node.
 import { CloseCode, FINAL_CLOSE_CODES, type NotificationFrame } from '@herald/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket as NodeWebSocket } from 'ws';
