@@ -43,7 +43,7 @@ export abstract class Requests extends Delivery {
     const { deps } = this;
     const device = this.identity!.device;
     const from = st.acked;
-    const unsentTo = Math.min(seq, (st.oldestUnacked() ?? st.sent + 1) - 1);
+    const unsentTo = Math.min(seq, (st.firstSentAfter(from) ?? st.sent + 1) - 1);
     const ids = st.ack(seq);
     deps.stats.acks += ids.length;
     for (const id of ids) deps.receipts.acked(id);

@@ -26,8 +26,8 @@ export class StreamState {
   private head = 0;
 
   /**
-   * `cursor`: where delivery resumes. `acked`: where the device's stored acks stand, when below
-   * the cursor (entries it read elsewhere, e.g. from a Web Push, are acked by acking up to them).
+   * `cursor`: where delivery resumes. `acked`: where the device's stored acks stand; below the
+   * cursor when it read entries elsewhere (e.g. from a Web Push), which it acks by acking them.
    */
   constructor(
     readonly name: string,
@@ -36,13 +36,16 @@ export class StreamState {
   ) {
     this.json = name === INBOX ? INBOX_JSON : name === BROADCAST ? BROADCAST_JSON : JSON.stringify(name);
     this.sent = cursor;
-    this.acked = Math.min(acked, cursor);
+    this.acked = acked;
   }
 
-  /** The oldest seq sent on this connection and not acked yet, if it is still remembered. */
-  oldestUnacked(): number | undefined {
+  /** The oldest seq above `after` sent on this connection and not acked, if still remembered. */
+  firstSentAfter(after: number): number | undefined {
     const u = this.unacked;
-    return u && this.head < u.length ? (u[this.head] as number) : undefined;
+    if (!u) return undefined;
+    // Only entries replayed below a stored cursor ahead of the client's come first: few.
+    for (let i = this.head; i < u.length; i += 2) if ((u[i] as number) > after) return u[i] as number;
+    return undefined;
   }
 
   recordSent(seq: number, id: string): void {
@@ -54,16 +57,18 @@ export class StreamState {
     this.compact();
   }
 
-  /** Moves the ack cursor; returns the ids newly acked (cumulative ack). */
+  /** Moves the ack cursor; returns the ids sent here and newly acked (cumulative ack). */
   ack(seq: number): string[] {
     if (seq <= this.acked) return [];
+    const from = this.acked;
     this.acked = seq;
     const u = this.unacked;
     const ids: string[] = [];
     if (!u) return ids;
     let i = this.head;
     while (i < u.length && (u[i] as number) <= seq) {
-      ids.push(u[i + 1] as string);
+      // Sent again below the stored cursor (the client resumed from an older cursor): counted before.
+      if ((u[i] as number) > from) ids.push(u[i + 1] as string);
       i += 2;
     }
     this.head = i;

@@ -139,5 +139,14 @@ describe('an ack at or below the hello cursor', () => {
     expect(await acked()).toEqual([1, 1, 1]);
     expect(p.frames.filter((f) => f.type === 'error')).toHaveLength(1);
     p.close();
+    // Resumed from an older cursor: 2 and 3 come again, and acking them counts nothing twice.
+    const q = await hello('c-offline', { inbox: 1 });
+    await q.until(() => q.notifications('inbox').length === 2, 'replay of 2 and 3');
+    q.send({ type: 'ack', stream: 'inbox', seq: 3 });
+    q.send({ type: 'ping' });
+    await q.frame('pong');
+    await node.flush();
+    expect(await acked()).toEqual([1, 1, 1]);
+    q.close();
   });
 });
