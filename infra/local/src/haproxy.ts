@@ -41,11 +41,15 @@ export interface HaproxyConfOptions {
   connectTimeoutS?: number;
   /** How long a session waits when every eligible node is at maxconn (default 5). */
   queueTimeoutS?: number;
-  /** Health check interval (default 1000 ms); `fall` failures mark a node down, `rise` successes up (2 / 2). */
+  /**
+   * Health check interval (default 500 ms); `fall` failures in a row mark a node down, `rise` successes
+   * up (defaults 3 / 2). With the default check timeout a node frozen by SIGSTOP is DOWN after 4.1-4.5 s
+   * (measured; see the template), within the 5 s after which its clients' first reconnects can come.
+   */
   checkIntervalMs?: number;
   checkFall?: number;
   checkRise?: number;
-  /** Default 2000 ms. */
+  /** No answer to a check within this: a failed check (default 1000 ms). */
   checkTimeoutMs?: number;
   /** `send-proxy-v2` (and `check-send-proxy`) on every server (default false; only when the nodes expect it). */
   proxyProtocol?: boolean;
@@ -218,10 +222,10 @@ export function renderHaproxyConf(options: HaproxyConfOptions): string {
     CONNECT_TIMEOUT: `${options.connectTimeoutS ?? 3}s`,
     TIMEOUT: `${options.timeoutS ?? 75}s`,
     QUEUE_TIMEOUT: `${options.queueTimeoutS ?? 5}s`,
-    CHECK_TIMEOUT: `${options.checkTimeoutMs ?? 2000}ms`,
+    CHECK_TIMEOUT: `${options.checkTimeoutMs ?? 1000}ms`,
     LISTEN: options.listen,
-    CHECK_INTER: `${options.checkIntervalMs ?? 1000}ms`,
-    CHECK_FALL: String(options.checkFall ?? 2),
+    CHECK_INTER: `${options.checkIntervalMs ?? 500}ms`,
+    CHECK_FALL: String(options.checkFall ?? 3),
     CHECK_RISE: String(options.checkRise ?? 2),
     MAXCONN: String(maxConns),
     PROXY_PROTOCOL: options.proxyProtocol ? ' send-proxy-v2 check-send-proxy' : '',

@@ -48,7 +48,7 @@ export interface StackOptions {
   logLevel?: string;
   /** nginx tuning (defaults: maxConns 10000, proxyTimeoutS 75). */
   nginx?: { maxConns?: number; proxyTimeoutS?: number; proxyProtocol?: boolean; workerProcesses?: number };
-  /** HAProxy tuning (defaults: maxConns 10000, timeoutS 75, health check every 1000 ms, fall 2, rise 2). */
+  /** HAProxy tuning (defaults: maxConns 10000, timeoutS 75, health check every 500 ms, fall 3, rise 2). */
   haproxy?: {
     maxConns?: number;
     timeoutS?: number;

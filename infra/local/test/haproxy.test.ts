@@ -86,7 +86,7 @@ describe('renderHaproxyConf', () => {
       'timeout connect 3s',
       'pidfile /tmp/herald-haproxy-prefix/haproxy.pid',
       'bind 127.0.0.1:9000 backlog 4096',
-      'default-server check inter 1000ms fall 2 rise 2 weight 100 maxconn 100',
+      'default-server check inter 500ms fall 3 rise 2 weight 100 maxconn 100',
     ]) {
       expect(settings).toContain(line);
     }
@@ -168,7 +168,7 @@ describe('startHaproxy', () => {
     try {
       expect(await requestOn(session)).toBe(chosen.name);
 
-      // It starts draining: /readyz says 503. HAProxy marks it down (2 failed checks) ...
+      // It starts draining: /readyz says 503. HAProxy marks it down (3 failed checks) ...
       chosen.ready = false;
       const down = await serverStatus(haproxy, chosen.port, /^DOWN/, 10_000);
       expect(down.checkStatus).toBe('L7STS');
