@@ -24,8 +24,9 @@ let nextConnId = 0;
 /**
  * The outbound half of a session, transport-neutral: a device's streams (inbox, broadcast, topics),
  * replay from cursors then live delivery with no gap and no duplicate at the seam, and the bounded
- * outbox (a peer whose transport buffer passes `slowConsumerBytes` is cut off). `Session` extends
- * it with the inbound half (frames, hello, acks, subscriptions); one object per connection.
+ * outbox (a peer whose transport buffer passes `slowConsumerBytes` is cut off). `Requests`
+ * (acks, subscriptions) and `Session` (frames in, hello, tokens, close) extend it: one object per
+ * connection, in three files by concern.
  */
 export abstract class Delivery implements Listener {
   /** Number of this connection on this node, for logs and heartbeat slices. */

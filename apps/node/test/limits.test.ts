@@ -114,12 +114,38 @@ describe('security at the door', () => {
   });
 });
 
+describe('start', () => {
+  it('emits no deprecation warning and answers readiness in the shared health shape', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.message);
+    process.on('warning', onWarning);
+    try {
+      const { port } = await start({}, { nodeId: 'node-start' });
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect([ready.status, await ready.json()]).toEqual([200, { status: 'ok', service: 'node' }]);
+      // process.emitWarning reports on the next tick.
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe('limits, each with a close code and reason', () => {
   it('caps connections per node and flips readiness', async () => {
     const { url, port } = await start({ maxConnections: 3 }, { nodeId: 'node-cap' });
     const open = [await Probe.open(url), await Probe.open(url), await Probe.open(url)];
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({
+      status: 'unavailable',
+      service: 'node',
+      code: 'HERALD_NOT_READY',
+      message: 'at capacity',
+    });
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect([health.status, await health.json()]).toEqual([200, { status: 'ok', service: 'node' }]);
     const fourth = await Probe.open(url);
     expect(await fourth.waitClose()).toMatchObject({ code: 4013, reason: 'node at capacity' });
     for (const p of open) p.close();
