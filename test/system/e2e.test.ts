@@ -26,7 +26,7 @@ describe.each(['nginx', 'haproxy'] as const)('behind %s', (balancer) => {
       const p = await sys.connect('e2e-dev-1');
       const res = await sys.publish({ to: { devices: ['e2e-dev-1'] }, data: { hello: 'world' } });
       expect(res.status).toBe(202);
-      expect(res.body.status).toBe('queued');
+      expect(res.body.status).toBe('sent');
       const n = await p.frame('notification');
       expect(n).toMatchObject({ stream: 'inbox', seq: 1, id: res.body.id, data: { hello: 'world' } });
       p.close();

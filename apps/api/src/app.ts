@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FanoutJob } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import {
-  Delivery,
+  createDelivery,
   Devices,
   FANOUT_QUEUE,
   Idempotency,
@@ -129,16 +129,9 @@ export function buildApp(deps: AppDeps) {
   const status = new StatusStore(redis, keys, config.statusKeepS * 1000);
   const streams = new Streams(redis, keys, config.streams);
   const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
+  const delivery = createDelivery({ redis, keys, streams, status, devices });
   const direct = config.directPublish
-    ? new DirectPublisher({
-        streams,
-        devices,
-        status,
-        redis,
-        keys,
-        delivery: new Delivery(redis, keys, config.streams, config.statusKeepS * 1000),
-        maxDevices: config.directMaxDevices,
-      })
+    ? new DirectPublisher({ delivery, maxDevices: config.directMaxDevices })
     : undefined;
   const notifications = new NotificationService({
     config,
@@ -159,7 +152,7 @@ export function buildApp(deps: AppDeps) {
     async (v1) => {
       v1.addHook('onRequest', authenticator(config.apiKeys));
       await v1.register(notificationRoutes, { config, notifications });
-      await v1.register(topicRoutes, { redis, keys, devices, streams, presence });
+      await v1.register(topicRoutes, { delivery });
       await v1.register(adminRoutes, { prefix: '/admin', redis, keys, devices, streams, presence });
     },
     { prefix: '/v1' },

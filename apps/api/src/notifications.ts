@@ -186,7 +186,8 @@ export class NotificationService {
     if (direct && p.deliverAt === undefined && direct.takes(p.to)) {
       await this.bounded(direct.publish({ id, data: p.data, ts: now, exp }, p.to));
       this.d.onAccepted?.(targetKind(p.to), false, 'direct');
-      return { id, status: 'queued' };
+      // Already appended, rung and recorded `sent`: the answer says so (docs/api.md).
+      return { id, status: 'sent' };
     }
     const state: NotificationState = p.deliverAt !== undefined ? 'scheduled' : 'queued';
     // Status first: the worker moves it queued/scheduled -> sending, so it must exist before the job.

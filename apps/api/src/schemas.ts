@@ -113,10 +113,13 @@ export const Accepted = Type.Object(
     status: Type.String({
       enum: STATES,
       description:
-        '`queued` (going out now: already appended by the API for a direct publish, or waiting for a worker) or `scheduled`; a repeated Idempotency-Key answers the current state of the notification.',
+        '`sent` (a direct publish: already appended to its streams and the nodes rung, before this answer), `queued` (a fan-out job for the worker: users, longer device lists) or `scheduled` (a delayed job, future `deliverAt`); a repeated Idempotency-Key answers the current state of the notification.',
     }),
   },
-  { description: 'Durably accepted: appended to the streams, or status written and fan-out job added.' },
+  {
+    description:
+      'Durably accepted: appended to the streams (direct publish), or status written and fan-out job added (queued, scheduled).',
+  },
 );
 
 export const NotificationParams = Type.Object({ id: Type.String({ pattern: NOTIFICATION_ID_PATTERN }) });

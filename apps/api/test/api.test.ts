@@ -444,14 +444,14 @@ describe('direct publish (the default)', () => {
     }
   }
 
-  it('appends a device publish before answering: 202 queued, state sent, inbox entries, one doorbell per node, no job', async () => {
+  it('appends a device publish before answering: 202 sent, state sent, inbox entries, one doorbell per node, no job', async () => {
     const [a, b] = [`dev-${randomUUID()}`, `dev-${randomUUID()}`];
     await new Presence(plain, keys, 60_000).add(a, 'node-direct');
     let id = '';
     const rung = await bells(keys.nodeChannel('node-direct'), 1, async () => {
       const res = await post({ to: { devices: [a, b, a] }, data: { title: 'now' }, ttl: 30 });
       expect(res.statusCode).toBe(202);
-      expect(res.json().status).toBe('queued');
+      expect(res.json().status).toBe('sent');
       id = res.json().id;
     });
     // In Redis before the 202: both inboxes hold it at seq 1, nothing was queued.
@@ -473,7 +473,7 @@ describe('direct publish (the default)', () => {
     for (const d of ['m1', 'm2', 'm3']) await new Devices(plain, keys, 60_000).subscribe(d, topic);
     const [topicBell] = await bells(keys.topicChannel(topic), 1, async () => {
       const res = await post({ to: { topic }, data: 'x' });
-      expect(res.json().status).toBe('queued');
+      expect(res.json().status).toBe('sent');
       expect(await statusOf(res.json().id)).toMatchObject({
         state: 'sent',
         target: 'topic',
@@ -485,7 +485,7 @@ describe('direct publish (the default)', () => {
     const everyone = await plain.scard(keys.allDevices());
     const [bell] = await bells(keys.broadcastChannel(), 1, async () => {
       const res = await post({ to: { broadcast: true }, data: 'y' });
-      expect(res.json().status).toBe('queued');
+      expect(res.json().status).toBe('sent');
       expect(await statusOf(res.json().id)).toMatchObject({
         target: 'broadcast',
         counts: { targets: everyone },
@@ -531,9 +531,8 @@ describe('direct publish (the default)', () => {
     const body = { to: { devices: [device] }, data: { once: true } };
     const results = await Promise.all([1, 2, 3].map(() => post(body, { 'idempotency-key': key })));
     expect(new Set(results.map((r) => r.json().id)).size).toBe(1);
-    // The first answers queued (the v1 answer for "accepted, going out now"); replays answer the
-    // current state, already sent.
-    expect(results.map((r) => r.json().status).sort()).toEqual(['queued', 'sent', 'sent']);
+    // The first is delivered before its 202 and says so; replays answer the current state, the same.
+    expect(results.map((r) => r.json().status)).toEqual(['sent', 'sent', 'sent']);
     expect(await inbox(device)).toHaveLength(1);
   });
 });
@@ -566,11 +565,11 @@ describe('batch publish', () => {
     expect(res.statusCode).toBe(202);
     const { results } = res.json() as { results: { id: string; status: string }[] };
     expect(results.map((r) => r.status)).toEqual([
-      'queued',
-      'queued',
-      'queued',
-      'queued',
-      'queued',
+      'sent',
+      'sent',
+      'sent',
+      'sent',
+      'sent',
       'queued',
       'scheduled',
     ]);

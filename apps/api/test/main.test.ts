@@ -77,7 +77,7 @@ describe('main.js', () => {
     });
     expect(res.status).toBe(202);
     // An immediate broadcast is appended by the API itself (direct publish).
-    expect(((await res.json()) as { status: string }).status).toBe('queued');
+    expect(((await res.json()) as { status: string }).status).toBe('sent');
 
     await api.stop('SIGTERM', 5000);
     expect(api.process.exitCode).toBe(0);

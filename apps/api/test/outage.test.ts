@@ -90,7 +90,7 @@ describe('Redis outage', () => {
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
     const res = await publish({ 'idempotency-key': 'during-outage' });
     expect(res.statusCode).toBe(202);
-    expect(res.json().status).toBe('queued');
+    expect(res.json().status).toBe('sent');
 
     // 5xx are logged, with the cause, but never with the API key.
     const all = logs.lines.join('');
@@ -163,12 +163,12 @@ describe('batch publish with the queue connection stuck', () => {
       ]);
       expect(res.statusCode).toBe(207);
       const { results } = res.json() as { results: Record<string, string>[] };
-      expect(results[0]).toMatchObject({ status: 'queued' });
+      expect(results[0]).toMatchObject({ status: 'sent' });
       expect(results[1]).toEqual({
         code: 'HERALD_REDIS_UNAVAILABLE',
         message: 'Redis is unavailable; retry later',
       });
-      expect(results[2]).toMatchObject({ status: 'queued' });
+      expect(results[2]).toMatchObject({ status: 'sent' });
       // The accepted ones are in the device's inbox, in order; the failed one is nowhere.
       const inbox = await redis.xrange(new Keys(PREFIX).inbox(device).stream, '-', '+');
       expect(inbox.map(([, f]) => f[f.indexOf('i') + 1])).toEqual([results[0]?.id, results[2]?.id]);

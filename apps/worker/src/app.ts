@@ -1,11 +1,21 @@
 import type { Static, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
-import { createRedis, Devices, FANOUT_QUEUE, Keys, queueOptions, StatusStore, Streams } from '@herald/store';
+import {
+  createDelivery,
+  createRedis,
+  Devices,
+  FANOUT_QUEUE,
+  Keys,
+  queueOptions,
+  StatusStore,
+  Streams,
+} from '@herald/store';
 import { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Fanout, type FanoutResult } from './fanout.js';
 import { createHealthServer } from './health.js';
+import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
 
@@ -58,17 +68,18 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     });
   }
 
+  const streams = new Streams(redis, keys, {
+    inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
+    topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
+    keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
+  });
+  const devices = new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000);
+  // keepMs only matters when a status is created, which the API does; the worker only counts.
+  const status = new StatusStore(redis, keys, 0);
   const fanout = new Fanout({
-    streams: new Streams(redis, keys, {
-      inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
-      topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
-      keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
-    }),
-    devices: new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000),
-    // keepMs only matters to StatusStore.create, which the API calls; the worker never creates a status.
-    status: new StatusStore(redis, keys, 0),
-    publisher: redis,
-    keys,
+    delivery: createDelivery({ redis, keys, streams, status, devices }),
+    devices,
+    status,
     chunk: cfg.HERALD_FANOUT_CHUNK,
     log,
     observer: metrics,
@@ -78,13 +89,32 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   const worker = new Worker<FanoutJob, FanoutResult>(
     FANOUT_QUEUE,
     // Concurrent jobs, but two for the same target are appended in the order they were accepted.
-    (job) => order.run(orderKeys(job.data.to), () => metrics.job(job.data, () => fanout.process(job))),
+    // A job stops at its next chunk once this worker has lost its lock (lock.ts).
+    (job, token, signal) => {
+      const locked = lockedJob(job, token, signal, lockHeld);
+      return order.run(orderKeys(job.data.to), () => metrics.job(job.data, () => fanout.process(locked)));
+    },
     {
       connection: bull,
       prefix: queueOptions(keys).prefix,
       concurrency: cfg.HERALD_WORKER_CONCURRENCY,
+      // A killed worker's job is resumed once its lock expires and a stalled check sees it: at
+      // BullMQ's defaults (30 s lock, 30 s checks) issue #12 measured 60-67 s for a user fan-out
+      // after a kill -9; at 6 s and 1.5 s, recovery.test.ts bounds it (docs/operations.md).
+      lockDuration: cfg.HERALD_JOB_LOCK_MS,
+      stalledInterval: cfg.HERALD_STALLED_CHECK_MS,
+      maxStalledCount: cfg.HERALD_MAX_STALLED,
     },
   );
+  const lockHeld = async (id: string, token: string) =>
+    (await redis.get(worker.toKey(`${id}:lock`))) === token;
+  // A renewal that finds the lock gone or taken: stop the job (its next step throws LockLost).
+  worker.on('lockRenewalFailed', (ids: string[]) => {
+    for (const id of ids) {
+      log.warn({ id }, 'fan-out lost its lock; stopping it, another worker resumes it');
+      worker.cancelJob(id, 'lock lost');
+    }
+  });
   // A worker must never die or drop jobs silently.
   worker.on('error', (err) => log.error({ err }, 'fan-out worker error'));
   worker.on('failed', (job, err) => {

@@ -1,25 +1,15 @@
-import { BROADCAST, type FanoutJob, type NotificationState, topicStream } from '@herald/protocol';
-import {
-  type Devices,
-  type Keys,
-  type NewEntry,
-  type RedisClient,
-  ringInboxes,
-  ringStream,
-  type StatusStore,
-  type Streams,
-} from '@herald/store';
+import type { FanoutJob, NotificationState } from '@herald/protocol';
+import type { Delivered, Delivery, DeliveryTarget, Devices, NewEntry, StatusStore } from '@herald/store';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 
 export interface FanoutDeps {
-  streams: Streams;
+  /** The store's delivery door (append, count the targets, ring), on a background connection. */
+  delivery: Delivery;
+  /** Users' devices, and the audience of a notification that expired before it was sent. */
   devices: Devices;
   status: StatusStore;
-  /** Connection for PUBLISH (never a subscriber connection). */
-  publisher: RedisClient;
-  keys: Keys;
-  /** Devices appended per pipeline (HERALD_FANOUT_CHUNK). */
+  /** Devices delivered per step (HERALD_FANOUT_CHUNK). */
   chunk: number;
   log: Logger;
   /** Told of every append and doorbell (metrics). */
@@ -41,11 +31,10 @@ export interface FanoutObserver {
  *   offset rather than a chunk count so that a retry still resumes right if the chunk size
  *   changed in between (a rolling deploy with a new HERALD_FANOUT_CHUNK).
  * - users: `done` = how many users have all their devices appended, rung and counted.
- * - topic, broadcast: `seq` once the entry is appended; `done` = 1 once rung and counted.
+ * - topic, broadcast: `done` = 1 once appended, rung and counted (one delivery).
  */
 export interface FanoutProgress {
   done: number;
-  seq?: number;
 }
 
 /** The part of a BullMQ job that `process` uses: a real `Job` fits, and so does a test stub. */
@@ -61,16 +50,16 @@ export type FanoutResult =
 const STARTABLE: NotificationState[] = ['queued', 'scheduled', 'sending'];
 
 /**
- * Fan-out of one notification: append it to the streams of its targets and ring the doorbells
- * of the nodes that can deliver it live.
+ * Fan-out of one notification: users resolved to their devices, device lists cut into chunks,
+ * each step delivered through the store's door (`Delivery`: append, count the step's targets in
+ * the status, ring the nodes that can deliver it live).
  *
- * Retries resume from the saved progress. The steps of one chunk (append, ring, count, save
- * progress) are not atomic, so a retry may append the chunk that was in flight a second time
- * (for users: the devices of the one user in flight). That is within the contract: delivery is
- * at-least-once and the client SDK drops duplicates by notification id. Targets are counted
- * right after each step's append and before its progress is saved, so a resumed job counts
- * finished steps once; only a crash in the short window between the count and the save of
- * progress would count a chunk twice.
+ * Retries resume from the saved progress. A step and the save of its progress are not atomic,
+ * so a retry may deliver the step that was in flight a second time (for users: the devices of the
+ * one user in flight). That is within the contract: delivery is at-least-once and the client SDK
+ * drops duplicates by notification id. A step's targets are counted by the step itself, so a
+ * resumed job counts finished steps once; only a step that was delivered but whose progress was
+ * not saved is counted twice.
  */
 export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}
@@ -84,9 +73,11 @@ export class Fanout {
       return { outcome: 'skipped', state: found };
     }
     if (n.exp <= Date.now()) {
-      // Expired notifications are never delivered: not even appended.
-      await status.transition(n.id, 'expired', ['sending']);
-      log.info({ id: n.id }, 'fan-out skipped: expired before it was sent');
+      // Expired notifications are never delivered, not even appended. Every device it was
+      // addressed to counts as expired: the audience as it is now (docs/api.md).
+      const targets = await this.deps.devices.audience(n.to, this.deps.chunk);
+      await status.expire(n.id, targets);
+      log.info({ id: n.id, targets }, 'fan-out skipped: expired before it was sent');
       return { outcome: 'expired' };
     }
 
@@ -95,8 +86,7 @@ export class Fanout {
     const to = n.to;
     if ('devices' in to) await this.toDevices(job, to.devices, entry, progress);
     else if ('users' in to) await this.toUsers(job, to.users, entry, progress);
-    else if ('topic' in to) await this.toTopic(job, to.topic, entry, progress);
-    else await this.toBroadcast(job, entry, progress);
+    else await this.shared(job, to, entry, progress);
 
     const before = await status.transition(n.id, 'sent', ['sending']);
     if (before !== 'sending')
@@ -152,73 +142,33 @@ export class Fanout {
     await flush(users.length);
   }
 
-  private async toTopic(job: FanoutJobHandle, topic: string, entry: NewEntry, progress: FanoutProgress) {
-    const { streams, devices, publisher, keys } = this.deps;
-    await this.shared(
-      job,
-      progress,
-      'topic',
-      () => streams.appendTopic(topic, entry),
-      (seq) => ringStream(publisher, keys.topicChannel(topic), topicStream(topic), seq, entry),
-      () => devices.topicMemberCount(topic),
-    );
-  }
-
-  private async toBroadcast(job: FanoutJobHandle, entry: NewEntry, progress: FanoutProgress) {
-    const { streams, devices, publisher, keys } = this.deps;
-    await this.shared(
-      job,
-      progress,
-      'broadcast',
-      () => streams.appendBroadcast(entry),
-      (seq) => ringStream(publisher, keys.broadcastChannel(), BROADCAST, seq, entry),
-      () => devices.deviceCount(),
-    );
-  }
-
-  /** Topic and broadcast: append once (seq saved so a retry never appends again), ring once, count. */
+  /** Topic and broadcast: one delivery (append once, ring once, count the audience). */
   private async shared(
     job: FanoutJobHandle,
+    to: DeliveryTarget,
+    entry: NewEntry,
     progress: FanoutProgress,
-    kind: 'topic' | 'broadcast',
-    append: () => Promise<number>,
-    ring: (seq: number) => Promise<void>,
-    targets: () => Promise<number>,
   ): Promise<void> {
     if (progress.done >= 1) return;
-    let seq = progress.seq;
-    if (seq === undefined) {
-      seq = await append();
-      this.deps.observer?.appended(kind, 1);
-      await job.updateProgress({ done: 0, seq } satisfies FanoutProgress);
-    }
-    await ring(seq);
-    this.deps.observer?.rang('stream', 1);
-    await this.deps.status.addTargets(job.data.id, await targets());
-    await job.updateProgress({ done: 1, seq } satisfies FanoutProgress);
+    this.observe('topic' in to ? 'topic' : 'broadcast', await this.deps.delivery.deliver(to, entry, 'count'));
+    await job.updateProgress({ done: 1 } satisfies FanoutProgress);
   }
 
-  /** One chunk: one append pipeline, one doorbell per node, then the chunk's target count. */
+  /** One chunk: appended (once per device), rung (one doorbell per node) and counted. */
   private async inboxChunk(entry: NewEntry, devices: string[]): Promise<void> {
-    const { streams, publisher, keys, status, observer } = this.deps;
-    // A device listed by two users (or twice by SSCAN during a rehash) is appended once per chunk.
-    const unique = devices.length > 1 ? [...new Set(devices)] : devices;
-    const appended = await streams.appendInboxes(unique, entry);
-    observer?.appended('inbox', appended.length);
-    const bells = await ringInboxes(publisher, keys, entry, appended);
-    observer?.rang('inbox', bells);
-    await status.addTargets(entry.id, unique.length);
+    this.observe('inbox', await this.deps.delivery.deliver({ devices }, entry, 'count'));
+  }
+
+  private observe(kind: 'inbox' | 'topic' | 'broadcast', d: Delivered): void {
+    this.deps.observer?.appended(kind, d.appended);
+    this.deps.observer?.rang(kind === 'inbox' ? 'inbox' : 'stream', d.bells);
   }
 }
 
 function readProgress(p: unknown): FanoutProgress {
   if (typeof p !== 'object' || p === null) return { done: 0 };
-  const { done, seq } = p as Record<string, unknown>;
-  const out: FanoutProgress = {
-    done: Number.isSafeInteger(done) && (done as number) > 0 ? (done as number) : 0,
-  };
-  if (Number.isSafeInteger(seq) && (seq as number) > 0) out.seq = seq as number;
-  return out;
+  const { done } = p as Record<string, unknown>;
+  return { done: Number.isSafeInteger(done) && (done as number) > 0 ? (done as number) : 0 };
 }
 
 /** Job data comes from the API; a malformed job is a bug there and retrying cannot fix it. */

@@ -140,11 +140,13 @@ describe('Fanout', () => {
       await w.devices.hello(`${u}-b`, u);
       await w.devices.hello(`${u}-c`, u);
     }
-    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+    const deliver = vi.spyOn(w.delivery, 'deliver');
     const job = stubJob(await notification(w, { users: ['u1', 'u2', 'u3'] }));
     await w.fanout.process(job);
 
-    expect(appendInboxes.mock.calls.map(([devices]) => devices.length)).toEqual([2, 2, 2, 2, 1]);
+    expect(deliver.mock.calls.map(([to]) => ('devices' in to ? to.devices.length : -1))).toEqual([
+      2, 2, 2, 2, 1,
+    ]);
     for (const u of ['u1', 'u2', 'u3'])
       for (const d of ['a', 'b', 'c']) expect(await inboxSeqs(w, `${u}-${d}`)).toEqual([1]);
     // After the 2nd chunk (devices 3 and 4) only u1 is complete, and so on.
@@ -158,8 +160,7 @@ describe('Fanout', () => {
     const job = await notification(w, { users: ['u1', 'u2', 'u3'] });
     await w.status.transition(job.id, 'sending', ['queued']);
     const entry = { id: job.id, data: job.data, ts: job.ts, exp: job.exp };
-    await w.streams.appendInboxes(['u1-phone', 'u2-phone'], entry);
-    await w.status.addTargets(job.id, 2);
+    await w.delivery.deliver({ devices: ['u1-phone', 'u2-phone'] }, entry, 'count');
 
     await w.fanout.process(stubJob(job, { done: 2 }));
 
@@ -171,7 +172,7 @@ describe('Fanout', () => {
     const w = fresh();
     const channel = w.keys.topicChannel('news');
     await sub.subscribe(channel);
-    for (const d of ['d1', 'd2', 'd3']) await w.devices.subscribe(d, 'news');
+    for (const d of ['d1', 'd2', 'd3']) await w.delivery.subscribe(d, 'news');
 
     const job = await notification(w, { topic: 'news' });
     await w.fanout.process(stubJob(job));
@@ -232,16 +233,32 @@ describe('Fanout', () => {
     expect(await inboxSeqs(w, 'd1')).toEqual([1]);
   });
 
-  it('never appends an expired notification', async () => {
+  it('never appends an expired notification, and counts every device it was for as expired', async () => {
     const w = fresh();
-    const job = await notification(w, { devices: ['d1'] }, { ttlMs: -1 });
+    for (const d of ['m1', 'm2', 'm3']) await w.delivery.subscribe(d, 'news');
+    await w.devices.hello('u1-a', 'u1');
+    await w.devices.hello('u1-b', 'u1');
+    const job = await notification(w, { devices: ['d1', 'd2', 'd1'] }, { ttlMs: -1 });
     const topic = await notification(w, { topic: 'news' }, { ttlMs: 0 });
-    expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'expired' });
-    expect(await w.fanout.process(stubJob(topic))).toEqual({ outcome: 'expired' });
+    const users = await notification(w, { users: ['u1', 'nobody'] }, { ttlMs: -1 });
+    const all = await notification(w, { broadcast: true }, { ttlMs: -1, state: 'scheduled' });
+    for (const j of [job, topic, users, all])
+      expect(await w.fanout.process(stubJob(j))).toEqual({ outcome: 'expired' });
     expect(await inboxSeqs(w, 'd1')).toEqual([]);
+    expect(await inboxSeqs(w, 'u1-a')).toEqual([]);
     expect(await w.streams.head(w.keys.topic('news'))).toBe(0);
-    expect(await w.status.field(job.id, 'state')).toBe('expired');
-    expect(await w.status.field(topic.id, 'targets')).toBe('0');
+    expect(await w.streams.head(w.keys.broadcast())).toBe(0);
+    // Devices listed (distinct), the topic's members, the users' devices, every known device.
+    for (const [j, n] of [
+      [job, 2],
+      [topic, 3],
+      [users, 2],
+      [all, 2],
+    ] as const)
+      expect(await w.status.get(j.id)).toMatchObject({
+        state: 'expired',
+        counts: { targets: n, delivered: 0, acked: 0, expired: n },
+      });
   });
 
   it('fans out to 2,000 devices in chunks: one pipeline and one doorbell per node per chunk', async () => {
@@ -250,12 +267,14 @@ describe('Fanout', () => {
     await sub.subscribe(channel);
     const devices = Array.from({ length: 2000 }, (_, i) => `dev-${i}`);
     await w.presence.refresh(devices, 'node-a');
-    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+    const deliver = vi.spyOn(w.delivery, 'deliver');
 
     const job = await notification(w, { devices });
     await w.fanout.process(stubJob(job));
 
-    expect(appendInboxes.mock.calls.map(([chunk]) => chunk.length)).toEqual([500, 500, 500, 500]);
+    expect(deliver.mock.calls.map(([to]) => ('devices' in to ? to.devices.length : -1))).toEqual([
+      500, 500, 500, 500,
+    ]);
     const bells = (await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m));
     expect(bells.map((b) => (b?.k === 'inbox' ? b.to.length : -1))).toEqual([500, 500, 500, 500]);
     const rung = bells.flatMap((b) => (b?.k === 'inbox' ? b.to : []));
@@ -277,19 +296,17 @@ describe('Fanout', () => {
     const job = await notification(w, { devices });
     // A first attempt that finished two chunks and then died.
     await w.status.transition(job.id, 'sending', ['queued']);
-    await w.streams.appendInboxes(devices.slice(0, 1000), {
-      id: job.id,
-      data: job.data,
-      ts: job.ts,
-      exp: job.exp,
-    });
-    await w.status.addTargets(job.id, 1000);
-    const appendInboxes = vi.spyOn(w.streams, 'appendInboxes');
+    const entry = { id: job.id, data: job.data, ts: job.ts, exp: job.exp };
+    await w.delivery.deliver({ devices: devices.slice(0, 1000) }, entry, 'count');
+    const deliver = vi.spyOn(w.delivery, 'deliver');
 
     const stub = stubJob(job, { done: 1000 });
     await w.fanout.process(stub);
 
-    expect(appendInboxes.mock.calls.map(([chunk]) => chunk[0])).toEqual(['dev-1000', 'dev-1500']);
+    expect(deliver.mock.calls.map(([to]) => ('devices' in to ? to.devices[0] : ''))).toEqual([
+      'dev-1000',
+      'dev-1500',
+    ]);
     const heads = await w.streams.heads(devices.map((d) => w.keys.inbox(d)));
     expect(heads.every((h) => h === 1)).toBe(true);
     expect(stub.updates).toEqual([{ done: 1500 }, { done: 2000 }]);
@@ -298,34 +315,24 @@ describe('Fanout', () => {
     expect(s?.counts.targets).toBe(2000);
   });
 
-  it('resumes a topic fan-out after the append without appending again', async () => {
+  it('delivers a topic notification once: a job whose progress says done delivers nothing again', async () => {
     const w = fresh();
     const channel = w.keys.topicChannel('sport');
     await sub.subscribe(channel);
-    await w.devices.subscribe('d1', 'sport');
+    await w.delivery.subscribe('d1', 'sport');
     const job = await notification(w, { topic: 'sport' });
-    await w.status.transition(job.id, 'sending', ['queued']);
-    const seq = await w.streams.appendTopic('sport', {
-      id: job.id,
-      data: job.data,
-      ts: job.ts,
-      exp: job.exp,
-    });
+    const stub = stubJob(job);
+    await w.fanout.process(stub);
+    expect(stub.updates).toEqual([{ done: 1 }]);
 
-    await w.fanout.process(stubJob(job, { done: 0, seq }));
-
+    // A retry of the same job (say it stalled after its progress was saved).
+    await w.status.transition(job.id, 'sending', ['sent']);
+    await w.fanout.process(stubJob(job, stub.progress as object));
     expect(await w.streams.head(w.keys.topic('sport'))).toBe(1);
     expect((await inbox.settle(redis, channel)).map((m) => decodeDoorbell(m))).toMatchObject([
       { k: 'stream', stream: 'topic:sport', seq: 1 },
     ]);
-    expect((await w.status.get(job.id))?.counts.targets).toBe(1);
-
-    // Progress says done: nothing is appended, rung or counted again.
-    await w.status.transition(job.id, 'sending', ['sent']);
-    await w.fanout.process(stubJob(job, { done: 1, seq }));
-    expect(await w.streams.head(w.keys.topic('sport'))).toBe(1);
-    expect(await inbox.settle(redis, channel)).toHaveLength(1);
-    expect((await w.status.get(job.id))?.counts.targets).toBe(1);
+    expect(await w.status.get(job.id)).toMatchObject({ state: 'sent', counts: { targets: 1 } });
   });
 
   it('rejects a malformed job without retries', async () => {

@@ -1,7 +1,7 @@
 import type { FanoutJob } from '@herald/protocol';
 import { type RedisHandle, startRedis as startStackRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
-import { Devices, Keys, Presence, StatusStore, Streams } from '@herald/store';
+import { createDelivery, type Delivery, Devices, Keys, Presence, StatusStore, Streams } from '@herald/store';
 import { pino } from 'pino';
 import { Fanout, type FanoutDeps, type FanoutJobHandle } from '../src/fanout.js';
 
@@ -56,6 +56,7 @@ export interface World {
   devices: Devices;
   status: StatusStore;
   presence: Presence;
+  delivery: Delivery;
   deps: FanoutDeps;
   fanout: Fanout;
 }
@@ -66,8 +67,9 @@ export function world(redis: Redis, prefix: string, chunk = 500): World {
   const devices = new Devices(redis, keys, 3_600_000);
   const status = new StatusStore(redis, keys, 60_000);
   const presence = new Presence(redis, keys, 60_000);
-  const deps: FanoutDeps = { streams, devices, status, publisher: redis, keys, chunk, log: silent };
-  return { keys, streams, devices, status, presence, deps, fanout: new Fanout(deps) };
+  const delivery = createDelivery({ redis, keys, streams, status, devices });
+  const deps: FanoutDeps = { delivery, devices, status, chunk, log: silent };
+  return { keys, streams, devices, status, presence, delivery, deps, fanout: new Fanout(deps) };
 }
 
 let counter = 0;

@@ -1,6 +1,7 @@
 import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import {
+  createDelivery,
   createRedis,
   FANOUT_JOB,
   FANOUT_QUEUE,
@@ -57,7 +58,8 @@ async function flakyWorld(prefix: string) {
     topicMaxLen: 10_000,
     keepMs: 60_000,
   });
-  const fanout = new Fanout({ ...w.deps, streams });
+  const delivery = createDelivery({ redis, keys: w.keys, streams, status: w.status, devices: w.devices });
+  const fanout = new Fanout({ ...w.deps, delivery });
   const opts = { prefix: queueOptions(w.keys).prefix };
   const queue = new Queue<FanoutJob>(FANOUT_QUEUE, { connection: new Redis(server.url), ...opts });
   const bull = createRedis(server.url, 'bullmq');

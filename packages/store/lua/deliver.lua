@@ -1,27 +1,36 @@
--- A whole direct publish in one call (one Redis, not a cluster: the status key is in another
--- slot): append (lib/append.lua), record the status as sent with its target count, ring.
+-- One delivery in one call (one Redis or Sentinel, never a cluster: the status key is in another
+-- slot): append to one stream (lib/append.lua), record the target count in the status
+-- (lib/status.lua), ring. For one device inbox, a topic or the broadcast stream.
 -- KEYS[1] stream, KEYS[2] seq counter, KEYS[3] presence hash (inbox) or audience set (topic,
 --   broadcast), KEYS[4] status hash
--- ARGV: id, data, ts, exp, maxlen, now, keepMs, statusExpireAt, target ('devices' | 'topic' |
---   'broadcast'), bellHead, bellTail, channel
+-- ARGV: id, data, ts, exp, maxlen, now, keepMs, target ('devices' | 'topic' | 'broadcast'),
+--   record ('sent': write the status as sent, a direct publish; 'count': add the targets to the
+--   status the API created, a worker's fan-out step), statusExpireAt, bellHead, bellTail, channel
 --   The doorbell is bellHead .. seq .. bellTail .. '\n' .. data (header built by doorbell.ts);
 --   an inbox rings channel .. nodeId for each node holding the device, a stream rings channel.
--- Returns: { seq, targets }
+-- Returns: { seq, targets, doorbells published }
 local data, ts, exp, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6])
-local target, channel = ARGV[9], ARGV[12]
+local target, record, channel = ARGV[8], ARGV[9], ARGV[13]
 local seq = herald_append(KEYS[1], KEYS[2], ARGV[1], data, ts, exp, ARGV[5], now, tonumber(ARGV[7]))
 
 local targets = 1
 if target ~= 'devices' then targets = redis.call('SCARD', KEYS[3]) end
 -- Status before the doorbell: delivery counts flushed by nodes find it.
-redis.call('HSET', KEYS[4], 'state', 'sent', 'target', target, 'createdAt', ts, 'exp', exp,
-  'targets', targets, 'delivered', 0, 'acked', 0)
-redis.call('PEXPIREAT', KEYS[4], ARGV[8])
+if record == 'sent' then
+  herald_status_new(KEYS[4], ARGV[10], 'sent', target, ts, exp, targets, '', '')
+else
+  herald_status_add(KEYS[4], 'targets', targets)
+end
 
-local bell = ARGV[10] .. seq .. ARGV[11] .. '\n' .. data
+local bell = ARGV[11] .. seq .. ARGV[12] .. '\n' .. data
+local bells = 0
 if target == 'devices' then
-  for _, node in ipairs(herald_live_nodes(KEYS[3], now)) do redis.call('PUBLISH', channel .. node, bell) end
+  for _, node in ipairs(herald_live_nodes(KEYS[3], now)) do
+    redis.call('PUBLISH', channel .. node, bell)
+    bells = bells + 1
+  end
 else
   redis.call('PUBLISH', channel, bell)
+  bells = 1
 end
-return { seq, targets }
+return { seq, targets, bells }

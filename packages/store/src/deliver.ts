@@ -1,109 +1,245 @@
-import { BROADCAST, topicStream } from '@herald/protocol';
-import { type BellParts, inboxBellParts, streamBellParts } from './doorbell.js';
+import { BROADCAST, type Target, type TargetKind, topicStream } from '@herald/protocol';
+import { publish } from './bus.js';
+import type { Devices } from './devices.js';
+import { type BellParts, encodeDoorbell, inboxBellParts, streamBellParts } from './doorbell.js';
 import type { NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
+import { Presence } from './presence.js';
 import { isCluster, type RedisClient } from './redis.js';
+import { ringInboxes, ringStream } from './ring.js';
 import { withScripts } from './scripts.js';
-import type { StreamLimits } from './streams.js';
+import type { StatusStore } from './status.js';
+import type { Streams } from './streams.js';
+
+/** What a delivery goes to: devices, a topic or everyone (users are resolved to devices by the worker). */
+export type DeliveryTarget = Exclude<Target, { users: string[] }>;
+
+/** How a delivery records itself in the notification's status. */
+export type StatusRecord =
+  /** A direct publish: nothing wrote the status yet; it is written `sent` with the target count. */
+  | 'sent'
+  /** A step of a worker's fan-out: the step's target count is added to the status the API created. */
+  | 'count';
 
 export interface Delivered {
-  seq: number;
-  /** Devices it is addressed to: 1, or the topic's members, or every known device. */
+  /** Entries appended: one per device inbox, one for a topic or broadcast. */
+  appended: number;
+  /** Devices it is addressed to: the devices (deduplicated), the topic's members or every known device. */
   targets: number;
+  /** Doorbell messages published: one per node holding one of the devices, or one on the stream's channel. */
+  bells: number;
 }
 
 /**
- * A direct publish to one device, a topic or everyone as ONE script call (deliver.lua): append,
- * status `sent` with its target count, doorbell. Only on one Redis (or Sentinel): on a cluster
- * the status and the stream live in different slots, and the caller takes the step-by-step path
- * (Streams, StatusStore, ring.ts) instead.
+ * The one door through which an entry is delivered (append to the target's streams, record the
+ * status and its target count, ring the doorbells) and through which the backend changes a
+ * device's topics. The API's direct publish, the worker's fan-out and the topic routes use it and
+ * never ask which Redis they are on: `createDelivery` picks the implementation once, from the
+ * connection `createRedis` built from REDIS_URL (after centrifuge's Broker: one interface, one
+ * implementation per backend shape).
  */
-export class Delivery {
+export interface Delivery {
+  /**
+   * Appends `entry` to each device's inbox (duplicates dropped), or once to the topic or
+   * broadcast stream, records the target count as `record` says, and rings the nodes. Status
+   * before doorbells: delivery counts that nodes flush find it.
+   */
+  deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered>;
+  /**
+   * Subscribes a device to a topic (durable), from the topic's head unless the device already
+   * has a cursor there, and tells the nodes holding the device.
+   */
+  subscribe(device: string, topic: string): Promise<void>;
+  /** Unsubscribes a device from a topic, forgets its cursor there, and tells the nodes holding it. */
+  unsubscribe(device: string, topic: string): Promise<void>;
+}
+
+/** The store parts a delivery is made of, on one connection (a 'request' one in the API). */
+export interface DeliveryParts {
+  redis: RedisClient;
+  keys: Keys;
+  streams: Streams;
+  status: StatusStore;
+  devices: Devices;
+}
+
+/**
+ * One script call per delivery on one Redis or Sentinel; step by step on a Redis Cluster, where a
+ * stream, the status and a device's keys live in different slots and no script may span them.
+ */
+export function createDelivery(parts: DeliveryParts): Delivery {
+  return isCluster(parts.redis) ? new SteppedDelivery(parts) : new ScriptedDelivery(parts);
+}
+
+function unique(devices: readonly string[]): string[] {
+  return devices.length > 1 ? [...new Set(devices)] : [...devices];
+}
+
+/**
+ * Step by step, for a Redis Cluster: appends (auto-pipelined, per shard), then the status and
+ * the doorbells together: two round trips per delivery, one more to count a topic's members.
+ * Also used on one Redis for a list of several devices (see ScriptedDelivery).
+ */
+export class SteppedDelivery implements Delivery {
+  private readonly presence: Presence;
+
+  constructor(private readonly p: DeliveryParts) {
+    // Only read here (nodesOf): the TTL is the nodes'.
+    this.presence = new Presence(p.redis, p.keys, 0);
+  }
+
+  async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
+    const { streams, devices, redis, keys } = this.p;
+    if ('devices' in to) {
+      const ids = unique(to.devices);
+      const appended = await streams.appendInboxes(ids, entry);
+      const [, bells] = await Promise.all([
+        this.record(entry, 'devices', record, ids.length),
+        ringInboxes(redis, keys, entry, appended),
+      ]);
+      return { appended: appended.length, targets: ids.length, bells };
+    }
+    const [seq, targets] =
+      'topic' in to
+        ? await Promise.all([streams.appendTopic(to.topic, entry), devices.topicMemberCount(to.topic)])
+        : await Promise.all([streams.appendBroadcast(entry), devices.deviceCount()]);
+    const [channel, stream] =
+      'topic' in to
+        ? [keys.topicChannel(to.topic), topicStream(to.topic)]
+        : [keys.broadcastChannel(), BROADCAST];
+    await Promise.all([
+      this.record(entry, 'topic' in to ? 'topic' : 'broadcast', record, targets),
+      ringStream(redis, channel, stream, seq, entry),
+    ]);
+    return { appended: 1, targets, bells: 1 };
+  }
+
+  private record(entry: NewEntry, target: TargetKind, record: StatusRecord, targets: number) {
+    const { status } = this.p;
+    if (record === 'count') return status.addTargets(entry.id, targets);
+    return status.create(entry.id, { state: 'sent', target, createdAt: entry.ts, exp: entry.exp, targets });
+  }
+
+  async subscribe(device: string, topic: string): Promise<void> {
+    const { streams, devices, keys } = this.p;
+    // Head before subscribing: the device gets everything published after this call began
+    // (reading it after could skip an entry appended in between). A cursor it has is kept.
+    const head = await streams.head(keys.topic(topic));
+    await devices.subscribe(device, topic);
+    await devices.initCursor(device, topicStream(topic), head);
+    await this.ring('sub', device, topic);
+  }
+
+  async unsubscribe(device: string, topic: string): Promise<void> {
+    await this.p.devices.unsubscribe(device, topic);
+    await this.ring('unsub', device, topic);
+  }
+
+  private async ring(k: 'sub' | 'unsub', device: string, topic: string): Promise<void> {
+    const nodes = await this.presence.nodesOf(device);
+    const msg = encodeDoorbell({ k, device, topic });
+    await Promise.all(nodes.map((node) => publish(this.p.redis, this.p.keys.nodeChannel(node), msg)));
+  }
+}
+
+/**
+ * One Redis or Sentinel: one script call per delivery to one device, a topic or everyone
+ * (deliver.lua: append, status, doorbell) and per topic change (membership.lua). A list of
+ * several devices takes the steps (two round trips whatever its length): one script per device
+ * would ring a node once per device instead of once per list.
+ */
+export class ScriptedDelivery implements Delivery {
   private readonly redis: RedisClient;
+  private readonly steps: SteppedDelivery;
 
-  constructor(
-    redis: RedisClient,
-    private readonly keys: Keys,
-    private readonly limits: StreamLimits,
-    /** How long a status outlives its notification's expiry. */
-    private readonly statusKeepMs: number,
-  ) {
-    this.redis = withScripts(redis);
+  constructor(private readonly p: DeliveryParts) {
+    this.redis = withScripts(p.redis);
+    this.steps = new SteppedDelivery(p);
   }
 
-  /** False on a Redis Cluster, where one script cannot touch the stream and the status. */
-  get available(): boolean {
-    return !isCluster(this.redis);
-  }
-
-  toDevice(device: string, entry: NewEntry, now = Date.now()): Promise<Delivered> {
-    const k = this.keys.inbox(device);
-    return this.call(
-      k,
-      this.keys.presence(device),
-      entry,
-      'devices',
-      this.limits.inboxMaxLen,
-      now,
-      inboxBellParts(device, entry),
-      this.keys.nodeChannelPrefix(),
-    );
-  }
-
-  toTopic(topic: string, entry: NewEntry, now = Date.now()): Promise<Delivered> {
-    return this.call(
-      this.keys.topic(topic),
-      this.keys.topicMembers(topic),
-      entry,
-      'topic',
-      this.limits.topicMaxLen,
-      now,
-      streamBellParts(topicStream(topic), entry),
-      this.keys.topicChannel(topic),
-    );
-  }
-
-  toBroadcast(entry: NewEntry, now = Date.now()): Promise<Delivered> {
-    return this.call(
-      this.keys.broadcast(),
-      this.keys.allDevices(),
-      entry,
-      'broadcast',
-      this.limits.topicMaxLen,
-      now,
-      streamBellParts(BROADCAST, entry),
-      this.keys.broadcastChannel(),
-    );
+  async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
+    const { keys } = this.p;
+    if ('devices' in to) {
+      const ids = unique(to.devices);
+      const [device] = ids;
+      if (ids.length !== 1 || device === undefined)
+        return this.steps.deliver({ devices: ids }, entry, record);
+      return this.call(keys.inbox(device), keys.presence(device), 'devices', record, entry, {
+        maxLen: this.p.streams.limits.inboxMaxLen,
+        bell: inboxBellParts(device, entry),
+        channel: keys.nodeChannelPrefix(),
+      });
+    }
+    const bell = { maxLen: this.p.streams.limits.topicMaxLen };
+    if ('topic' in to)
+      return this.call(keys.topic(to.topic), keys.topicMembers(to.topic), 'topic', record, entry, {
+        ...bell,
+        bell: streamBellParts(topicStream(to.topic), entry),
+        channel: keys.topicChannel(to.topic),
+      });
+    return this.call(keys.broadcast(), keys.allDevices(), 'broadcast', record, entry, {
+      ...bell,
+      bell: streamBellParts(BROADCAST, entry),
+      channel: keys.broadcastChannel(),
+    });
   }
 
   private async call(
     k: StreamKeys,
     audience: string,
+    target: Exclude<TargetKind, 'users'>,
+    record: StatusRecord,
     entry: NewEntry,
-    target: 'devices' | 'topic' | 'broadcast',
-    maxLen: number,
-    now: number,
-    bell: BellParts,
-    channel: string,
+    o: { maxLen: number; bell: BellParts; channel: string },
+    now = Date.now(),
   ): Promise<Delivered> {
-    const [seq, targets] = await this.redis.heraldDeliver(
+    const { keys, streams, status } = this.p;
+    const [, targets, bells] = await this.redis.heraldDeliver(
       k.stream,
       k.seq,
       audience,
-      this.keys.status(entry.id),
+      keys.status(entry.id),
       entry.id,
       entry.data,
       entry.ts,
       entry.exp,
-      maxLen,
+      o.maxLen,
       now,
-      this.limits.keepMs,
-      entry.exp + this.statusKeepMs,
+      streams.limits.keepMs,
       target,
-      bell.head,
-      bell.tail,
-      channel,
+      record,
+      entry.exp + status.keepMs,
+      o.bell.head,
+      o.bell.tail,
+      o.channel,
     );
-    return { seq: Number(seq), targets: Number(targets) };
+    return { appended: 1, targets: Number(targets), bells: Number(bells) };
+  }
+
+  subscribe(device: string, topic: string): Promise<void> {
+    return this.membership('sub', device, topic);
+  }
+
+  unsubscribe(device: string, topic: string): Promise<void> {
+    return this.membership('unsub', device, topic);
+  }
+
+  private async membership(op: 'sub' | 'unsub', device: string, topic: string): Promise<void> {
+    const { keys, devices } = this.p;
+    await this.redis.heraldMembership(
+      keys.deviceTopics(device),
+      keys.topicMembers(topic),
+      keys.cursors(device),
+      keys.topic(topic).seq,
+      keys.presence(device),
+      op,
+      device,
+      topic,
+      topicStream(topic),
+      devices.retentionMs,
+      Date.now(),
+      keys.nodeChannelPrefix(),
+      encodeDoorbell({ k: op, device, topic }),
+    );
   }
 }

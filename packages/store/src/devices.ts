@@ -1,3 +1,4 @@
+import { type Target, topicStream } from '@herald/protocol';
 import { callPerKeyBatches } from './batch.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -37,7 +38,7 @@ export class Devices {
     redis: RedisClient,
     private readonly keys: Keys,
     /** How long a device's registry entries live after its last hello or ack. */
-    private readonly retentionMs: number,
+    readonly retentionMs: number,
   ) {
     this.redis = withScripts(redis);
   }
@@ -122,7 +123,7 @@ export class Devices {
     await Promise.all([
       r.srem(this.keys.deviceTopics(device), topic),
       r.srem(this.keys.topicMembers(topic), device),
-      r.hdel(this.keys.cursors(device), `topic:${topic}`),
+      r.hdel(this.keys.cursors(device), topicStream(topic)),
     ]);
   }
 
@@ -136,6 +137,26 @@ export class Devices {
 
   async deviceCount(): Promise<number> {
     return this.redis.scard(this.keys.allDevices());
+  }
+
+  /**
+   * How many devices `to` addresses now, without delivering: the distinct devices listed, the
+   * devices each user has (summed; `batch` users per round trip), the topic's members, or every
+   * device known (said hello within retention). Each is an O(1) SCARD per set.
+   */
+  async audience(to: Target, batch = 500): Promise<number> {
+    if ('devices' in to) return new Set(to.devices).size;
+    if ('topic' in to) return this.topicMemberCount(to.topic);
+    if ('broadcast' in to) return this.deviceCount();
+    const users = [...new Set(to.users)];
+    let n = 0;
+    for (let i = 0; i < users.length; i += batch) {
+      const sizes = await Promise.all(
+        users.slice(i, i + batch).map((u) => this.redis.scard(this.keys.userDevices(u))),
+      );
+      for (const size of sizes) n += size;
+    }
+    return n;
   }
 
   /** The acked cursor of one stream, if any. */

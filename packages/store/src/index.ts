@@ -10,7 +10,6 @@ export * from './nodes.js';
 export * from './presence.js';
 export * from './queue.js';
 export * from './redis.js';
-export * from './ring.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';

@@ -44,6 +44,13 @@ export class Keys {
   topicMembers(topic: string): string {
     return `${this.prefix}:{t:${topic}}:members`;
   }
+  /**
+   * A key in the slot of a topic or broadcast stream that is never written: append.lua's presence
+   * hash for a stream that has none.
+   */
+  noPresence(k: StreamKeys): string {
+    return `${k.stream}:nopresence`;
+  }
   broadcast(): StreamKeys {
     const tag = `${this.prefix}:{b}`;
     return { stream: `${tag}:stream`, seq: `${tag}:seq` };
@@ -61,6 +68,10 @@ export class Keys {
   /** Sorted set nodeId -> last heartbeat ms. */
   nodes(): string {
     return `${this.prefix}:{nodes}`;
+  }
+  /** Hash nodeId -> connection count at its last heartbeat (same slot as nodes()). */
+  nodeConnections(): string {
+    return `${this.prefix}:{nodes}:connections`;
   }
   /** BullMQ prefix; the braces keep each queue's keys in one cluster slot. */
   queuePrefix(): string {

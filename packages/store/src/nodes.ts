@@ -15,13 +15,20 @@ export class Nodes {
   ) {}
 
   async heartbeat(nodeId: string, connections: number, now = Date.now()): Promise<void> {
-    const k = this.keys.nodes();
-    await this.redis.pipeline().zadd(k, now, nodeId).hset(`${k}:connections`, nodeId, connections).exec();
+    const k = this.keys;
+    await this.redis
+      .pipeline()
+      .zadd(k.nodes(), now, nodeId)
+      .hset(k.nodeConnections(), nodeId, connections)
+      .exec();
   }
 
   async remove(nodeId: string): Promise<void> {
-    const k = this.keys.nodes();
-    await this.redis.pipeline().zrem(k, nodeId).hdel(`${k}:connections`, nodeId).exec();
+    await this.redis
+      .pipeline()
+      .zrem(this.keys.nodes(), nodeId)
+      .hdel(this.keys.nodeConnections(), nodeId)
+      .exec();
   }
 
   /** Nodes seen within `withinMs`. */
@@ -32,7 +39,7 @@ export class Nodes {
     for (let i = 0; i + 1 < ids.length; i += 2)
       out.push({ id: ids[i] as string, lastSeen: Number(ids[i + 1]), connections: 0 });
     if (out.length) {
-      const counts = await this.redis.hmget(`${k}:connections`, ...out.map((n) => n.id));
+      const counts = await this.redis.hmget(this.keys.nodeConnections(), ...out.map((n) => n.id));
       out.forEach((n, i) => {
         n.connections = Number(counts[i] ?? 0);
       });

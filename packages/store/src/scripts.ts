@@ -7,9 +7,9 @@ function lua(name: string): string {
   return readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8');
 }
 
-/** A script that uses the shared append functions: lib/append.lua is prepended (Redis has no include). */
-function withAppendLib(name: string): string {
-  return `${lua('lib/append')}\n${lua(name)}`;
+/** A script that uses shared functions: the lib/*.lua files it names are prepended (Redis has no include). */
+function withLibs(name: string, ...libs: ('append' | 'status')[]): string {
+  return [...libs.map((l) => lua(`lib/${l}`)), lua(name)].join('\n');
 }
 
 export type StreamEntryReply = [id: string, fields: string[]];
@@ -28,7 +28,16 @@ declare module 'ioredis' {
       audience: string,
       status: string,
       ...argv: (string | number)[]
-    ): Result<[number, number], Context>;
+    ): Result<[seq: number, targets: number, bells: number], Context>;
+    heraldMembership(
+      deviceTopics: string,
+      members: string,
+      cursors: string,
+      topicSeq: string,
+      presence: string,
+      ...argv: (string | number)[]
+    ): Result<number, Context>;
+    heraldStatus(key: string, ...argv: (string | number)[]): Result<number, Context>;
     heraldHello(
       presence: string,
       address: string,
@@ -45,7 +54,13 @@ declare module 'ioredis' {
     ): Result<[number, StreamEntryReply[]], Context>;
     /** numKeys, keys..., ttl, then per key: n, stream/seq pairs (cursor.lua). */
     heraldCursor(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
-    heraldTransition(key: string, to: string, ...from: string[]): Result<string, Context>;
+    /** to, targets ('' to leave), from... (transition.lua). */
+    heraldTransition(
+      key: string,
+      to: string,
+      targets: string | number,
+      ...from: string[]
+    ): Result<string, Context>;
     /** numKeys, keys..., then per key: n, field/increment pairs (counts.lua). */
     heraldCounts(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     heraldIdempotencyRelease(key: string, id: string): Result<number, Context>;
@@ -54,14 +69,16 @@ declare module 'ioredis' {
 }
 
 const SCRIPTS = {
-  heraldAppend: { lua: withAppendLib('append'), numberOfKeys: 3 },
-  heraldDeliver: { lua: withAppendLib('deliver'), numberOfKeys: 4 },
+  heraldAppend: { lua: withLibs('append', 'append'), numberOfKeys: 3 },
+  heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 4 },
+  heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
+  heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
   heraldHello: { lua: lua('hello'), numberOfKeys: 5 },
   heraldRead: { lua: lua('read'), numberOfKeys: 2 },
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.
   heraldCursor: { lua: lua('cursor') },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },
-  heraldCounts: { lua: lua('counts') },
+  heraldCounts: { lua: withLibs('counts', 'status') },
   heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
 } as const;

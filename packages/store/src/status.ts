@@ -12,7 +12,7 @@ export interface NewStatus {
   deliverAt?: number;
   /** Scheduled job id (for cancel). */
   jobId?: string;
-  /** Targets already known at creation (a direct publish); the worker adds them as it goes otherwise. */
+  /** Targets already known at creation; the worker adds them as it goes (Delivery, record `count`). */
   targets?: number;
 }
 
@@ -29,29 +29,24 @@ export class StatusStore {
     redis: RedisClient,
     private readonly keys: Keys,
     /** How long a status outlives its notification's expiry. */
-    private readonly keepMs: number,
+    readonly keepMs: number,
   ) {
     this.redis = withScripts(redis);
   }
 
+  /** Writes a new status (lib/status.lua), kept until `keepMs` after the notification expires. */
   async create(id: string, s: NewStatus): Promise<void> {
-    const k = this.keys.status(id);
-    const fields: Record<string, string | number> = {
-      state: s.state,
-      target: s.target,
-      createdAt: s.createdAt,
-      exp: s.exp,
-      targets: s.targets ?? 0,
-      delivered: 0,
-      acked: 0,
-    };
-    if (s.deliverAt !== undefined) fields.deliverAt = s.deliverAt;
-    if (s.jobId !== undefined) fields.jobId = s.jobId;
-    await this.redis
-      .multi()
-      .hset(k, fields)
-      .pexpireat(k, s.exp + this.keepMs)
-      .exec();
+    await this.redis.heraldStatus(
+      this.keys.status(id),
+      s.exp + this.keepMs,
+      s.state,
+      s.target,
+      s.createdAt,
+      s.exp,
+      s.targets ?? 0,
+      s.deliverAt ?? '',
+      s.jobId ?? '',
+    );
   }
 
   async get(id: string, now = Date.now()): Promise<NotificationStatus | undefined> {
@@ -81,13 +76,18 @@ export class StatusStore {
     return out;
   }
 
-  async field(id: string, name: string): Promise<string | null> {
-    return this.redis.hget(this.keys.status(id), name);
-  }
-
   /** Moves state to `to` when it is one of `from`; returns the state found ('' if none). */
   async transition(id: string, to: NotificationState, from: NotificationState[]): Promise<string> {
-    return this.redis.heraldTransition(this.keys.status(id), to, ...from);
+    return this.redis.heraldTransition(this.keys.status(id), to, '', ...from);
+  }
+
+  /**
+   * Moves a notification that expired before it was sent from `sending` to `expired`, with
+   * `targets` set to the devices it was addressed to (none got it: they all count as expired).
+   * Returns the state found.
+   */
+  async expire(id: string, targets: number): Promise<string> {
+    return this.redis.heraldTransition(this.keys.status(id), 'expired', targets, 'sending');
   }
 
   async addTargets(id: string, n: number): Promise<void> {

@@ -33,7 +33,7 @@ export class Streams {
   constructor(
     redis: RedisClient,
     private readonly keys: Keys,
-    private readonly limits: StreamLimits,
+    readonly limits: StreamLimits,
   ) {
     this.redis = withScripts(redis);
   }
@@ -65,11 +65,10 @@ export class Streams {
   }
 
   private async appendShared(k: StreamKeys, entry: NewEntry, now: number): Promise<number> {
-    // A presence key in the same slot that is never written: topics have no presence.
     const [seq] = await this.redis.heraldAppend(
       k.stream,
       k.seq,
-      `${k.stream}:nopresence`,
+      this.keys.noPresence(k),
       ...this.argv(entry, this.limits.topicMaxLen, now),
     );
     return Number(seq);

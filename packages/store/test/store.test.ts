@@ -3,7 +3,6 @@ import { startRedis } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedis,
-  Delivery,
   Devices,
   decodeDoorbell,
   encodeDoorbell,
@@ -118,6 +117,23 @@ describe('Devices', () => {
     expect(batches.flat()).toEqual(['d6']);
     await devices.unsubscribe('d6', 'news');
     expect(await devices.topicsOf('d6')).toEqual([]);
+    expect(await devices.cursor('d6', 'topic:news')).toBeUndefined();
+  });
+
+  it('counts the audience of each kind of target without delivering', async () => {
+    const k = new Keys('aud');
+    const devices = new Devices(redis, k, 60_000);
+    for (const [d, u] of [
+      ['a1', 'ua'],
+      ['a2', 'ua'],
+      ['b1', 'ub'],
+    ] as const)
+      await devices.hello(d, u);
+    await devices.subscribe('a1', 'news');
+    expect(await devices.audience({ devices: ['x', 'y', 'x'] })).toBe(2);
+    expect(await devices.audience({ users: ['ua', 'ub', 'ua', 'nobody'] }, 2)).toBe(3);
+    expect(await devices.audience({ topic: 'news' })).toBe(1);
+    expect(await devices.audience({ broadcast: true })).toBe(3);
   });
 });
 
@@ -188,6 +204,20 @@ describe('StatusStore', () => {
     expect(later!.state).toBe('expired');
     expect(later!.counts.expired).toBe(1);
   });
+
+  it('expires a notification that is being sent with its target count: all of them expired', async () => {
+    const status = new StatusStore(redis, keys, 60_000);
+    const now = Date.now();
+    await status.create('s3', { state: 'scheduled', target: 'topic', createdAt: now, exp: now - 1 });
+    expect(await status.expire('s3', 4)).toBe('scheduled');
+    expect(await redis.hget(keys.status('s3'), 'state')).toBe('scheduled');
+    await status.transition('s3', 'sending', ['scheduled']);
+    expect(await status.expire('s3', 4)).toBe('sending');
+    expect(await status.get('s3')).toMatchObject({
+      state: 'expired',
+      counts: { targets: 4, delivered: 0, acked: 0, expired: 4 },
+    });
+  });
 });
 
 describe('Idempotency', () => {
@@ -224,68 +254,3 @@ describe('doorbells', () => {
     expect(decodeDoorbell('garbage')).toBeUndefined();
   });
 });
-
-describe('Delivery (one-script direct publish)', () => {
-  it('appends after the same seqs as Streams, records the status as sent, and rings like encodeDoorbell', async () => {
-    const delivery = new Delivery(
-      redis,
-      keys,
-      { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 },
-      60_000,
-    );
-    expect(delivery.available).toBe(true);
-    await new Presence(redis, keys, 60_000).add('dd1', 'node-x');
-    await new Presence(redis, keys, 60_000).add('dd1', 'node-y');
-    await streams.appendInboxes(['dd1'], entry('before'));
-    const devices = new Devices(redis, keys, 60_000);
-    for (const d of ['m1', 'm2']) await devices.subscribe(d, 'dtopic');
-
-    const sub = createRedis(server.url, 'subscriber');
-    const got: [string, string][] = [];
-    sub.on('message', (ch: string, msg: string) => got.push([ch, msg]));
-    await sub.subscribe(keys.nodeChannel('node-x'), keys.nodeChannel('node-y'), keys.topicChannel('dtopic'));
-    try {
-      const e1 = entry('dn1', 60_000, '{"x":"\\n"}');
-      expect(await delivery.toDevice('dd1', e1)).toEqual({ seq: 2, targets: 1 });
-      const e2 = entry('dn2');
-      expect(await delivery.toTopic('dtopic', e2)).toEqual({ seq: 1, targets: 2 });
-
-      const r = await streams.read(keys.inbox('dd1'), 1, 10);
-      expect(r.entries.map((e) => [e.seq, e.id, e.data])).toEqual([[2, 'dn1', e1.data]]);
-      const status = await new StatusStore(redis, keys, 60_000).get('dn1');
-      expect(status).toMatchObject({
-        state: 'sent',
-        target: 'devices',
-        counts: { targets: 1, delivered: 0 },
-      });
-      const ttl = await redis.pttl(keys.status('dn1'));
-      expect(ttl).toBeGreaterThan(100_000);
-      expect(ttl).toBeLessThanOrEqual(120_000);
-
-      await waitFor(() => got.length === 3);
-      const inboxBell = encodeDoorbell({ k: 'inbox', entry: e1, to: [['dd1', 2]] });
-      expect(got).toEqual(
-        expect.arrayContaining([
-          [keys.nodeChannel('node-x'), inboxBell],
-          [keys.nodeChannel('node-y'), inboxBell],
-          [
-            keys.topicChannel('dtopic'),
-            encodeDoorbell({ k: 'stream', stream: 'topic:dtopic', seq: 1, entry: e2 }),
-          ],
-        ]),
-      );
-      expect(decodeDoorbell(inboxBell)).toEqual({ k: 'inbox', entry: e1, to: [['dd1', 2]] });
-    } finally {
-      sub.disconnect();
-    }
-  });
-});
-
-/** Polls `ok` every 10 ms for at most 2 s. */
-async function waitFor(ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 2 s');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -28,7 +28,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
       schema: {
         summary: 'Publish a notification',
         description:
-          'To devices, users, a topic or every device; now or at `deliverAt`. Answers once it is durably queued. See docs/api.md.',
+          'To devices, users, a topic or every device; now or at `deliverAt`. Answers once it is durably accepted: `sent` when the API delivered it itself (direct publish), `queued` or `scheduled` when it is a job for the worker. See docs/api.md.',
         tags,
         ...publishSchema(config),
       },

@@ -1,30 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { topicStream } from '@herald/protocol';
-import type { RedisClient } from '@herald/store';
-import { type Devices, encodeDoorbell, type Keys, type Presence, publish, type Streams } from '@herald/store';
+import type { Delivery } from '@herald/store';
 import { errorResponses, NoContent, TopicDeviceParams } from '../schemas.js';
 
 export interface TopicRoutesOptions {
-  redis: RedisClient;
-  keys: Keys;
-  devices: Devices;
-  streams: Streams;
-  presence: Presence;
+  /** The store's delivery door: membership, the device's cursor and the doorbell to its nodes. */
+  delivery: Delivery;
 }
 
 /** Topic membership set by the backend, for devices online or not. */
-export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async (app, o) => {
-  /** Tells the nodes holding the device's sockets, so a live connection follows at once. */
-  async function ring(k: 'sub' | 'unsub', device: string, topic: string): Promise<void> {
-    const nodes = await o.presence.nodesOf(device);
-    if (nodes.length === 0) return;
-    const msg = encodeDoorbell({ k, device, topic });
-    await Promise.all(nodes.map((node) => publish(o.redis, o.keys.nodeChannel(node), msg)));
-  }
-
+export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async (app, { delivery }) => {
   const tags = ['topics'];
   const response = { 204: NoContent, ...errorResponses(400, 401, 503) };
-
   app.put(
     '/topics/:topic/devices/:device',
     {
@@ -38,14 +24,9 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      const { topic, device } = req.params;
-      // Head before subscribing: the device gets everything published after this request began
-      // (reading it after could skip an entry appended in between). A cursor the device already
-      // has for the topic is kept.
-      const head = await o.streams.head(o.keys.topic(topic));
-      await o.devices.subscribe(device, topic);
-      await o.devices.initCursor(device, topicStream(topic), head);
-      await ring('sub', device, topic);
+      // From the topic's head at this request (a cursor the device already has is kept); the
+      // nodes holding the device are told, so a live connection follows at once.
+      await delivery.subscribe(req.params.device, req.params.topic);
       return reply.code(204).send();
     },
   );
@@ -62,9 +43,7 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      const { topic, device } = req.params;
-      await o.devices.unsubscribe(device, topic);
-      await ring('unsub', device, topic);
+      await delivery.unsubscribe(req.params.device, req.params.topic);
       return reply.code(204).send();
     },
   );

@@ -1,4 +1,4 @@
--- Shared by append.lua and deliver.lua (prepended when the script is loaded, see scripts.ts).
+-- Shared by append.lua, deliver.lua and membership.lua (prepended when the script is loaded, see scripts.ts).
 
 -- Appends one entry with the next contiguous seq, trims what expired or overflows, and keeps the
 -- stream and its counter alive as long as their longest-lived entry plus keepMs. Returns the seq.
