@@ -1,10 +1,15 @@
-import { decodeDoorbell } from '@herald/store';
+import { loadConfig, workerSchema } from '@herald/config';
+import type { FanoutJob } from '@herald/protocol';
+import { decodeDoorbell, FANOUT_JOB, FANOUT_QUEUE, fanoutJobOptions, queueOptions } from '@herald/store';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startWorkerApp } from '../src/app.js';
 import { Fanout } from '../src/fanout.js';
 import {
   Inbox,
   notification,
+  silent,
   startRedis,
   stubJob,
   type TestRedis,
@@ -344,5 +349,63 @@ describe('Fanout', () => {
 
   it('waits on pub/sub with a bound (sanity check of the helper)', async () => {
     await expect(until('never', () => undefined, 50)).rejects.toThrow(/timed out/);
+  });
+});
+
+describe('a scheduled notification that expired while no worker ran (issue #12 item 6)', () => {
+  it('is never appended; the worker records every device it was for as expired', async () => {
+    const prefix = 'sched-expired';
+    const w = world(redis, prefix);
+    // A connected device, and a topic with two members.
+    await w.devices.hello('dx', 'ux');
+    await w.presence.add('dx', 'node-a');
+    for (const d of ['m1', 'm2']) await w.delivery.subscribe(d, 'late');
+    const conn = new Redis(server.url);
+    const queue = new Queue<FanoutJob>(FANOUT_QUEUE, { connection: conn, ...queueOptions(w.keys) });
+    try {
+      // As the API accepts them: status `scheduled`, a delayed job; deliverAt in 200 ms, ttl 1 s.
+      const delayMs = 200;
+      const jobs = [
+        await notification(w, { devices: ['dx'] }, { state: 'scheduled', ttlMs: delayMs + 1000 }),
+        await notification(w, { topic: 'late' }, { state: 'scheduled', ttlMs: delayMs + 1000 }),
+      ];
+      for (const job of jobs) await queue.add(FANOUT_JOB, job, fanoutJobOptions(job.id, delayMs));
+      // No worker until both have expired.
+      const exp = Math.max(...jobs.map((j) => j.exp));
+      await until('the notifications to expire', () => (Date.now() > exp ? true : undefined), 5000);
+
+      const app = await startWorkerApp(
+        loadConfig(workerSchema, {
+          REDIS_URL: server.url,
+          HERALD_HOST: '127.0.0.1',
+          HERALD_PORT: '0',
+          HERALD_REDIS_PREFIX: prefix,
+          HERALD_LOG_LEVEL: 'silent',
+        }),
+        silent,
+      );
+      try {
+        for (const [job, n] of [
+          [jobs[0], 1],
+          [jobs[1], 2],
+        ] as const) {
+          // The job ran once the raw state (not the one status.get derives from the clock) moved.
+          await until('the worker to take the job', async () =>
+            (await redis.hget(w.keys.status(job!.id), 'state')) === 'expired' ? true : undefined,
+          );
+          expect(await w.status.get(job!.id)).toMatchObject({
+            state: 'expired',
+            counts: { targets: n, delivered: 0, acked: 0, expired: n },
+          });
+        }
+        expect(await inboxSeqs(w, 'dx')).toEqual([]);
+        expect(await w.streams.head(w.keys.topic('late'))).toBe(0);
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await queue.close();
+      conn.disconnect();
+    }
   });
 });
