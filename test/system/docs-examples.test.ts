@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findExecutable } from '@herald/stack';
+import { ensureSystemDeps, findExecutable } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, type SystemStack, startSystem, TOKEN_SECRET } from '../support/system.js';
 
@@ -166,7 +166,8 @@ beforeAll(async () => {
   work = path.join(sys.dir, 'docs-examples');
   const bin = path.join(work, 'bin');
   mkdirSync(bin, { recursive: true });
-  const curl = findExecutable('curl');
+  // Installed when missing, by the same script as npm start's and npm test's packages.
+  const curl = ensureSystemDeps(['curl']) ? findExecutable('curl') : undefined;
   if (!curl) throw new Error('curl is missing: sudo apt-get install -y curl');
   writeFileSync(path.join(bin, 'curl'), `#!/bin/sh\nexec ${curl} --fail-with-body "$@"\n`);
   chmodSync(path.join(bin, 'curl'), 0o755);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one place that installs Herald's system dependencies (Debian/Ubuntu packages):
 #
-#   infra/local/bin/ensure-deps.sh [redis] [nginx] [haproxy] [chromium]    (default: redis nginx)
+#   infra/local/bin/ensure-deps.sh [redis] [nginx] [haproxy] [chromium] [curl]    (default: redis nginx)
 #
 #   redis     redis-server                  (package redis-server; REDIS_SERVER_BIN overrides)
 #   nginx     nginx with the stream module  (nginx libnginx-mod-stream; NGINX_BIN, NGINX_STREAM_MODULE)
 #   haproxy   haproxy 2.2 or later          (haproxy; HAPROXY_BIN)
 #   chromium  /usr/bin/chromium             (chromium; the browser test drives it)
+#   curl      curl                          (curl; the docs' examples use it, test/system/docs-examples)
 #
 # Used by `npm start` (the launcher, infra/local/src/deps.ts), `npm test` (pretest), .ci/run and the
 # browser test. When everything asked for is present it prints nothing and exits 0 (a few
@@ -56,12 +57,15 @@ have_haproxy() {
 
 have_chromium() { is_exec /usr/bin/chromium; }
 
+have_curl() { command -v curl >/dev/null 2>&1; }
+
 packages_of() {
   case "$1" in
   redis) echo redis-server ;;
   nginx) echo nginx libnginx-mod-stream ;;
   haproxy) echo haproxy ;;
   chromium) echo chromium ;;
+  curl) echo curl ;;
   esac
 }
 
@@ -71,9 +75,9 @@ missing=()
 packages=()
 for dep in "${wanted[@]}"; do
   case "$dep" in
-  redis | nginx | haproxy | chromium) ;;
+  redis | nginx | haproxy | chromium | curl) ;;
   *)
-    say "unknown dependency \"$dep\" (known: redis nginx haproxy chromium)"
+    say "unknown dependency \"$dep\" (known: redis nginx haproxy chromium curl)"
     exit 2
     ;;
   esac

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** System dependencies that `bin/ensure-deps.sh` checks for and installs (Debian packages). */
-export type SystemDep = 'redis' | 'nginx' | 'haproxy' | 'chromium';
+export type SystemDep = 'redis' | 'nginx' | 'haproxy' | 'chromium' | 'curl';
 
 /** infra/local/bin/ensure-deps.sh, found from this package (src/ or dist/). */
 export const ENSURE_DEPS = fileURLToPath(new URL('../bin/ensure-deps.sh', import.meta.url));

@@ -17,7 +17,7 @@ function run(args: string[], env: Record<string, string> = {}) {
 
 describe('bin/ensure-deps.sh', () => {
   it('says nothing and exits 0 at once when everything is there', () => {
-    const res = run(['redis', 'nginx', 'haproxy', 'chromium']);
+    const res = run(['redis', 'nginx', 'haproxy', 'chromium', 'curl']);
     expect(res).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(res.ms).toBeLessThan(2000); // measured: about 40 ms
   });
@@ -36,6 +36,6 @@ describe('bin/ensure-deps.sh', () => {
   it('rejects an unknown name with exit 2', () => {
     const res = run(['redis', 'postgres']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain('unknown dependency "postgres" (known: redis nginx haproxy chromium)');
+    expect(res.stderr).toContain('unknown dependency "postgres" (known: redis nginx haproxy chromium curl)');
   });
 });
