@@ -163,7 +163,7 @@ async function main(): Promise<number> {
   if (missing.length > 0) {
     // Installs them (root or passwordless sudo, saying what it runs), else prints the command.
     console.log(
-      `Missing: ${missing.map((m) => m.what).join(', ')}; running ${path.relative(repoRoot(), ENSURE_DEPS)}`,
+      `Missing: ${missing.map((m) => m.what).join(', ')}; running ${path.relative(process.cwd(), ENSURE_DEPS)}`,
     );
     if (ensureSystemDeps(missing.map((m) => m.dep))) missing = missingBinaries(!redisUrl, cli.balancer);
   }
