@@ -9,7 +9,7 @@ const HELP = `usage: herald publish (-d DEVICE... | -u USER... | -t TOPIC | -b) 
                       [--ttl SECONDS] [--at ISO_TIME] [--idempotency-key KEY]
 
 Publishes one notification (POST /v1/notifications) and prints the answer as one JSON line:
-{"id":"...","status":"queued"|"scheduled"}.
+{"id":"...","status":"sent"|"queued"|"scheduled"} (sent: the API delivered it itself).
 
 Target (exactly one kind):
   -d, --device ID        a device; repeat or comma-separate for several
