@@ -430,7 +430,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       return this.fatal(
         new HeraldError(
           'socket_failed',
-          `cannot open a WebSocket: ${(err as Error).message ?? String(err)}`,
+          `cannot open a WebSocket: ${err instanceof Error ? err.message : String(err)}`,
           {
             fatal: true,
             cause: err,
