@@ -358,7 +358,12 @@ describe('idempotency', () => {
 
   it('finishes, under the held id, a publish whose first request claimed the key and died', async () => {
     const quick = buildApp({
-      config: queuedConfig(),
+      // The wait for a held key (queueTimeoutMs + 1 s) must fit in the request deadline, or the
+      // answer is a 503 and the publish is finished after it (the retry then gets the 202).
+      config: testConfig(srv.url, PREFIX, {
+        HERALD_DIRECT_PUBLISH: 'false',
+        HERALD_REDIS_TIMEOUT_MS: '3000',
+      }),
       redis,
       queueRedis,
       loggerInstance: captureLogger().logger,
