@@ -6,10 +6,9 @@ import type { NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
 import { Presence } from './presence.js';
 import { isCluster, type RedisClient } from './redis.js';
-import { ringInboxes, ringStream } from './ring.js';
 import { withScripts } from './scripts.js';
 import type { StatusStore } from './status.js';
-import type { Streams } from './streams.js';
+import type { InboxAppend, Streams } from './streams.js';
 
 /** What a delivery goes to: devices, a topic or everyone (users are resolved to devices by the worker). */
 export type DeliveryTarget = Exclude<Target, { users: string[] }>;
@@ -242,4 +241,44 @@ export class ScriptedDelivery implements Delivery {
       encodeDoorbell({ k: op, device, topic }),
     );
   }
+}
+
+/**
+ * Rings the nodes that hold the devices of one appended chunk: ONE doorbell per node, listing
+ * each of its devices with the seq it got, so a node with many of the chunk's devices gets one
+ * message rather than one per device. Returns the number of messages published.
+ */
+async function ringInboxes(
+  publisher: RedisClient,
+  keys: Keys,
+  entry: NewEntry,
+  appended: readonly InboxAppend[],
+): Promise<number> {
+  const byNode = new Map<string, [device: string, seq: number][]>();
+  for (const { device, seq, nodes } of appended) {
+    for (const node of nodes) {
+      const to = byNode.get(node);
+      if (to) to.push([device, seq]);
+      else byNode.set(node, [[device, seq]]);
+    }
+  }
+  if (byNode.size === 0) return 0;
+  // One round trip however many nodes there are.
+  await Promise.all(
+    [...byNode].map(([node, to]) =>
+      publish(publisher, keys.nodeChannel(node), encodeDoorbell({ k: 'inbox', entry, to })),
+    ),
+  );
+  return byNode.size;
+}
+
+/** Rings a shared stream (topic or broadcast) once on its channel; nodes fan out locally. */
+async function ringStream(
+  publisher: RedisClient,
+  channel: string,
+  stream: string,
+  seq: number,
+  entry: NewEntry,
+): Promise<void> {
+  await publish(publisher, channel, encodeDoorbell({ k: 'stream', stream, seq, entry }));
 }
