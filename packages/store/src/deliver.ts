@@ -75,8 +75,8 @@ function unique(devices: readonly string[]): string[] {
 }
 
 /**
- * Step by step, for a Redis Cluster: appends (auto-pipelined, per shard), then the status and
- * the doorbells together: two round trips per delivery, one more to count a topic's members.
+ * Step by step, for a Redis Cluster: the appends (auto-pipelined, per shard; a topic's member
+ * count goes with its append), then the status and the doorbells together: two round trips.
  * Also used on one Redis for a list of several devices (see ScriptedDelivery).
  */
 export class SteppedDelivery implements Delivery {
