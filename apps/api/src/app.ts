@@ -146,7 +146,11 @@ export function buildApp(deps: AppDeps) {
   // The API only reads presence: its TTL is the nodes'.
   const presence = new Presence(redis, keys, 0);
 
-  app.register(healthRoutes, { redis, readiness: ops.readiness });
+  app.register(healthRoutes, {
+    redis,
+    readiness: ops.readiness,
+    onRedisError: () => ops.metrics.redisErrors.inc(),
+  });
   app.register(consoleRoutes, { config });
   app.register(
     async (v1) => {

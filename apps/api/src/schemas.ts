@@ -154,7 +154,13 @@ export const TopicDeviceParams = Type.Object({ topic: Topic, device: DeviceId })
 /** 204: no body (typed as undefined so handlers call `send()` without one). */
 export const NoContent = Type.Unsafe<undefined>({ type: 'null', description: 'Done.' });
 
-export const Health = Type.Object({ status: Type.String() });
+/** `/healthz` and `/readyz` on every process: `healthOk` / `notReady` of @herald/protocol. */
+export const Health = Type.Object({
+  status: Type.Enum(['ok', 'unavailable']),
+  service: Type.Enum(['api', 'worker', 'node']),
+  code: Type.Optional(Type.Enum(['HERALD_NOT_READY'])),
+  message: Type.Optional(Type.String()),
+});
 
 /** Error answers, `{"code": "HERALD_...", "message": "..."}`; one shared schema in OpenAPI. */
 export const HeraldError = Type.Object(

@@ -107,9 +107,9 @@ describe('auth', () => {
 
 describe('health and unknown routes', () => {
   it('serves healthz and readyz without auth, and 404s unknown routes with a code', async () => {
-    expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok', service: 'api' });
     const ready = await app.inject({ url: '/readyz' });
-    expect(ready.statusCode).toBe(200);
+    expect([ready.statusCode, ready.json()]).toEqual([200, { status: 'ok', service: 'api' }]);
     const missing = await app.inject({ url: '/v2/nothing', headers: auth() });
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toMatchObject({ code: 'HERALD_NOT_FOUND' });

@@ -337,7 +337,12 @@ describe('readiness while shutting down', () => {
     a.beginShutdown();
     const res = await a.inject('/readyz');
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toEqual({ code: 'HERALD_NOT_READY', message: 'shutting down' });
+    expect(res.json()).toEqual({
+      status: 'unavailable',
+      service: 'api',
+      code: 'HERALD_NOT_READY',
+      message: 'shutting down',
+    });
     expect((await a.inject('/healthz')).statusCode).toBe(200);
     const pub = await a.inject({
       method: 'POST',

@@ -62,7 +62,12 @@ describe('Redis outage', () => {
     }
     const [readyz, ms] = await timed(() => app.inject({ url: '/readyz' }));
     expect(readyz.statusCode).toBe(503);
-    expect(readyz.json().code).toBe('HERALD_NOT_READY');
+    expect(readyz.json()).toEqual({
+      status: 'unavailable',
+      service: 'api',
+      code: 'HERALD_NOT_READY',
+      message: expect.stringMatching(/^Redis does not answer: /),
+    });
     expect(ms).toBeLessThan(1500);
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
     const status = await app.inject({

@@ -1,3 +1,4 @@
+import { healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -13,11 +14,6 @@ export interface HealthDeps {
   metrics?: Registry;
   /** Called when the readiness PING fails or times out (metrics). */
   onRedisError?: (err: unknown) => void;
-}
-
-export interface NotReady {
-  code: 'HERALD_NOT_READY';
-  message: string;
 }
 
 /**
@@ -53,11 +49,12 @@ export async function notReadyReason(deps: HealthDeps): Promise<string | undefin
 export function createHealthServer(deps: HealthDeps): FastifyInstance {
   // Probes hit these every few seconds: no request logs.
   const app = Fastify({ logger: false });
-  app.get('/healthz', async () => ({ ok: true }));
+  // The bodies every Herald process answers (@herald/protocol).
+  app.get('/healthz', async () => healthOk('worker'));
   app.get('/readyz', async (_req, reply) => {
     const message = await notReadyReason(deps);
-    if (message === undefined) return { ok: true };
-    return reply.code(503).send({ code: 'HERALD_NOT_READY', message } satisfies NotReady);
+    if (message === undefined) return healthOk('worker');
+    return reply.code(503).send(notReady('worker', message));
   });
   const registry = deps.metrics;
   if (registry)

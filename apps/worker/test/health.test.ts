@@ -20,9 +20,10 @@ afterAll(async () => {
 describe('health', () => {
   it('is live and ready when Redis answers and the worker runs', async () => {
     const app = createHealthServer({ redis, worker: { isRunning: () => true } });
-    expect((await app.inject('/healthz')).statusCode).toBe(200);
+    const health = await app.inject('/healthz');
+    expect([health.statusCode, health.json()]).toEqual([200, { status: 'ok', service: 'worker' }]);
     const ready = await app.inject('/readyz');
-    expect(ready.statusCode).toBe(200);
+    expect([ready.statusCode, ready.json()]).toEqual([200, { status: 'ok', service: 'worker' }]);
     await app.close();
   });
 
@@ -30,7 +31,12 @@ describe('health', () => {
     const app = createHealthServer({ redis, worker: { isRunning: () => false } });
     const r = await app.inject('/readyz');
     expect(r.statusCode).toBe(503);
-    expect(r.json()).toEqual({ code: 'HERALD_NOT_READY', message: 'fan-out worker is not running' });
+    expect(r.json()).toEqual({
+      status: 'unavailable',
+      service: 'worker',
+      code: 'HERALD_NOT_READY',
+      message: 'fan-out worker is not running',
+    });
     expect((await app.inject('/healthz')).statusCode).toBe(200);
     await app.close();
   });
@@ -43,7 +49,12 @@ describe('health', () => {
     const started = Date.now();
     const r = await app.inject('/readyz');
     expect(r.statusCode).toBe(503);
-    expect(r.json()).toMatchObject({ code: 'HERALD_NOT_READY', message: expect.stringMatching(/^redis/) });
+    expect(r.json()).toMatchObject({
+      status: 'unavailable',
+      service: 'worker',
+      code: 'HERALD_NOT_READY',
+      message: expect.stringMatching(/^redis/),
+    });
     expect(Date.now() - started).toBeLessThan(1000);
     await app.close();
     dead.disconnect();

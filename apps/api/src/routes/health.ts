@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { NotReady } from '../errors.js';
-import { errorResponses, Health } from '../schemas.js';
+import { Health } from '../schemas.js';
 import { withTimeout } from '../timeout.js';
 
 /** Set when shutdown begins (SIGTERM): from then on the instance reports not ready. */
@@ -14,9 +14,14 @@ export interface HealthRoutesOptions {
   readiness?: Readiness;
   /** PING must answer within this for /readyz to say ready. */
   readyTimeoutMs?: number;
+  /** Called when the readiness PING fails or times out (metrics). */
+  onRedisError?: (err: unknown) => void;
 }
 
-/** Liveness and readiness for orchestrators and balancers; no auth, nothing secret. */
+/**
+ * Liveness and readiness for orchestrators and balancers; no auth, nothing secret. The bodies
+ * are the ones every Herald process answers (`healthOk` / `notReady` from @herald/protocol).
+ */
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, o) => {
   const tags = ['operations'];
 
@@ -31,11 +36,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
         response: { 200: { ...Health, description: 'The process runs.' } },
       },
     },
-    async () => ({ status: 'ok' }),
+    async () => healthOk('api'),
   );
 
   // Readiness: without Redis every publish would fail, so take this instance out of rotation;
-  // the same from SIGTERM on, so balancers stop sending requests before the API stops.
+  // the same from SIGTERM on, so balancers stop sending requests before the API stops. The 503
+  // is answered here, not thrown: probes hit it every few seconds, and an outage is logged once
+  // by the connection watcher, not once per probe.
   app.get(
     '/readyz',
     {
@@ -44,19 +51,27 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
         description:
           'Ready when Redis answers PING within 1 s and the API is not shutting down (from SIGTERM on it answers 503).',
         tags,
-        response: { 200: { ...Health, description: 'Ready for traffic.' }, ...errorResponses(503) },
+        response: {
+          200: { ...Health, description: 'Ready for traffic.' },
+          503: { ...Health, description: 'Not ready: `code` is HERALD_NOT_READY, `message` says why.' },
+        },
       },
     },
-    async () => {
-      if (o.readiness?.stopping) throw new NotReady('shutting down');
+    async (req, reply) => {
+      const unavailable = (message: string) => {
+        req.errorCode = 'HERALD_NOT_READY';
+        return reply.code(503).header('Retry-After', '1').send(notReady('api', message));
+      };
+      if (o.readiness?.stopping) return unavailable('shutting down');
       try {
         await withTimeout(o.redis.ping(), o.readyTimeoutMs ?? 1000, () =>
           Object.assign(new Error('PING timed out'), { code: 'ETIMEDOUT' }),
         );
       } catch (err) {
-        throw new NotReady(`Redis does not answer: ${(err as Error).message}`, { cause: err });
+        o.onRedisError?.(err);
+        return unavailable(`Redis does not answer: ${(err as Error).message}`);
       }
-      return { status: 'ok' };
+      return healthOk('api');
     },
   );
 };
