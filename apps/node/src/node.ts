@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
-import { CloseCode, healthOk, notReady } from '@herald/protocol';
+import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
@@ -168,7 +168,7 @@ export class HeraldNode {
           if (this.origins && origin !== undefined && !this.origins.has(origin))
             return reply
               .code(403)
-              .send({ code: 'HERALD_ORIGIN_FORBIDDEN', message: `origin ${origin} is not allowed` });
+              .send({ code: HttpError.OriginForbidden.code, message: `origin ${origin} is not allowed` });
         },
       },
       (ws, req) => {
@@ -242,7 +242,6 @@ export class HeraldNode {
     });
   }
 
-  /** Pings every socket, drops those that did not answer the last ping, refreshes presence. */
   /**
    * One slice of the heartbeat: the connections whose number falls in this slice get their
    * liveness check and ping, and their devices' presence is refreshed. Each connection is still

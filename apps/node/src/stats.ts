@@ -25,29 +25,3 @@ export class Stats {
     if (this.latencies.length < 100_000) this.latencies.push(seconds);
   }
 }
-
-/** Close codes to the `reason` label of disconnects. */
-export function closeReason(code: number): string {
-  switch (code) {
-    case 1009:
-      return 'message_too_big';
-    case 4000:
-      return 'bad_frame';
-    case 4001:
-      return 'unauthorized';
-    case 4002:
-      return 'hello_timeout';
-    case 4003:
-      return 'token_expired';
-    case 4008:
-      return 'rate_limited';
-    case 4009:
-      return 'slow_consumer';
-    case 4012:
-      return 'draining';
-    case 4013:
-      return 'capacity';
-    default:
-      return code >= 4500 ? 'internal' : 'other';
-  }
-}

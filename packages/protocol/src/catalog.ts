@@ -157,7 +157,7 @@ export const Close = {
   RateLimited: close(
     4008,
     'rate_limited',
-    'frames faster than the documented rate and burst',
+    'frames faster than the documented rate and burst (`frame rate exceeded`), or more than one burst of frames waiting for answers (`too many frames in flight`)',
     'back off, reconnect',
   ),
   SlowConsumer: close(
@@ -214,7 +214,7 @@ export const FrameErrors = {
   TopicForbidden: frameError('topic_forbidden', "the token's `topics` claim does not allow the topic"),
   TopicInvalid: frameError(
     'topic_invalid',
-    'the topic is not dot-separated words of `A-Z a-z 0-9 _ -`, at most 128 characters',
+    'a `subscribe` or `unsubscribe` topic that is not dot-separated words of `A-Z a-z 0-9 _ -`, at most 128 characters',
   ),
   TooManyTopics: frameError(
     'too_many_topics',
