@@ -31,7 +31,9 @@ export interface FanoutObserver {
  *   offset rather than a chunk count so that a retry still resumes right if the chunk size
  *   changed in between (a rolling deploy with a new HERALD_FANOUT_CHUNK).
  * - users: `done` = how many users have all their devices appended, rung and counted.
- * - topic, broadcast: `done` = 1 once appended, rung and counted (one delivery).
+ * - topic, broadcast: `done` = 1 once appended, rung and counted (one delivery). A `seq` saved
+ *   by an earlier version (appended, not yet rung) is ignored: a job resumed from it appends the
+ *   entry again under the same id, which the SDK drops as a duplicate.
  */
 export interface FanoutProgress {
   done: number;
