@@ -165,9 +165,14 @@ export class Devices {
     return v === null ? undefined : Number(v);
   }
 
-  /** Sets a stream cursor only when the device has none (new subscription starts at the head). */
+  /**
+   * Sets a stream cursor only when the device has none (new subscription starts at the head).
+   * The cursors live `retentionMs` from here, as after an ack: a device subscribed by the backend
+   * that never connects must not leave a hash without a TTL.
+   */
   async initCursor(device: string, stream: string, seq: number): Promise<void> {
-    await this.redis.hsetnx(this.keys.cursors(device), stream, seq);
+    const k = this.keys.cursors(device);
+    await Promise.all([this.redis.hsetnx(k, stream, seq), this.redis.pexpire(k, this.retentionMs)]);
   }
 
   /** Moves acked cursors forward for many devices: a few script calls, one round trip. */

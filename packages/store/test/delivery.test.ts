@@ -212,6 +212,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
     expect(await w.devices.topicsOf('s1')).toEqual(['alerts']);
     expect(await w.devices.topicMemberCount('alerts')).toBe(1);
     expect(await w.devices.cursor('s1', 'topic:alerts')).toBe(2);
+    expect(await redis.pttl(w.keys.cursors('s1'))).toBeGreaterThan(50_000);
     await w.delivery.deliver({ topic: 'alerts' }, entry('after'), 'sent');
     await w.delivery.subscribe('s1', 'alerts');
     expect(await w.devices.cursor('s1', 'topic:alerts')).toBe(2);
