@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { mintDeviceToken, Probe, type Stack, type StackOptions, startStack } from '@herald/stack';
+import { Probe, type Stack, type StackOptions, startStack } from '@herald/stack';
+import { mintDeviceToken } from '@herald/token';
 
 export const API_KEY = 'test-api-key-0123456789abcdef';
 export const TOKEN_SECRET = 'test-token-secret-0123456789';

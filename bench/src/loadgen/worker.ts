@@ -5,7 +5,7 @@
  * the parent over IPC (see protocol.ts); exits when the parent goes away.
  */
 import net from 'node:net';
-import { mintDeviceToken } from '@herald/stack';
+import { mintDeviceToken } from '@herald/token';
 import WebSocket from 'ws';
 import { Histogram } from '../histogram.js';
 import { nowMs, numberAfter, readPayload } from '../payload.js';

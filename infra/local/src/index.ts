@@ -77,12 +77,6 @@ export {
 } from './redis-modes.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';
 export {
-  checkDeviceTokenOptions,
-  type MintDeviceTokenOptions,
-  mintDeviceToken,
-  TokenOptionError,
-} from './token.js';
-export {
   canConnect,
   httpOk,
   PROXY_V2_LOCAL,

@@ -1,4 +1,4 @@
-import { checkDeviceTokenOptions, mintDeviceToken, TokenOptionError } from '@herald/stack/token';
+import { checkDeviceTokenOptions, mintDeviceToken, TokenOptionError } from '@herald/token';
 import { UsageError } from './errors.js';
 
 export interface TokenOptions {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { mintDeviceToken } from '@herald/token';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import { SignJWT } from 'jose';
 import { authenticator } from '../auth.js';
 import type { ApiConfig } from '../config.js';
 import { DemoUnavailable, NotFound } from '../errors.js';
@@ -43,13 +43,8 @@ const CSP = [
 ].join('; ');
 
 /** Mints an HS256 device token for the demo device, as apps/node expects it. */
-export async function mintDemoToken(secret: string, ttlS = DEMO_TOKEN_TTL_S): Promise<string> {
-  return new SignJWT({ uid: DEMO_DEVICE })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(DEMO_DEVICE)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlS)
-    .sign(new TextEncoder().encode(secret));
+export function mintDemoToken(secret: string, ttlS = DEMO_TOKEN_TTL_S): Promise<string> {
+  return mintDeviceToken({ secret, device: DEMO_DEVICE, user: DEMO_DEVICE, expiresIn: ttlS });
 }
 
 /** The SDK's browser bundle, from @herald/client's dist (built before the API by turbo). */

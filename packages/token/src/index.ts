@@ -1,7 +1,6 @@
-// The one device-token minter of the repo: `herald token` and `herald subscribe` (packages/cli,
-// through the `@herald/stack/token` export) and the system tests use it. It lives here rather than
-// in the CLI because the CLI's tests start stacks with this package: the reverse import would be
-// a cycle between the workspaces.
+// The one device-token minter of the repo: `herald token` and `herald subscribe` (packages/cli),
+// the launcher's banner (infra/local), the console's demo device (apps/api), the benchmark and the
+// system tests use it. A package of its own, so none of those has to depend on another.
 import { isValidId, isValidTopic, MAX_TOPIC_LENGTH } from '@herald/protocol';
 import { SignJWT } from 'jose';
 
