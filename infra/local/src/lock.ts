@@ -46,19 +46,44 @@ function pidState(pid: number): 'alive' | 'dead' {
 }
 
 /** The PID's command line, or undefined where there is no /proc (then only liveness is known). */
-function cmdline(pid: number): string | undefined {
+function cmdline(pid: number): string[] | undefined {
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {
     return undefined;
   }
 }
 
+function realpath(file: string): string {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+/**
+ * Does the PID run `script`? Its arguments are resolved against its working directory, so
+ * `node infra/local/dist/cli.js` run from the repo root (what `npm start` does) counts.
+ */
+function runsScript(pid: number, script: string): boolean | undefined {
+  const args = cmdline(pid);
+  if (args === undefined) return undefined;
+  let cwd: string;
+  try {
+    cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    // another user's process: compare the arguments as they are
+    return args.some((a) => a === script || script.endsWith(`/${a}`));
+  }
+  const target = realpath(script);
+  return args.some((a) => realpath(path.resolve(cwd, a)) === target);
+}
+
 /** Is `info.pid` still the launcher that wrote the lock (alive, and running the same script)? */
 export function holderAlive(info: LockInfo): boolean {
   if (pidState(info.pid) === 'dead') return false;
-  const cmd = cmdline(info.pid);
-  return cmd === undefined || cmd.includes(info.script);
+  return runsScript(info.pid, info.script) ?? true;
 }
 
 /** Children of a dead launcher that still run (process name still in their command line). */
@@ -66,9 +91,9 @@ function orphansOf(info: LockInfo): Record<string, number> {
   const left: Record<string, number> = {};
   for (const [name, pid] of Object.entries(info.children ?? {})) {
     if (pidState(pid) === 'dead') continue;
-    const cmd = cmdline(pid);
+    const args = cmdline(pid);
     // A reused PID runs something else; the launcher's children are redis-server, nginx, haproxy, node.
-    if (cmd === undefined || /redis-server|nginx|haproxy|node/.test(cmd)) left[name] = pid;
+    if (args === undefined || /redis-server|nginx|haproxy|node/.test(args.join(' '))) left[name] = pid;
   }
   return left;
 }

@@ -38,7 +38,13 @@ function launch(root: string): Launcher {
   const env: NodeJS.ProcessEnv = { ...process.env, HERALD_REPO_ROOT: root, HERALD_NO_INSTALL: '1' };
   delete env.REDIS_URL;
   delete env.HERALD_BALANCER;
-  const child = spawn(process.execPath, [CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As `npm start` runs it: `node infra/local/dist/cli.js` from the repo root (a relative path).
+  const cwd = path.resolve(path.dirname(CLI), '../../..');
+  const child = spawn(process.execPath, [path.relative(cwd, CLI)], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
