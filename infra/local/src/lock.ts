@@ -18,6 +18,16 @@ export interface LockInfo {
   consoleUrl?: string;
   /** Processes the launcher started (name -> PID), once they run. */
   children?: Record<string, number>;
+  /** Linux boot id: after a reboot, PIDs in the lock name other processes, so the lock is stale. */
+  bootId?: string;
+}
+
+function bootId(): string | undefined {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 export type AcquireResult =
@@ -82,6 +92,7 @@ function runsScript(pid: number, script: string): boolean | undefined {
 
 /** Is `info.pid` still the launcher that wrote the lock (alive, and running the same script)? */
 export function holderAlive(info: LockInfo): boolean {
+  if (info.bootId !== undefined && info.bootId !== bootId()) return false;
   if (pidState(info.pid) === 'dead') return false;
   return runsScript(info.pid, info.script) ?? true;
 }
@@ -89,6 +100,7 @@ export function holderAlive(info: LockInfo): boolean {
 /** Children of a dead launcher that still run (process name still in their command line). */
 function orphansOf(info: LockInfo): Record<string, number> {
   const left: Record<string, number> = {};
+  if (info.bootId !== undefined && info.bootId !== bootId()) return left;
   for (const [name, pid] of Object.entries(info.children ?? {})) {
     if (pidState(pid) === 'dead') continue;
     const args = cmdline(pid);
@@ -164,6 +176,7 @@ export function acquireLaunchLock(home: string, script = process.argv[1] ?? ''):
     script: path.resolve(script),
     startedAt: new Date().toISOString(),
     state: 'starting',
+    ...(bootId() ? { bootId: bootId() } : {}),
   };
   const tmp = `${file}.${process.pid}.tmp`;
   let tookOver: LockInfo | undefined;

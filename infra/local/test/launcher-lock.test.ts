@@ -191,11 +191,21 @@ describe('acquireLaunchLock', () => {
     expect(res.orphans).toEqual({});
   });
 
-  it('takes over a lock whose PID is dead, or whose content is not a lock', () => {
+  it('takes over a lock whose PID is dead, from before a reboot, or whose content is not a lock', () => {
     const home = path.join(tempDir('lock-stale'), '.herald');
     write(home, { pid: deadPid(), script: '/x/cli.js', startedAt: 'then', state: 'running' });
     const a = acquireLaunchLock(home, '/x/cli.js');
     expect(a.ok && a.tookOver?.script).toBe('/x/cli.js');
+    // Written before a reboot: its PIDs (this live process, as launcher and child) name other processes now.
+    write(home, {
+      pid: process.pid,
+      script: process.argv[1],
+      startedAt: 'then',
+      state: 'running',
+      bootId: 'an-earlier-boot',
+      children: { 'redis-server': process.pid },
+    });
+    expect(acquireLaunchLock(home, '/x/cli.js').ok).toBe(true);
     fs.writeFileSync(lockFile(home), 'not json');
     const b = acquireLaunchLock(home, '/x/cli.js');
     expect(b.ok).toBe(true);
