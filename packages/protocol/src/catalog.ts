@@ -50,12 +50,22 @@ export const HttpError = {
   Unauthorized: http(
     'HERALD_UNAUTHORIZED',
     401,
-    'no `Authorization` header, not `Bearer`, or an unknown key. Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
+    'no `Authorization` header, not `Bearer`, or an unknown key (on a push node: no device token, or an invalid one). Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
+  ),
+  TokenExpired: http(
+    'HERALD_TOKEN_EXPIRED',
+    401,
+    "push node only (SSE, long-poll, acks): the device token expired; get a new one",
   ),
   OriginForbidden: http(
     'HERALD_ORIGIN_FORBIDDEN',
     403,
     'push node only: a WebSocket upgrade whose `Origin` is not in `HERALD_ALLOWED_ORIGINS` (refused before the upgrade)',
+  ),
+  TopicForbidden: http(
+    'HERALD_TOPIC_FORBIDDEN',
+    403,
+    "push node only: a `topics` parameter or an acked topic stream that the token's `topics` claim does not allow",
   ),
   NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, or no such route'),
   DemoUnavailable: http(
@@ -86,6 +96,11 @@ export const HttpError = {
     'HERALD_REDIS_UNAVAILABLE',
     503,
     'Redis is down or not answering within the request deadline. Sent with `Retry-After: 1`. Retry with the same `Idempotency-Key`.',
+  ),
+  NodeBusy: http(
+    'HERALD_NODE_BUSY',
+    503,
+    'push node only: a long-poll refused at the connection cap, the accept rate or the per-user cap. Sent with `Retry-After: 1`.',
   ),
   NotReady: http(
     'HERALD_NOT_READY',

@@ -1,4 +1,5 @@
 export * from './catalog.js';
+export * from './cursors.js';
 export * from './encode.js';
 export * from './frames.js';
 export * from './health.js';

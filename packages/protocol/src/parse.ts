@@ -12,7 +12,8 @@ function isSeq(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseCursors(v: unknown): Cursors | string {
+/** Validates a cursor map (as in `hello`): the map, or the reason it is refused. */
+export function parseCursors(v: unknown): Cursors | string {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'cursors must be an object';
   const out: Cursors = {};
