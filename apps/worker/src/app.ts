@@ -145,7 +145,13 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     throw err;
   }
   log.info(
-    { health: healthUrl, concurrency: cfg.HERALD_WORKER_CONCURRENCY, chunk: cfg.HERALD_FANOUT_CHUNK },
+    {
+      health: healthUrl,
+      concurrency: cfg.HERALD_WORKER_CONCURRENCY,
+      chunk: cfg.HERALD_FANOUT_CHUNK,
+      lockMs: cfg.HERALD_JOB_LOCK_MS,
+      stalledCheckMs: cfg.HERALD_STALLED_CHECK_MS,
+    },
     'fan-out worker started',
   );
 
