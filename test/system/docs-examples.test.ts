@@ -6,9 +6,9 @@ import { ensureSystemDeps, findExecutable } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, type SystemStack, startSystem, TOKEN_SECRET } from '../support/system.js';
 
-// The docs are the contract, so their shell examples must run: every ```sh block of README.md and
-// docs/*.md runs in bash against a real stack (Redis, API, worker, 3 nodes, nginx on free ports),
-// from the repo root, with `herald` (packages/cli) on PATH, and must exit 0.
+// The docs are the contract, so their shell examples must run: every ```sh (or bash, shell) block
+// of README.md and docs/*.md runs in bash against a real stack (Redis, API, worker, 3 nodes, nginx
+// on free ports), from the repo root, with `herald` (packages/cli) on PATH, and must exit 0.
 //
 // What the test does to a block, as a reader would:
 // - the local URLs (http://127.0.0.1:8080, ws://127.0.0.1:8000/v1/ws) become the stack's;
@@ -50,7 +50,7 @@ function examples(): Example[] {
   for (const file of files) {
     const lines = readFileSync(path.join(ROOT, file), 'utf8').split('\n');
     for (let i = 0; i < lines.length; i++) {
-      if (lines[i]!.trim() !== '```sh') continue;
+      if (!/^```(sh|bash|shell)$/.test(lines[i]!.trim())) continue;
       const end = lines.findIndex((l, j) => j > i && l.trim() === '```');
       if (end < 0) throw new Error(`${file}:${i + 1}: unclosed \`\`\`sh block`);
       const marker = /^<!--\s*example:\s*skip\b(.*?)-->\s*$/.exec(lines[i - 1] ?? '');
