@@ -32,9 +32,11 @@ function byNode(devices: AppDevice[]): Map<string, AppDevice[]> {
   return m;
 }
 
+/** The node's open connections, from its `herald_connections` gauge. */
 async function connections(url: string): Promise<number> {
-  const r = await fetch(`${url}/readyz`);
-  return ((await r.json()) as { connections?: number }).connections ?? -1;
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = text.match(/^herald_connections(?:\{[^}]*\})? (\d+)$/m);
+  return m ? Number(m[1]) : -1;
 }
 
 describe('drain of one of three nodes under live traffic', () => {
