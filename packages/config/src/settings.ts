@@ -210,6 +210,12 @@ export const nodeSchema = Type.Object({
   HERALD_FLUSH_MS: Int(200, 10, 10_000, 'Interval of ack/delivery count and cursor flushes to Redis.'),
   HERALD_REPLAY_BATCH: Int(200, 1, 10_000, 'Entries read per replay round trip.'),
   HERALD_DRAIN_MS: Int(10_000, 0, 600_000, 'Drain window on SIGTERM: reconnect hints are spread over it.'),
+  HERALD_POLL_MAX_WAIT_S: Int(
+    60,
+    1,
+    600,
+    'Longest a long-poll is held (its `wait`, default 25 s, is capped here); keep under the balancer idle timeout.',
+  ),
   HERALD_LISTEN_BACKLOG: Int(
     4096,
     1,
