@@ -19,8 +19,14 @@ const DIST = join(ROOT, 'dist');
 export const ENTRY = join(ROOT, 'src', 'index.ts');
 export const OUTFILE = join(DIST, 'herald.browser.js');
 export const NODE_OUTFILE = join(DIST, 'index.js');
-/** gzip budget of the browser bundle, in bytes. */
-export const GZIP_BUDGET = 8 * 1024;
+/**
+ * gzip budget of the browser bundle, in bytes. Was 8 KiB for the WebSocket-only client (6,551 bytes
+ * gzipped); raised to 9 KiB for the HTTP transports of issue #15 (SSE over a streamed fetch,
+ * long-poll, HTTP acks, `auto` fallback and its memory), measured at 8,913 bytes gzipped after
+ * compacting them (closures instead of classes: the class version measured 9,381). Reported to
+ * the lead rather than raised silently.
+ */
+export const GZIP_BUDGET = 9 * 1024;
 
 const PROTOCOL_DIR = dirname(createRequire(import.meta.url).resolve('@herald/protocol'));
 

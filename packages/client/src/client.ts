@@ -19,10 +19,11 @@ import {
   type WelcomeFrame,
 } from '@herald/protocol';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { type CursorStorage, CursorTracker, MemoryCursorStorage } from './cursors.js';
+import { type CursorStorage, CursorTracker, MemoryCursorStorage, type StorageLike } from './cursors.js';
 import { RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { HeraldError } from './errors.js';
+import { httpLink } from './http.js';
 import {
   dropSocket,
   messageText,
@@ -35,15 +36,45 @@ import {
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** How the client reaches a push node (README: Transports). */
+export type Transport = 'websocket' | 'sse' | 'poll';
+const TRANSPORTS: readonly Transport[] = ['websocket', 'sse', 'poll'];
+
+/** Where `auto` remembers the transport that worked when there is no `localStorage` (per process). */
+const processMemory = new Map<string, string>();
+const memoryStorage: StorageLike = {
+  getItem: (k) => processMemory.get(k) ?? null,
+  setItem: (k, v) => {
+    if (processMemory.size >= 64 && !processMemory.has(k)) processMemory.clear();
+    processMemory.set(k, v);
+  },
+};
+
 /** A device token (JWT), or a function that fetches one (called again after the server rejects one). */
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface HeraldClientOptions {
-  /** WebSocket URL of the push service, e.g. `wss://push.example.com/v1/ws`. A URL without a path gets `/v1/ws`. */
+  /**
+   * WebSocket URL of the push service, e.g. `wss://push.example.com/v1/ws`. A URL without a path
+   * gets `/v1/ws`. SSE and long-poll use the same host and prefix (`https://push.example.com/v1/sse`).
+   */
   url: string;
+  /**
+   * `websocket`, `sse` (Server-Sent Events), `poll` (long-poll), or `auto` (the default): WebSocket
+   * first; when it fails before the node's welcome (a proxy refusing the upgrade, no WebSocket in
+   * this runtime), SSE, then long-poll, then WebSocket again. The one that got a welcome is
+   * remembered for `transportMemoryMs` in `transportMemory`, and tried first meanwhile.
+   */
+  transport?: Transport | 'auto';
+  /** Where `auto` remembers its transport. Default: `localStorage` when present, else process memory. */
+  transportMemory?: StorageLike;
+  /** How long `auto` remembers the transport that worked. Default 600000 (10 minutes). */
+  transportMemoryMs?: number;
   token: TokenSource;
   /** Where cursors survive restarts. Default: memory only. */
   storage?: CursorStorage;
+  /** Long-poll: how long the node may hold a poll, in s. Default: 3 s under `pingIdleMs + pongTimeoutMs` (17), at most 25. */
+  pollWaitS?: number;
   /** WebSocket implementation. Default: the global one, else the `ws` package (Node 20). */
   WebSocket?: WebSocketConstructor;
   /** Reconnect delays: full jitter over min(maxMs, initialMs * 2^attempt). Default 250 / 30000. */
@@ -135,6 +166,7 @@ const CLOSE_WAIT_MS = 2000;
 
 interface Conn {
   ws: WebSocketLike;
+  kind: Transport;
   token: string;
   welcomed: boolean;
   lastRx: number;
@@ -210,6 +242,13 @@ function closeError(code: number, reason: string, token: string, fatal = true): 
  */
 export class HeraldClient extends Emitter<HeraldEvents> {
   private readonly url: string;
+  private readonly mode: Transport | 'auto';
+  private readonly memory: StorageLike;
+  private readonly memoryMs: number;
+  private readonly memoryKey: string;
+  private readonly pollWaitS: number;
+  /** The transport of the next attempt. */
+  private kind: Transport = 'websocket';
   private readonly tokenSource: TokenSource;
   private readonly ctor: WebSocketConstructor | undefined;
   private readonly autoAck: boolean;
@@ -248,6 +287,14 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   constructor(opts: HeraldClientOptions) {
     super();
     this.url = normalizeUrl(opts.url);
+    const mode = opts.transport ?? 'auto';
+    if (mode !== 'auto' && !TRANSPORTS.includes(mode))
+      throw new TypeError(`transport must be auto, websocket, sse or poll, got ${String(mode)}`);
+    this.mode = mode;
+    this.memory =
+      opts.transportMemory ?? (globalThis as { localStorage?: StorageLike }).localStorage ?? memoryStorage;
+    this.memoryMs = positive('transportMemoryMs', opts.transportMemoryMs, 600_000);
+    this.memoryKey = `herald:transport:${this.url}`;
     if (typeof opts.token !== 'string' && typeof opts.token !== 'function')
       throw new TypeError('token must be a string or a function');
     this.tokenSource = opts.token;
@@ -258,6 +305,13 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.welcomeTimeoutMs = positive('welcomeTimeoutMs', opts.welcomeTimeoutMs, 10_000);
     this.pingIdleMs = positive('pingIdleMs', opts.pingIdleMs, 15_000);
     this.pongTimeoutMs = positive('pongTimeoutMs', opts.pongTimeoutMs, 5_000);
+    this.pollWaitS = Math.floor(
+      positive(
+        'pollWaitS',
+        opts.pollWaitS,
+        Math.min(25, Math.max(1, (this.pingIdleMs + this.pongTimeoutMs) / 1000 - 3)),
+      ),
+    );
     this.backoff = new Backoff(opts.backoff);
     this.random = opts.backoff?.random ?? Math.random;
     this.recent = new RecentIds(opts.dedupeSize ?? 10_000);
@@ -283,6 +337,23 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     return this.current;
   }
 
+  /** The transport of the current (or next) connection. */
+  get transport(): Transport {
+    return this.conn?.kind ?? this.kind;
+  }
+
+  /** `auto`'s remembered transport, if still fresh. */
+  private remembered(): Transport | undefined {
+    try {
+      const m = JSON.parse(this.memory.getItem(this.memoryKey) ?? 'null') as { t: Transport; until: number };
+      return TRANSPORTS.includes(m.t) && m.until > Date.now() && m.until - Date.now() <= this.memoryMs
+        ? m.t
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The last processed seq per stream. */
   cursors(): Cursors {
     return this.tracker.snapshot();
@@ -301,6 +372,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       this.running = true;
       this.run++;
       this.everOpen = false;
+      this.kind = this.mode === 'auto' ? (this.remembered() ?? 'websocket') : this.mode;
       this.backoff.reset();
       this.listenLifecycle(true);
       this.setState('connecting');
@@ -420,28 +492,51 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       return this.fatal(closeError(code, reason, token));
     }
 
+    const kind = this.kind;
     let ws: WebSocketLike;
     try {
-      const Ctor = await resolveWebSocket(this.ctor);
-      if (run !== this.run) return;
-      ws = new Ctor(this.url);
+      if (kind === 'websocket') {
+        const Ctor = await resolveWebSocket(this.ctor);
+        if (run !== this.run) return;
+        ws = new Ctor(this.url);
+      } else {
+        const base = new URL('.', this.url);
+        base.protocol = base.protocol === 'wss:' ? 'https:' : 'http:';
+        ws = httpLink(kind, {
+          base: base.toString(),
+          token,
+          cursors: () => this.helloCursors(),
+          topics: () => [...this.desired],
+          waitS: this.pollWaitS,
+          onRefresh: () => {
+            if (typeof this.tokenSource === 'function')
+              this.refreshToken().catch((err: unknown) =>
+                this.emit(
+                  'error',
+                  new HeraldError('token_failed', `the token function failed: ${String(err)}`),
+                ),
+              );
+          },
+        });
+      }
     } catch (err) {
       if (run !== this.run) return;
-      return this.fatal(
-        new HeraldError(
-          'socket_failed',
-          `cannot open a WebSocket: ${err instanceof Error ? err.message : String(err)}`,
-          {
-            fatal: true,
-            cause: err,
-          },
-        ),
+      const e = new HeraldError(
+        'socket_failed',
+        `cannot open a WebSocket: ${err instanceof Error ? err.message : String(err)}`,
+        { fatal: this.mode !== 'auto', cause: err },
       );
+      if (e.fatal) return this.fatal(e);
+      // `auto`: said (no WebSocket here, and how to get one), then on to SSE.
+      this.emit('error', e);
+      this.kind = 'sse';
+      return this.retry();
     }
 
     let onClosed: () => void = () => undefined;
     const conn: Conn = {
       ws,
+      kind,
       token,
       welcomed: false,
       lastRx: Date.now(),
@@ -511,6 +606,11 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.pendingAcks.clear();
     this.emit('disconnect', { code, reason });
     if (!this.running) return;
+    // `auto`: a transport that failed before any welcome (not a refusal by the node) gives way to the next.
+    if (this.mode === 'auto' && !conn.welcomed && code < 4000)
+      this.kind = TRANSPORTS[(TRANSPORTS.indexOf(conn.kind) + 1) % TRANSPORTS.length]!;
+    // A session on a fallback transport tries WebSocket again once the memory of the fallback is stale.
+    if (this.mode === 'auto' && conn.welcomed && !this.remembered()) this.kind = 'websocket';
     if (AUTH_CLOSE_CODES.has(code)) {
       if (typeof this.tokenSource === 'string') {
         this.fatal(closeError(code, reason, conn.token));
@@ -716,6 +816,16 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (conn.welcomed) return;
     conn.welcomed = true;
     this.watchdog(conn);
+    if (this.mode === 'auto') {
+      try {
+        this.memory.setItem(
+          this.memoryKey,
+          JSON.stringify({ t: conn.kind, until: Date.now() + this.memoryMs }),
+        );
+      } catch {
+        // a full or refused storage: auto just starts from WebSocket next time
+      }
+    }
     this.backoff.reset();
     this.rejected = undefined;
     this.everOpen = true;

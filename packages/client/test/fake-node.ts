@@ -10,7 +10,7 @@ export interface Frame {
 const WAIT_MS = 3000;
 
 /** Wakes waiters whenever something they may wait on changes; every wait is bounded. */
-class Signal {
+export class Signal {
   private waiters: (() => void)[] = [];
 
   wake(): void {

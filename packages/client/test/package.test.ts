@@ -116,7 +116,8 @@ describe('the packed SDK, installed outside the workspace', () => {
     const out = await nodeScript(
       'no-ws.mjs',
       `import * as sdk from '@herald/client';
-const client = new sdk.HeraldClient({ url: '${node.url}', token: 't', lifecycle: false });
+// transport 'websocket': 'auto' would go on to SSE (saying the same in a non-fatal error).
+const client = new sdk.HeraldClient({ url: '${node.url}', token: 't', lifecycle: false, transport: 'websocket' });
 // Node 22+ has a global WebSocket: nothing to miss there.
 const err = globalThis.WebSocket ? undefined : await client.connect().then(() => undefined, (e) => e);
 console.log(JSON.stringify({ exports: Object.keys(sdk).sort(), code: err?.code, message: err?.message }));`,
