@@ -99,7 +99,7 @@ export abstract class Delivery implements Listener {
       this.gap(st, seq + 1, 'expired');
       return;
     }
-    if (this.sendRaw(frame)) {
+    if (this.sendRaw(frame, stream, seq)) {
       st.recordSent(seq, entry.id);
       this.deps.receipts.delivered(entry.id);
       this.delivered(st.name);
@@ -157,7 +157,7 @@ export abstract class Delivery implements Listener {
             this.send({ type: 'gap', stream: st.name, after: expiredAfter, next: e.seq, reason: 'expired' });
             expiredAfter = -1;
           }
-          if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data))) return;
+          if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data), st.name, e.seq)) return;
           st.recordSent(e.seq, e.id);
           deps.receipts.delivered(e.id);
           this.delivered(st.name);
@@ -222,20 +222,40 @@ export abstract class Delivery implements Listener {
   }
 
   send(frame: ServerFrame): boolean {
-    if (frame.type === 'gap') Stats.bump(this.deps.stats.gaps, frame.reason);
     Stats.bump(this.deps.stats.framesOut, frame.type);
-    return this.sendRaw(JSON.stringify(frame));
+    if (frame.type !== 'gap') return this.sendRaw(JSON.stringify(frame));
+    Stats.bump(this.deps.stats.gaps, frame.reason);
+    return this.sendRaw(JSON.stringify(frame), frame.stream, frame.next - 1);
   }
 
-  /** Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory). */
-  sendRaw(frame: string | SharedFrame): boolean {
+  /**
+   * Writes a frame unless the peer reads too slowly, in which case it is cut off (bounded memory).
+   * `stream` and `seq`: where that stream stands once the frame is read (notifications, gaps).
+   */
+  sendRaw(frame: string | SharedFrame, stream?: string, seq?: number): boolean {
     if (this.closed) return false;
     if (this.transport.buffered(this.conn) > this.deps.limits.slowConsumerBytes) {
       this.slow();
       return false;
     }
-    this.transport.write(this.conn, frame);
+    this.transport.write(this.conn, frame, stream, seq);
     return true;
+  }
+
+  /** Which transport carries this session. */
+  get transportKind(): Transport['kind'] {
+    return this.transport.kind;
+  }
+
+  /**
+   * The cursor of every stream this session delivers (what was written), with `stream` at `seq`
+   * when given: what an SSE event's `id:` and a long-poll answer carry.
+   */
+  cursors(stream?: string, seq?: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const st of this.streams()) out[st.name] = st.sent;
+    if (stream !== undefined && seq !== undefined) out[stream] = seq;
+    return out;
   }
 
   private slow(): void {

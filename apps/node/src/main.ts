@@ -54,6 +54,7 @@ const node = new HeraldNode(
     flushMs: cfg.HERALD_FLUSH_MS,
     drainMs: cfg.HERALD_DRAIN_MS,
     listenBacklog: cfg.HERALD_LISTEN_BACKLOG,
+    pollMaxWaitMs: cfg.HERALD_POLL_MAX_WAIT_S * 1000,
     deviceRetentionMs: cfg.HERALD_DEVICE_RETENTION_S * 1000,
     limits: {
       heartbeatMs: cfg.HERALD_HEARTBEAT_MS,

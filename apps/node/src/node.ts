@@ -8,17 +8,21 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
+import { HttpAcks } from './acks.js';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
 import { Broker } from './broker.js';
 import { Expiries } from './expiry.js';
 import { Flusher } from './flusher.js';
 import { Hellos } from './hellos.js';
+import { httpTransports } from './http-transports.js';
 import { Hub } from './hub.js';
+import { LOG_REDACTION } from './log.js';
 import { nodeMetrics } from './metrics.js';
 import type { NodeLimits, SessionDeps } from './ports.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 import { Session } from './session.js';
+import { type SseConn, sseBeat } from './sse-transport.js';
 import { Stats } from './stats.js';
 import type { Transport } from './transport.js';
 import { attachWs, wsTransport } from './ws-transport.js';
@@ -44,11 +48,18 @@ export interface NodeOptions {
   deviceRetentionMs: number;
   /** Pending-connection queue of the listening socket (capped by the kernel's somaxconn). */
   listenBacklog?: number;
+  /** Longest a long-poll is held (HERALD_POLL_MAX_WAIT_S; default 60 s). */
+  pollMaxWaitMs?: number;
+  /** SSE heartbeat comment interval (default 15 s, below common proxy idle timeouts). */
+  sseHeartbeatMs?: number;
   limits: NodeLimits;
 }
 
 /** The heartbeat runs in this many slices per HERALD_HEARTBEAT_MS (see beat). */
 const BEAT_SLICES = 10;
+
+/** SSE heartbeat comments: below the 30-60 s idle timeouts common in proxies (nginx's default is 60 s). */
+const SSE_HEARTBEAT_MS = 15_000;
 
 /** The WebSocket path. */
 export const WS_PATH = '/v1/ws';
@@ -66,7 +77,8 @@ export interface NodeDeps {
 /** Fastify without a log line per request (probes and scrapes would flood it). */
 function fastify(log: Logger): FastifyInstance {
   return Fastify({
-    loggerInstance: log as FastifyBaseLogger,
+    // A long-poll or SSE URL may carry the device token: never logged (log.ts).
+    loggerInstance: log.child({}, LOG_REDACTION) as FastifyBaseLogger,
     // Not the top-level `disableRequestLogging`: deprecated in Fastify 5.12 (FSTDEP023).
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -92,6 +104,10 @@ export class HeraldNode {
   private readonly stats = new Stats();
   private readonly nodes: Nodes;
   private heartbeat: NodeJS.Timeout | undefined;
+  private sseHeartbeat: NodeJS.Timeout | undefined;
+  /** Open SSE streams, for their heartbeat comments. */
+  private readonly sse = new Set<SseConn>();
+  private readonly acks: HttpAcks;
   private draining = false;
   private readonly accepts: TokenBucket;
   private health: FastifyInstance | undefined;
@@ -132,6 +148,7 @@ export class HeraldNode {
       expiries: this.expiries,
     };
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
+    this.acks = new HttpAcks(redis, keys, this.sessionDeps, opts.deviceRetentionMs);
     this.app = fastify(log);
     this.origins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
   }
@@ -182,6 +199,17 @@ export class HeraldNode {
         this.onSocket(ws, clientAddress(raw) ?? req.ip);
       },
     );
+    httpTransports(app, {
+      deps: this.sessionDeps,
+      hub: this.hub,
+      accepts: this.accepts,
+      origins: this.origins,
+      acks: this.acks,
+      sse: this.sse,
+      pollMaxWaitMs: this.opts.pollMaxWaitMs ?? 60_000,
+      drainMs: this.opts.drainMs,
+      isDraining: () => this.draining,
+    });
     const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.hub);
     this.probes(app, metrics);
     if (this.opts.healthPort > 0) {
@@ -202,6 +230,8 @@ export class HeraldNode {
     this.flusher.start();
     this.heartbeat = setInterval(() => void this.beat(), this.opts.limits.heartbeatMs / BEAT_SLICES);
     this.heartbeat.unref();
+    this.sseHeartbeat = setInterval(() => sseBeat(this.sse), this.opts.sseHeartbeatMs ?? SSE_HEARTBEAT_MS);
+    this.sseHeartbeat.unref();
     await app.listen({
       host: this.opts.host,
       port: this.opts.port,
@@ -282,7 +312,18 @@ export class HeraldNode {
     const { hub, log } = this;
     log.info({ connections: hub.size, drainMs: this.opts.drainMs }, 'draining');
     this.app.server.close();
-    const clients = [...hub.connections];
+    // Held polls answer at once, each with a reconnect delay spread over the drain window.
+    const clients: Session[] = [];
+    for (const c of hub.connections)
+      if (c.transportKind !== 'poll') clients.push(c);
+      else {
+        c.send({
+          type: 'reconnect',
+          delayMs: Math.floor(Math.random() * this.opts.drainMs),
+          reason: 'node draining',
+        });
+        c.close(CloseCode.Draining, 'node draining');
+      }
     const step = clients.length > 0 ? this.opts.drainMs / clients.length : 0;
     const timers = clients.map((c, i) =>
       setTimeout(() => {
@@ -305,6 +346,7 @@ export class HeraldNode {
   async stop(): Promise<void> {
     this.expiries.stop();
     clearInterval(this.heartbeat);
+    clearInterval(this.sseHeartbeat);
     for (const c of this.hub.connections) c.terminate();
     await this.flusher.stop().catch(() => undefined);
     await this.nodes.remove(this.nodeId).catch(() => undefined);

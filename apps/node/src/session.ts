@@ -158,6 +158,19 @@ export class Session extends Requests implements Peer, Expiring {
   private async hello(token: string, cursors: Cursors): Promise<void> {
     const id = await this.verify(token);
     if (!id || this.closed) return;
+    await this.accept(id, cursors);
+  }
+
+  /**
+   * Opens the device's streams and sends `welcome`, then replays every stream that is behind:
+   * the `hello` of WebSocket, and the start of an SSE stream or a long-poll, whose token the
+   * route verified before answering. `extra`: topics the request asks for on top of the
+   * durable subscriptions (SSE and long-poll `topics`, already checked against the claims). On
+   * SSE and long-poll a stream without a stored cursor gets one at its resume point
+   * (`initCursor`), so HTTP acks, which count from the stored cursor, count it. Resolves false
+   * if the session closed.
+   */
+  async accept(id: DeviceIdentity, cursors: Cursors, extra: readonly string[] = []): Promise<boolean> {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     const { deps } = this;
@@ -167,7 +180,7 @@ export class Session extends Requests implements Peer, Expiring {
         CloseCode.Capacity,
         `at most ${limits.maxConnectionsPerUser} connections per user on this node`,
       );
-      return;
+      return false;
     }
     this.userCounted = true;
     this.identity = id;
@@ -185,27 +198,29 @@ export class Session extends Requests implements Peer, Expiring {
     const session = await opening.finally(() => {
       this.opening = undefined;
     });
-    if (this.closed) return;
+    if (this.closed) return false;
     for (const _ in session.cursors) {
       this.serverCursors = session.cursors;
       break;
     }
     const stored = this.serverCursors;
-    const topics = session.topics.filter((t) => topicAllowed(id.topics, t)).slice(0, limits.maxTopics);
+    let wanted = session.topics;
+    if (extra.length > 0) wanted = [...new Set([...wanted, ...extra])];
+    const topics = wanted.filter((t) => topicAllowed(id.topics, t)).slice(0, limits.maxTopics);
     const topicNames = topics.map(topicStream);
     let heads: number[] = [];
     if (topics.length > 0) {
       await Promise.all(topics.map((t) => deps.topics.ref(t)));
       if (this.closed) {
         for (const t of topics) deps.topics.unref(t);
-        return;
+        return false;
       }
       // Without a cursor, a topic starts at its head.
       const needHead = topicNames.filter((n) => cursors[n] === undefined && stored[n] === undefined);
       heads = await deps.streams.heads(needHead.map((n) => deps.streams.keysOf(n, id.device)));
       if (this.closed) {
         for (const t of topics) deps.topics.unref(t);
-        return;
+        return false;
       }
     }
     const welcome: Record<string, { cursor: number }> = {};
@@ -240,11 +255,24 @@ export class Session extends Requests implements Peer, Expiring {
       streams: welcome,
     });
     deps.log.debug({ conn: this.connId, device: id.device, remote: this.remote }, 'hello');
-    if (this.earlyBell) {
-      this.earlyBell = false;
-      for (const st of this.streams()) void this.sync(st);
-    } else for (const st of replay) void this.sync(st);
+    if (this.transportKind !== 'ws') {
+      // HTTP acks count from the stored cursor: a stream read without one gets one where it
+      // starts (as a subscribe does).
+      const unset = [...this.streams()].filter((st) => st.name !== INBOX && stored[st.name] === undefined);
+      for (const st of unset) st.acked = st.sent;
+      void Promise.all(unset.map((st) => deps.devices.initCursor(id.device, st.name, st.sent))).catch(
+        (err: Error) => deps.log.warn({ conn: this.connId, err: err.message }, 'cursor init failed'),
+      );
+    }
+    const syncs = this.earlyBell ? [...this.streams()] : replay;
+    this.earlyBell = false;
+    if (this.transportKind === 'poll') this.replayed = Promise.all(syncs.map((st) => this.sync(st)));
+    else for (const st of syncs) void this.sync(st);
+    return !this.closed;
   }
+
+  /** Long-poll: settles once the replay started at welcome has caught up (or stopped). */
+  replayed: Promise<unknown> = RESOLVED;
 
   private async refresh(token: string): Promise<void> {
     const id = await this.verify(token);

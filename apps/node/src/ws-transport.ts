@@ -53,6 +53,7 @@ function cork(ws: WebSocket): void {
 
 /** The WebSocket transport: the handle of a connection is its `ws` socket. */
 export const wsTransport: Transport<WebSocket> = {
+  kind: 'ws',
   write(ws: WebSocket, frame: string | SharedFrame): void {
     cork(ws);
     if (typeof frame === 'string') ws.send(frame);

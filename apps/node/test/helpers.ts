@@ -11,6 +11,7 @@ export function makeNode(
   redisUrl: string,
   limits: Partial<Limits> = {},
   opts: Partial<Omit<NodeOptions, 'limits'>> = {},
+  log: pino.Logger = pino({ level: 'silent' }),
 ): HeraldNode {
   return new HeraldNode(
     {
@@ -44,7 +45,7 @@ export function makeNode(
     {
       redis: createRedis(redisUrl, 'background'),
       sub: createRedis(redisUrl, 'subscriber'),
-      log: pino({ level: 'silent' }),
+      log,
     },
   );
 }

@@ -55,7 +55,7 @@ export const HttpError = {
   TokenExpired: http(
     'HERALD_TOKEN_EXPIRED',
     401,
-    "push node only (SSE, long-poll, acks): the device token expired; get a new one",
+    'push node only (SSE, long-poll, acks): the device token expired; get a new one',
   ),
   OriginForbidden: http(
     'HERALD_ORIGIN_FORBIDDEN',
@@ -77,6 +77,11 @@ export const HttpError = {
     'HERALD_IDEMPOTENCY_CONFLICT',
     409,
     'the `Idempotency-Key` was already used, within its window, with a different body',
+  ),
+  IdempotencyInProgress: http(
+    'HERALD_IDEMPOTENCY_IN_PROGRESS',
+    409,
+    'another request with the same `Idempotency-Key` and body is still being accepted. Sent with `Retry-After: 1`: retry with the same key.',
   ),
   AlreadySent: http(
     'HERALD_ALREADY_SENT',

@@ -1,0 +1,306 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  CloseCode,
+  type Cursors,
+  decodeCursors,
+  encodeCursors,
+  HttpError,
+  isValidTopic,
+  MAX_TOKEN_LENGTH,
+  parseCursors,
+  topicAllowed,
+} from '@herald/protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { HttpAcks } from './acks.js';
+import { type DeviceIdentity, TokenError } from './auth.js';
+import { PollConn, pollTransport } from './poll-transport.js';
+import type { SessionDeps } from './ports.js';
+import { clientAddress } from './proxy-protocol.js';
+import type { TokenBucket } from './rate.js';
+import { Session } from './session.js';
+import { SseConn, sseTransport } from './sse-transport.js';
+import type { Transport } from './transport.js';
+
+export const SSE_PATH = '/v1/sse';
+export const POLL_PATH = '/v1/poll';
+export const ACKS_PATH = '/v1/acks';
+
+/** `retry:` of a stream that is not draining: the browser reconnects after this (its default is ~3 s). */
+const SSE_RETRY_MS = 1000;
+/** A long-poll's `wait` without the parameter (docs/protocol.md), under the cap. */
+const DEFAULT_WAIT_S = 25;
+/** Largest `POST /v1/acks` body: 256 cursors of long topic names fit. */
+const ACKS_BODY_BYTES = 64 * 1024;
+
+/** What the HTTP transports need of their node. */
+export interface HttpContext {
+  readonly deps: SessionDeps;
+  readonly hub: { readonly size: number };
+  readonly accepts: TokenBucket;
+  readonly origins: ReadonlySet<string> | undefined;
+  readonly acks: HttpAcks;
+  /** Open SSE streams (their heartbeat). */
+  readonly sse: Set<SseConn>;
+  readonly pollMaxWaitMs: number;
+  readonly drainMs: number;
+  isDraining(): boolean;
+}
+
+interface Opened {
+  id: DeviceIdentity;
+  cursors: Cursors;
+  topics: string[];
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+function httpError(
+  reply: FastifyReply,
+  spec: { code: string; status: number },
+  message: string,
+): FastifyReply {
+  if (spec.status === 401) reply.header('www-authenticate', 'Bearer realm="herald"');
+  if (spec.status === 503) reply.header('retry-after', '1');
+  return reply.code(spec.status).send({ code: spec.code, message });
+}
+
+function event(type: string, data: unknown): string {
+  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** A query parameter given once, or an error message. */
+function param(q: Query, name: string): string | undefined | Error {
+  const v = q[name];
+  if (Array.isArray(v)) return new Error(`${name} must be given once`);
+  return v;
+}
+
+/**
+ * `GET /v1/sse`, `GET /v1/poll` and `POST /v1/acks` on the push node's port (docs/protocol.md):
+ * the request is checked (token, cursors, topics) before any stream starts, then an SSE stream or
+ * a long-poll is a `Session` on its transport (sse-transport.ts, poll-transport.ts), exactly as a
+ * WebSocket is after its `hello`. No state outlives a request but Redis's: any node serves any
+ * request, and the cursors say where to resume.
+ */
+export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
+  const { deps } = ctx;
+
+  /** CORS for browsers on another origin (the allowed ones, or any without a list). */
+  const cors = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    if (ctx.origins && !ctx.origins.has(origin)) {
+      httpError(reply, HttpError.OriginForbidden, `origin ${origin} is not allowed`);
+      return false;
+    }
+    reply.header('access-control-allow-origin', origin);
+    reply.header('vary', 'origin');
+    return true;
+  };
+
+  /** Token, cursors and topics of a request; answers the error itself and returns undefined. */
+  const open = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    sse: boolean,
+  ): Promise<Opened | undefined> => {
+    if (!cors(req, reply)) return undefined;
+    const q = req.query as Query;
+    const id = await authenticate(req, reply);
+    if (!id) return undefined;
+    let enc = sse ? req.headers['last-event-id'] : undefined;
+    if (Array.isArray(enc) || enc === '') enc = undefined;
+    if (enc === undefined) {
+      const c = param(q, 'cursors');
+      if (c instanceof Error) return void httpError(reply, HttpError.BadRequest, c.message);
+      enc = c;
+    }
+    let cursors: Cursors = {};
+    if (enc !== undefined) {
+      const d = decodeCursors(enc);
+      if (!d.ok) return void httpError(reply, HttpError.BadRequest, `cursors: ${d.reason}`);
+      cursors = d.cursors;
+    }
+    const t = param(q, 'topics');
+    if (t instanceof Error) return void httpError(reply, HttpError.BadRequest, t.message);
+    const topics = t ? t.split(',').filter((x) => x !== '') : [];
+    if (topics.length > deps.limits.maxTopics)
+      return void httpError(reply, HttpError.BadRequest, `at most ${deps.limits.maxTopics} topics`);
+    for (const topic of topics) {
+      if (!isValidTopic(topic))
+        return void httpError(
+          reply,
+          HttpError.BadRequest,
+          `topics: ${JSON.stringify(topic.slice(0, 64))} is not dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters`,
+        );
+      if (!topicAllowed(id.topics, topic))
+        return void httpError(reply, HttpError.TopicForbidden, `token does not allow topic ${topic}`);
+    }
+    return { id, cursors, topics };
+  };
+
+  /** The device token: `Authorization: Bearer`, else the `token` query parameter (never logged). */
+  const authenticate = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<DeviceIdentity | undefined> => {
+    const h = req.headers.authorization;
+    let token: string | undefined | Error;
+    if (h !== undefined) token = h.startsWith('Bearer ') ? h.slice(7).trim() : new Error('not Bearer');
+    else token = param(req.query as Query, 'token');
+    if (token === undefined || token instanceof Error || token === '' || token.length > MAX_TOKEN_LENGTH) {
+      httpError(
+        reply,
+        HttpError.Unauthorized,
+        'a device token is required: Authorization: Bearer <token>, or the token query parameter',
+      );
+      return undefined;
+    }
+    try {
+      return await deps.verifier.verify(token);
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      httpError(reply, err.expired ? HttpError.TokenExpired : HttpError.Unauthorized, err.message);
+      return undefined;
+    }
+  };
+
+  const remote = (req: FastifyRequest): string => clientAddress(req.raw.socket as Socket) ?? req.ip;
+
+  /** Reconnect hint of a draining node: spread over its drain window. */
+  const spread = (): number => Math.floor(Math.random() * Math.max(250, ctx.drainMs));
+
+  /** Node cap or accept rate: the reason a new session is refused, if it is. */
+  const refusal = (): string | undefined =>
+    ctx.hub.size >= deps.limits.maxConnections
+      ? 'node at capacity'
+      : !ctx.accepts.take()
+        ? 'accept rate exceeded'
+        : undefined;
+
+  app.get(SSE_PATH, async (req, reply) => {
+    const o = await open(req, reply, true);
+    if (!o) return reply;
+    const res: ServerResponse = reply.raw;
+    reply.hijack();
+    const headers: Record<string, string> = {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    };
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') headers[k] = v;
+    res.writeHead(200, headers);
+    if (ctx.isDraining()) {
+      const delayMs = spread();
+      res.end(
+        `retry: ${delayMs}\n${event('reconnect', { type: 'reconnect', delayMs, reason: 'node draining' })}${event('error', { code: CloseCode.Draining, reason: 'node draining' })}`,
+      );
+      return;
+    }
+    const refused = refusal();
+    if (refused) {
+      res.end(`retry: ${SSE_RETRY_MS}\n\n${event('error', { code: CloseCode.Capacity, reason: refused })}`);
+      return;
+    }
+    res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+    const conn = new SseConn(res);
+    const session = new Session(deps, sseTransport as Transport<unknown>, conn, remote(req));
+    conn.peer = session;
+    ctx.sse.add(conn);
+    res.on('close', () => {
+      ctx.sse.delete(conn);
+      conn.ended = true;
+      session.ended('peer');
+    });
+    res.on('error', (err) => session.failed(err));
+    session.start();
+    await session.accept(o.id, o.cursors, o.topics);
+  });
+
+  app.get(POLL_PATH, async (req, reply) => {
+    const o = await open(req, reply, false);
+    if (!o) return reply;
+    const w = param(req.query as Query, 'wait');
+    if (w instanceof Error || (w !== undefined && !/^\d{1,6}$/.test(w)))
+      return httpError(reply, HttpError.BadRequest, 'wait must be a whole number of seconds');
+    const waitMs = Math.min(w === undefined ? DEFAULT_WAIT_S * 1000 : Number(w) * 1000, ctx.pollMaxWaitMs);
+    if (ctx.isDraining())
+      return reply.header('cache-control', 'no-store').send({
+        cursors: encodeCursors(o.cursors),
+        frames: [{ type: 'reconnect', delayMs: spread(), reason: 'node draining' }],
+      });
+    const refused = refusal();
+    if (refused) return httpError(reply, HttpError.NodeBusy, refused);
+    const res: ServerResponse = reply.raw;
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') res.setHeader(k, v);
+    reply.hijack();
+    const conn = new PollConn(res, deps.limits.replayBatch);
+    const session = new Session(deps, pollTransport as Transport<unknown>, conn, remote(req));
+    conn.peer = session;
+    res.on('close', () => conn.gone());
+    session.start();
+    if (!(await session.accept(o.id, o.cursors, o.topics))) return;
+    await session.replayed;
+    conn.hold(waitMs);
+  });
+
+  app.post(
+    ACKS_PATH,
+    {
+      bodyLimit: ACKS_BODY_BYTES,
+      errorHandler: (err: Error & { statusCode?: number }, _req, reply) => {
+        const s = err.statusCode ?? 500;
+        if (s === 415)
+          return httpError(reply, HttpError.UnsupportedMediaType, 'the body must be application/json');
+        if (s === 413)
+          return httpError(reply, HttpError.PayloadTooLarge, `the body is over ${ACKS_BODY_BYTES} bytes`);
+        if (s === 400) return httpError(reply, HttpError.BadRequest, 'the body is not valid JSON');
+        deps.log.error({ err: err.message }, 'ack failed');
+        return httpError(reply, s === 503 ? HttpError.RedisUnavailable : HttpError.Internal, 'ack failed');
+      },
+    },
+    async (req, reply) => {
+      if (!cors(req, reply)) return reply;
+      const id = await authenticate(req, reply);
+      if (!id) return reply;
+      if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? ''))
+        return httpError(reply, HttpError.UnsupportedMediaType, 'the body must be application/json');
+      const body = req.body as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || !('cursors' in body))
+        return httpError(reply, HttpError.BadRequest, 'the body must be {"cursors": {...} or "<encoded>"}');
+      const extra = Object.keys(body).find((k) => k !== 'cursors');
+      if (extra !== undefined)
+        return httpError(
+          reply,
+          HttpError.BadRequest,
+          `unknown property ${JSON.stringify(extra.slice(0, 64))}`,
+        );
+      const raw = (body as { cursors: unknown }).cursors;
+      let cursors: Cursors;
+      if (typeof raw === 'string') {
+        const d = decodeCursors(raw);
+        if (!d.ok) return httpError(reply, HttpError.BadRequest, `cursors: ${d.reason}`);
+        cursors = d.cursors;
+      } else {
+        const p = raw === undefined ? 'cursors must be an object' : parseCursors(raw);
+        if (typeof p === 'string') return httpError(reply, HttpError.BadRequest, p);
+        cursors = p;
+      }
+      const r = await ctx.acks.ack(id, cursors);
+      if (!r.ok) return reply.code(r.status).send({ code: r.code, message: r.message });
+      return reply.code(204).send();
+    },
+  );
+
+  // Preflight of a browser on another origin (Authorization and a JSON body are not "simple").
+  app.options('/v1/*', async (req, reply) => {
+    if (!cors(req, reply)) return reply;
+    return reply
+      .code(204)
+      .header('access-control-allow-methods', 'GET, POST')
+      .header('access-control-allow-headers', 'authorization, content-type, last-event-id')
+      .header('access-control-max-age', '600')
+      .send();
+  });
+}

@@ -1,0 +1,115 @@
+import type { ServerResponse } from 'node:http';
+import { encodeCursors } from '@herald/protocol';
+import type { Encoding, Peer, SharedFrame, Transport } from './transport.js';
+
+/** A stream closed by the server is cut after this long if the peer does not take its last bytes. */
+const END_GRACE_MS = 5000;
+/** An `refresh` event is sent once the token expires within this long (docs/protocol.md). */
+export const REFRESH_BEFORE_MS = 60_000;
+
+/** What the SSE transport asks of its session (a `Session`; an interface, so no import circle). */
+export interface SsePeer extends Peer {
+  readonly identity: { exp: number } | undefined;
+  cursors(stream?: string, seq?: number): Record<string, number>;
+}
+
+/**
+ * The handle of one SSE connection: the HTTP response the events are written to, and its
+ * session (the `id:` of an event carries the session's cursors).
+ */
+export class SseConn {
+  peer: SsePeer | undefined = undefined;
+  /** The `refresh` event was sent for the current token. */
+  refreshSent = false;
+  ended = false;
+
+  constructor(readonly res: ServerResponse) {}
+}
+
+/** The `type` of a server frame's JSON text: every frame is built with `type` first. */
+export function frameType(text: string): string {
+  if (!text.startsWith('{"type":"')) return 'message';
+  const end = text.indexOf('"', 9);
+  return end < 0 ? 'message' : text.slice(9, end);
+}
+
+/** `data:` lines of an event; JSON text has no raw newline, but a line break must never end an event. */
+function event(type: string, text: string): string {
+  const data = text.includes('\n') ? text.replace(/\r?\n/g, '\ndata: ') : text;
+  return `event: ${type}\ndata: ${data}\n\n`;
+}
+
+/** The SSE encoding of a shared notification frame (the `id:` line, per connection, goes first). */
+const SSE_NOTIFICATION: Encoding<string> = { encode: (text) => event('notification', text) };
+
+/** The `retry:` hint of a `reconnect` frame: its `delayMs`. */
+function retryOf(text: string): number {
+  try {
+    const d = (JSON.parse(text) as { delayMs?: unknown }).delayMs;
+    return typeof d === 'number' && d >= 0 ? Math.floor(d) : 1000;
+  } catch {
+    return 1000;
+  }
+}
+
+function end(c: SseConn): void {
+  if (!c.res.writableFinished) c.res.destroy();
+}
+
+/**
+ * Server-Sent Events (docs/protocol.md, "Server-Sent Events"): a frame is an event named after
+ * its type with the frame's JSON as `data:`; a notification or gap carries `id:` with the encoded
+ * cursors of every stream once it is read, so the browser's `Last-Event-ID` resumes exactly; a
+ * close is an `error` event with the close code and reason, then the end of the response.
+ */
+export const sseTransport: Transport<SseConn> = {
+  kind: 'sse',
+  write(c: SseConn, frame: string | SharedFrame, stream?: string, seq?: number): void {
+    if (c.ended) return;
+    let out: string;
+    if (typeof frame !== 'string') out = frame.as(SSE_NOTIFICATION);
+    else {
+      const type = frameType(frame);
+      out = event(type, frame);
+      if (type === 'reconnect') out = `retry: ${retryOf(frame)}\n${out}`;
+      else if (type === 'welcome' && c.peer) out = `id: ${encodeCursors(c.peer.cursors())}\n${out}`;
+    }
+    if (stream !== undefined && c.peer) out = `id: ${encodeCursors(c.peer.cursors(stream, seq))}\n${out}`;
+    c.res.write(out);
+  },
+  buffered(c: SseConn): number {
+    return c.res.writableLength;
+  },
+  close(c: SseConn, code: number, reason: string): void {
+    if (c.ended) return;
+    c.ended = true;
+    c.res.end(event('error', JSON.stringify({ code, reason })));
+    setTimeout(end, END_GRACE_MS, c).unref();
+  },
+  terminate(c: SseConn): void {
+    c.ended = true;
+    c.res.destroy();
+  },
+  ping(c: SseConn): void {
+    // The heartbeat comment is written by `sseBeat`; a write that does not drain is caught by
+    // the slow-consumer bound, a dead peer by the socket's error.
+    c.peer?.heard();
+  },
+};
+
+/**
+ * The SSE heartbeat for every stream of a node: a `: hb` comment (below common proxy idle
+ * timeouts of 30-60 s), and a `refresh` event once the token expires within a minute.
+ */
+export function sseBeat(conns: Iterable<SseConn>, now = Date.now()): void {
+  for (const c of conns) {
+    if (c.ended) continue;
+    let out = ': hb\n\n';
+    const exp = c.peer?.identity?.exp;
+    if (exp !== undefined && !c.refreshSent && exp - now < REFRESH_BEFORE_MS) {
+      c.refreshSent = true;
+      out += event('refresh', JSON.stringify({ exp: Math.floor(exp / 1000) }));
+    }
+    c.res.write(out);
+  }
+}
