@@ -1,3 +1,4 @@
+import { HttpError } from '@herald/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   BadRequest,
@@ -54,7 +55,7 @@ export function installErrorHandlers(app: FastifyInstance, maxBodyBytes: number)
     // 5xx are ours to fix or to watch (Redis down): log with the original error and its stack.
     if (status >= 500) req.log.error({ err }, `${e.code}: ${err.message}`);
     if (e.code === 'HERALD_UNAUTHORIZED') reply.header('WWW-Authenticate', 'Bearer realm="herald"');
-    if (status === 503) reply.header('Retry-After', '1');
+    if (status === 503 || e.code === HttpError.IdempotencyInProgress.code) reply.header('Retry-After', '1');
     const body: ErrorBody = { code: e.code, message: e.message };
     return reply.code(status).type('application/json; charset=utf-8').send(body);
   });

@@ -20,6 +20,10 @@ export const IdempotencyConflict = define<'IdempotencyConflict', [string]>(
   'IdempotencyConflict',
   'Idempotency-Key %s was already used with a different body',
 );
+export const IdempotencyInProgress = define<'IdempotencyInProgress', [string]>(
+  'IdempotencyInProgress',
+  'a request with Idempotency-Key %s is still being accepted; retry in a second',
+);
 export const AlreadySent = define<'AlreadySent', [string, string]>(
   'AlreadySent',
   'notification %s cannot be cancelled: it is %s',

@@ -11,6 +11,7 @@ import {
   BadRequest,
   DataTooLarge,
   IdempotencyConflict,
+  IdempotencyInProgress,
   NotFound,
   RedisUnavailable,
 } from './errors.js';
@@ -23,6 +24,15 @@ export type FanoutQueue = Queue<FanoutJob>;
 export interface PublishResult {
   id: string;
   status: NotificationState;
+}
+
+/** Redis steps of one accept (status, job add or a direct append), each bounded by queueTimeoutMs. */
+const HOLDER_STEPS = 3;
+
+/** The creation time (ms) in a UUIDv7 notification id (ids.ts); 0 for anything else. */
+function idTime(id: string): number {
+  const t = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+  return Number.isFinite(t) ? t : 0;
 }
 
 export interface IdempotencyInput {
@@ -129,8 +139,12 @@ export class NotificationService {
 
   /**
    * Publishes at most once per (scope, Idempotency-Key). A key held with the same body answers
-   * with the held id once that publish has been accepted; a request that holds the key but
-   * died before its job was queued is finished here, under the held id, after a bounded wait.
+   * with the held id once that publish has been accepted. A request that holds the key but died
+   * before its publish was accepted is finished here, under the held id, once the holder is
+   * certainly gone: its id (a UUIDv7) says when it claimed the key, and no holder runs longer
+   * than its Redis bounds (queueTimeoutMs per step, plus a margin). The wait for that stays well
+   * inside this request's own deadline; a holder still too young answers 409
+   * HERALD_IDEMPOTENCY_IN_PROGRESS with Retry-After, and the retry resolves it.
    */
   private async publishOnce(
     id: string,
@@ -138,8 +152,8 @@ export class NotificationService {
     idem: IdempotencyInput,
     now: number,
   ): Promise<PublishResult> {
-    const { idempotency } = this.d;
-    const deadline = Date.now() + this.d.queueTimeoutMs + 1000;
+    const { idempotency, queueTimeoutMs } = this.d;
+    const waitUntil = Date.now() + queueTimeoutMs * 0.7;
     for (;;) {
       const claim = await idempotency.claim(idem.scope, idem.key, id, idem.bodyHash);
       if (claim.fresh) {
@@ -157,15 +171,17 @@ export class NotificationService {
       if (!claim.sameBody) throw new IdempotencyConflict(idem.key);
       const state = await this.acceptedState(claim.id);
       if (state) return { id: claim.id, status: state };
-      if (Date.now() >= deadline) {
-        // The holder is gone (its own queue add would have timed out by now). The same body
-        // under the same id: BullMQ's jobId makes this a no-op if the job did get queued.
+      if (Date.now() >= idTime(claim.id) + queueTimeoutMs * HOLDER_STEPS + 1000) {
+        // The holder is gone. The same body under the same id: BullMQ's jobId makes this a
+        // no-op if the job did get queued, and a direct append of the same id is dropped by
+        // clients (dedupe by id).
         this.d.log.warn(
           { id: claim.id },
           'completing an idempotent publish whose first request did not finish',
         );
         return this.accept(claim.id, p, Date.now());
       }
+      if (Date.now() >= waitUntil) throw new IdempotencyInProgress(idem.key);
       await sleep(25);
     }
   }

@@ -358,32 +358,49 @@ describe('idempotency', () => {
 
   it('finishes, under the held id, a publish whose first request claimed the key and died', async () => {
     const quick = buildApp({
-      // The wait for a held key (queueTimeoutMs + 1 s) must fit in the request deadline, or the
-      // answer is a 503 and the publish is finished after it (the retry then gets the 202).
-      config: testConfig(srv.url, PREFIX, {
-        HERALD_DIRECT_PUBLISH: 'false',
-        HERALD_REDIS_TIMEOUT_MS: '3000',
-      }),
+      config: testConfig(srv.url, PREFIX, { HERALD_DIRECT_PUBLISH: 'false' }),
       redis,
       queueRedis,
       loggerInstance: captureLogger().logger,
       queueTimeoutMs: 100,
     });
-    try {
-      const body = { to: { topic: 'orphan' }, data: 3 };
-      const key = `idem-${randomUUID()}`;
-      const heldId = notificationId();
-      // What a request leaves behind when it dies right after claiming: a claim, no status, no job.
-      await new Idempotency(plain, keys, 60_000).claim(apiKeyId(KEY), key, heldId, bodyHash(body));
-      const res = await quick.inject({
+    const post = (key: string, body: unknown) =>
+      quick.inject({
         method: 'POST',
         url: '/v1/notifications',
         headers: { ...auth(), 'idempotency-key': key },
-        payload: body,
+        payload: body as object,
       });
+    try {
+      const body = { to: { topic: 'orphan' }, data: 3 };
+      // What a request leaves behind when it dies right after claiming: a claim, no status, no
+      // job. Its id says it claimed 5 s ago, longer than any live holder takes: finished here.
+      const key = `idem-${randomUUID()}`;
+      const heldId = notificationId(Date.now() - 5000);
+      await new Idempotency(plain, keys, 60_000).claim(apiKeyId(KEY), key, heldId, bodyHash(body));
+      const res = await post(key, body);
       expect(res.statusCode).toBe(202);
       expect(res.json()).toEqual({ id: heldId, status: 'queued' });
       expect((await jobOf(heldId))?.data.to).toEqual({ topic: 'orphan' });
+
+      // A holder that claimed just now may still be accepting: 409 in progress, retry later.
+      const key2 = `idem-${randomUUID()}`;
+      const young = notificationId();
+      await new Idempotency(plain, keys, 60_000).claim(apiKeyId(KEY), key2, young, bodyHash(body));
+      const busy = await post(key2, body);
+      expect(busy.statusCode).toBe(409);
+      expect(busy.json().code).toBe('HERALD_IDEMPOTENCY_IN_PROGRESS');
+      expect(busy.headers['retry-after']).toBe('1');
+      expect(await jobOf(young)).toBeFalsy();
+      // Once the holder is certainly gone (claim + 3 x 100 ms + 1 s), the retry finishes it.
+      const deadline = Date.now() + 5000;
+      let retry = await post(key2, body);
+      while (retry.statusCode === 409 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        retry = await post(key2, body);
+      }
+      expect(retry.statusCode).toBe(202);
+      expect(retry.json()).toEqual({ id: young, status: 'queued' });
     } finally {
       await quick.close();
     }
