@@ -19,6 +19,7 @@ export {
   type LifecycleTargets,
   type RetryEvent,
   type TokenSource,
+  type Transport,
 } from './client.js';
 export {
   type CursorStorage,
@@ -32,4 +33,5 @@ export {
 export { RecentIds } from './dedupe.js';
 export { Emitter, type Listener } from './emitter.js';
 export { HeraldError, type HeraldErrorOptions } from './errors.js';
+export { type SseEvent, type SseParser, sseParser } from './http.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
