@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // System tests start real processes (Redis, nginx, nodes): one file at a time on a 2-core machine.
 export default defineConfig({
   test: {
-    include: ['system/**/*.test.ts', 'deploy/**/*.test.ts', 'browser/**/*.test.ts'],
+    include: ['static/**/*.test.ts', 'system/**/*.test.ts', 'deploy/**/*.test.ts', 'browser/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 60_000,
