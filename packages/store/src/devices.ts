@@ -92,22 +92,6 @@ export class Devices {
     });
   }
 
-  async hello(device: string, user: string): Promise<DeviceSession> {
-    const ud = this.keys.userDevices(user);
-    const r = this.redis;
-    // One round trip (auto-pipelined; per shard on a cluster, since these keys live in several slots).
-    const [, , , topics, raw] = await Promise.all([
-      r.sadd(ud, device),
-      r.pexpire(ud, this.retentionMs),
-      r.sadd(this.keys.allDevices(), device),
-      r.smembers(this.keys.deviceTopics(device)),
-      r.hgetall(this.keys.cursors(device)),
-    ]);
-    const cursors: Record<string, number> = {};
-    for (const [s, v] of Object.entries(raw)) cursors[s] = Number(v);
-    return { topics, cursors };
-  }
-
   async subscribe(device: string, topic: string): Promise<void> {
     const dt = this.keys.deviceTopics(device);
     const r = this.redis;

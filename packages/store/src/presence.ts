@@ -3,8 +3,9 @@ import type { RedisClient } from './redis.js';
 
 /**
  * Which nodes hold a device's connections: a hash nodeId -> expiry ms per device. Fields are
- * refreshed by the node's heartbeat; a dead node's fields expire by value (readers ignore and
- * prune them) and the key itself expires when nothing refreshes it.
+ * written by a node's hello (`Devices.connect`, hello.lua) and refreshed by the node's heartbeat;
+ * a dead node's fields expire by value (readers ignore and prune them) and the key itself expires
+ * when nothing refreshes it.
  */
 export class Presence {
   constructor(
@@ -12,19 +13,6 @@ export class Presence {
     private readonly keys: Keys,
     private readonly ttlMs: number,
   ) {}
-
-  async add(device: string, nodeId: string, address?: string, now = Date.now()): Promise<void> {
-    const k = this.keys.presence(device);
-    const p = this.redis
-      .pipeline()
-      .hset(k, nodeId, now + this.ttlMs)
-      .pexpire(k, this.ttlMs);
-    if (address) {
-      const a = this.keys.presenceAddr(device);
-      p.hset(a, nodeId, address).pexpire(a, this.ttlMs);
-    }
-    await p.exec();
-  }
 
   /** Removes `nodeId` from the presence of many devices, auto-pipelined (one write per tick). */
   async removeMany(devices: readonly string[], nodeId: string): Promise<void> {

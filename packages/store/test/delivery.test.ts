@@ -9,7 +9,6 @@ import {
   encodeDoorbell,
   Keys,
   type NewEntry,
-  Presence,
   type RedisClient,
   ScriptedDelivery,
   StatusStore,
@@ -62,9 +61,15 @@ describe.each(modes)('Delivery on $name', (mode) => {
     const streams = new Streams(redis, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 });
     const status = new StatusStore(redis, keys, 60_000);
     const devices = new Devices(redis, keys, 60_000);
-    const presence = new Presence(redis, keys, 60_000);
     const delivery: Delivery = createDelivery({ redis, keys, streams, status, devices });
-    return { keys, streams, status, devices, presence, delivery };
+    /** Devices saying hello on `node` as a push node does (presence there; all of user `u`). */
+    const hello = (node: string, ...ds: string[]) =>
+      devices.connect(
+        ds.map((device) => ({ device, user: 'u' })),
+        node,
+        60_000,
+      );
+    return { keys, streams, status, devices, delivery, hello };
   }
 
   /** Messages on `channel` once `count` have arrived (bounded wait). */
@@ -96,8 +101,8 @@ describe.each(modes)('Delivery on $name', (mode) => {
 
   it('to one device: appends after the seqs it has, records it sent, rings each live node once', async () => {
     const w = world();
-    await w.presence.add('d1', 'node-x');
-    await w.presence.add('d1', 'node-y');
+    await w.hello('node-x', 'd1');
+    await w.hello('node-y', 'd1');
     await redis.hset(w.keys.presence('d1'), 'node-dead', Date.now() - 1);
     await sub.subscribe(w.keys.nodeChannel('node-x'), w.keys.nodeChannel('node-y'));
     await w.delivery.deliver({ devices: ['d1'] }, entry('n0'), 'sent');
@@ -127,8 +132,8 @@ describe.each(modes)('Delivery on $name', (mode) => {
 
   it('to several devices: each inbox once, one doorbell per node listing its devices', async () => {
     const w = world();
-    for (const d of ['a', 'b']) await w.presence.add(d, 'node-1');
-    await w.presence.add('c', 'node-2');
+    await w.hello('node-1', 'a', 'b');
+    await w.hello('node-2', 'c');
     await sub.subscribe(w.keys.nodeChannel('node-1'), w.keys.nodeChannel('node-2'));
     const e = entry('m1');
     expect(await w.delivery.deliver({ devices: ['a', 'b', 'c', 'd', 'a'] }, e, 'sent')).toEqual({
@@ -154,7 +159,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
   it("to a topic and to everyone: one append, one doorbell, the audience's size as targets", async () => {
     const w = world();
     for (const d of ['m1', 'm2']) await w.delivery.subscribe(d, 'news');
-    for (const d of ['m1', 'm2', 'm3']) await w.devices.hello(d, 'u');
+    await w.hello('node-m', 'm1', 'm2', 'm3');
     await sub.subscribe(w.keys.topicChannel('news'), w.keys.broadcastChannel());
     const t = entry('t1');
     const b = entry('b1');
@@ -203,7 +208,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
 
   it('subscribes from the head (keeping a cursor it has), unsubscribes, and rings the nodes holding the device', async () => {
     const w = world();
-    await w.presence.add('s1', 'node-s');
+    await w.hello('node-s', 's1');
     await sub.subscribe(w.keys.nodeChannel('node-s'));
     await w.delivery.deliver({ topic: 'alerts' }, entry('before-1'), 'sent');
     await w.delivery.deliver({ topic: 'alerts' }, entry('before-2'), 'sent');

@@ -56,8 +56,7 @@ describe('Streams', () => {
   });
 
   it('returns the live nodes of a device and prunes dead ones', async () => {
-    const presence = new Presence(redis, keys, 60_000);
-    await presence.add('d3', 'node-a');
+    await new Devices(redis, keys, 60_000).connect([{ device: 'd3', user: 'u3' }], 'node-a', 60_000);
     await redis.hset(keys.presence('d3'), 'node-dead', Date.now() - 1);
     const [r] = await streams.appendInboxes(['d3'], entry('n6'));
     expect(r!.nodes).toEqual(['node-a']);
@@ -108,9 +107,16 @@ describe('Devices', () => {
         ],
       ]),
     );
-    const s = await devices.hello('d6', 'u6');
-    expect(s.topics).toEqual(['news']);
-    expect(s.cursors).toEqual({ inbox: 5, 'topic:news': 2 });
+    await streams.appendInboxes(['d6'], entry('d6-1'));
+    const [s] = await devices.connect(
+      [{ device: 'd6', user: 'u6', address: '203.0.113.9' }],
+      'node-6',
+      60_000,
+    );
+    expect(s).toEqual({ topics: ['news'], cursors: { inbox: 5, 'topic:news': 2 }, inboxHead: 1 });
+    const presence = new Presence(redis, keys, 60_000);
+    expect(await presence.nodesOf('d6')).toEqual(['node-6']);
+    expect(await presence.addresses('d6')).toEqual({ 'node-6': '203.0.113.9' });
     expect(await devices.topicMemberCount('news')).toBe(1);
     const batches: string[][] = [];
     for await (const b of devices.devicesOfUser('u6')) batches.push(b);
@@ -123,12 +129,15 @@ describe('Devices', () => {
   it('counts the audience of each kind of target without delivering', async () => {
     const k = new Keys('aud');
     const devices = new Devices(redis, k, 60_000);
-    for (const [d, u] of [
-      ['a1', 'ua'],
-      ['a2', 'ua'],
-      ['b1', 'ub'],
-    ] as const)
-      await devices.hello(d, u);
+    await devices.connect(
+      [
+        { device: 'a1', user: 'ua' },
+        { device: 'a2', user: 'ua' },
+      ],
+      'node-1',
+      60_000,
+    );
+    await devices.connect([{ device: 'b1', user: 'ub' }], 'node-2', 60_000);
     await devices.subscribe('a1', 'news');
     expect(await devices.audience({ devices: ['x', 'y', 'x'] })).toBe(2);
     expect(await devices.audience({ users: ['ua', 'ub', 'ua', 'nobody'] }, 2)).toBe(3);
