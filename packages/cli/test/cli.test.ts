@@ -183,6 +183,10 @@ describe('usage', () => {
       [['token', '--device', 'bad id'], /--device "bad id" is not a valid id/],
       [['token', '--device', 'd', '--expires', 'forever'], /--expires "forever" is not a duration/],
       [['subscribe', '--topic', 'bad topic'], /--topic "bad topic" is not a valid topic/],
+      [
+        ['subscribe', '--transport', 'pigeon'],
+        /--transport must be auto, websocket, sse or poll, not "pigeon"/,
+      ],
       [['bench', '--count', '0'], /--count must be a whole number from 1/],
       [['bench', '--mode', 'carrier-pigeon'], /--mode must be topic or devices/],
       [['publish', '-d', 'a', '--data', '1', '--api', 'ftp://x'], /--api must be a http or https URL/],
@@ -263,6 +267,55 @@ describe('publish, subscribe, status, cancel', () => {
       target: 'devices',
       counts: { targets: 1, delivered: 1, acked: 1 },
     });
+  });
+
+  it('subscribes over SSE and long-poll with --transport, acking over HTTP', async () => {
+    const sse = start([
+      'subscribe',
+      '--device',
+      'cli-sse',
+      '--transport',
+      'sse',
+      '--count',
+      '2',
+      '--timeout',
+      '15',
+    ]);
+    const poll = start([
+      'subscribe',
+      '--device',
+      'cli-poll',
+      '--transport',
+      'poll',
+      '--count',
+      '2',
+      '--timeout',
+      '15',
+    ]);
+    await sse.waitFor('stderr', /connected to node-\d as device cli-sse \(user cli-sse\) over sse; streams /);
+    await poll.waitFor('stderr', /connected over poll; streams /);
+    let last = '';
+    for (const data of ['1', '2']) {
+      const r = await herald(['publish', '-d', 'cli-sse,cli-poll', '--data', data]);
+      expect(r.code, r.stderr).toBe(0);
+      last = (JSON.parse(r.stdout) as { id: string }).id;
+    }
+    for (const sub of [sse, poll]) {
+      const done = await sub.exited;
+      expect(done.code, done.stderr).toBe(0);
+      expect(lines(done.stdout).map((n) => [n.stream, n.seq, n.data])).toEqual([
+        ['inbox', 1, 1],
+        ['inbox', 2, 2],
+      ]);
+    }
+    // Both acked over POST /v1/acks (close() sends what is pending).
+    let acked = 0;
+    for (let i = 0; i < 50 && acked < 2; i++) {
+      const s = await herald(['status', last]);
+      acked = (JSON.parse(s.stdout) as { counts: { acked: number } }).counts.acked;
+      if (acked < 2) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(acked).toBe(2);
   });
 
   it('subscribes to topics and receives what is published to them', async () => {

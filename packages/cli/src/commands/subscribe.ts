@@ -1,4 +1,4 @@
-import { HeraldClient } from '@herald/client';
+import { HeraldClient, type Transport } from '@herald/client';
 import { isValidId, isValidTopic } from '@herald/protocol';
 import { COMMON_HELP, COMMON_OPTIONS, intFlag, list, parse, secondsFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -8,7 +8,7 @@ import { requireSecret, resolveCommon } from '../settings.js';
 import { mintToken } from '../token.js';
 
 const HELP = `usage: herald subscribe [--device ID] [--user ID] [-t TOPIC...] [--token JWT | --secret S]
-                        [--count N] [--timeout SECONDS] [-q]
+                        [--transport auto|websocket|sse|poll] [--count N] [--timeout SECONDS] [-q]
 
 Connects like a device (with the SDK: resumes, acks, reconnects, drops duplicates) and prints
 each notification as one JSON line on stdout: {"stream","seq","id","ts","data"}. Connection
@@ -21,6 +21,9 @@ Options:
   --token JWT        a device token to use instead of minting one
   --secret S         HS256 secret to mint a token (default $HERALD_TOKEN_SECRET, else
                      .herald/secrets.json)
+  --transport T      auto (default): WebSocket, else Server-Sent Events, else long-poll, whichever
+                     first gets through (a proxy refusing WebSocket upgrades); or websocket, sse,
+                     poll: only that one. SSE and long-poll use the --ws URL's host over http(s)
   --count N          exit 0 after N notifications
   --timeout SECONDS  stop after this long: exit 0, or 1 if --count was not reached
   -q, --quiet        nothing on stderr but errors
@@ -29,6 +32,7 @@ ${COMMON_HELP}
 
 Examples:
   herald subscribe --device dev-1 -t news.sport
+  herald subscribe --device dev-1 --transport sse
   herald subscribe --device dev-1 --count 1 --timeout 30 | jq .data`;
 
 const OPTIONS = {
@@ -41,7 +45,10 @@ const OPTIONS = {
   count: { type: 'string' },
   timeout: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  transport: { type: 'string' },
 } as const;
+
+const TRANSPORTS = ['auto', 'websocket', 'sse', 'poll'] as const;
 
 /** Longest wait for the socket to close cleanly on exit. */
 const CLOSE_MS = 3000;
@@ -68,6 +75,11 @@ export const subscribe: Command = {
       v.count === undefined ? undefined : intFlag('count', v.count, 1, 1, Number.MAX_SAFE_INTEGER);
     const timeoutS = v.timeout === undefined ? undefined : secondsFlag('timeout', v.timeout, 0);
     const quiet = v.quiet === true;
+    const transport = (v.transport ?? 'auto') as Transport | 'auto';
+    if (!TRANSPORTS.includes(transport))
+      throw new UsageError(
+        `--transport must be auto, websocket, sse or poll, not ${JSON.stringify(v.transport)}`,
+      );
     let tokenSource: string | (() => Promise<string>);
     /** Where the minting secret came from, for a rejected token's message; undefined with --token. */
     let secretFrom: string | undefined;
@@ -86,7 +98,7 @@ export const subscribe: Command = {
       await tokenSource(); // bad ids or secret fail here, before connecting
     }
 
-    const client = new HeraldClient({ url: common.ws, token: tokenSource, topics });
+    const client = new HeraldClient({ url: common.ws, token: tokenSource, topics, transport });
     let received = 0;
     let closing = false;
     let settle: (code: number) => void = () => undefined;
@@ -115,7 +127,9 @@ export const subscribe: Command = {
       const streams = Object.entries(w.streams)
         .map(([name, s]) => `${name}@${s.cursor}`)
         .join(', ');
-      info(quiet, `connected to ${w.node} as device ${w.device} (user ${w.user}); streams ${streams}`);
+      // A long-poll welcome is the client's own (no node, device or user in a poll's answer).
+      const who = w.node ? ` to ${w.node} as device ${w.device} (user ${w.user})` : '';
+      info(quiet, `connected${who} over ${client.transport}; streams ${streams}`);
     });
     client.on('subscribed', (s) => info(quiet, `subscribed to ${s.topic} (after seq ${s.cursor})`));
     client.on('gap', (g) =>
