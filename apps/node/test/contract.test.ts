@@ -150,3 +150,18 @@ describe('an ack at or below the hello cursor', () => {
     q.close();
   });
 });
+
+describe('an internal error', () => {
+  it('closes with 4500 "internal error" when Redis cannot serve the hello, and the node keeps serving', async () => {
+    // The device's topic set holds a string: hello.lua's SMEMBERS fails with WRONGTYPE, a fault
+    // of the server, not of the client (docs/protocol.md: 4500, reconnect with backoff).
+    await cmd.set(keys.deviceTopics('c-broken'), 'not a set');
+    const p = await Probe.open(url);
+    p.send({ type: 'hello', token: await token('c-broken') });
+    expect(await p.waitClose()).toMatchObject({ code: 4500, reason: 'internal error' });
+    await cmd.del(keys.deviceTopics('c-broken'));
+    const ok = await hello('c-broken');
+    expect(ok.closed).toBeUndefined();
+    ok.close();
+  });
+});
