@@ -1,0 +1,88 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SystemStack, startSystem } from '../support/system.js';
+import { type Browser, ensureChromium, launchChromium } from './chromium.js';
+
+// Debian Chromium's own EventSource (no SDK) against two push nodes behind nginx: it receives,
+// and after kill -9 of its node its automatic reconnect (Last-Event-ID) resumes exactly.
+let sys: SystemStack;
+let browser: Browser;
+let server: Server;
+let pageUrl: string;
+
+/** A page on another origin than the nodes: EventSource goes cross-origin, as on a real site. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>sse</title><script>
+window.got = []; window.welcomes = []; window.errors = 0;
+window.start = (url) => {
+  const es = new EventSource(url);
+  es.addEventListener('welcome', (e) => window.welcomes.push(JSON.parse(e.data).node));
+  es.addEventListener('notification', (e) => window.got.push({ ...JSON.parse(e.data), lastEventId: e.lastEventId }));
+  es.onerror = () => { window.errors++; };
+  window.es = es;
+};
+</script>`;
+
+beforeAll(async () => {
+  ensureChromium();
+  [sys, browser] = await Promise.all([startSystem({ nodes: 2 }), launchChromium()]);
+  server = createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  pageUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}, 900_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await sys?.teardown();
+}, 60_000);
+
+interface Got {
+  stream: string;
+  seq: number;
+  id: string;
+  lastEventId: string;
+}
+
+describe("Chromium's native EventSource through nginx", () => {
+  it('receives, and resumes exactly on another node after kill -9 of its own', async () => {
+    const page = await browser.context.newPage();
+    page.setDefaultTimeout(15_000);
+    await page.goto(pageUrl);
+    const base = sys.wsUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');
+    const token = await sys.token('es-1');
+    await page.evaluate(
+      (u) => (window as unknown as { start(u: string): void }).start(u),
+      `${base}/v1/sse?token=${token}`,
+    );
+    await page.waitForFunction(() => (window as unknown as { welcomes: string[] }).welcomes.length === 1);
+    const [victim] = await page.evaluate(() => (window as unknown as { welcomes: string[] }).welcomes);
+
+    const N = 40;
+    for (let i = 0; i < N / 2; i++)
+      expect((await sys.publish({ to: { devices: ['es-1'] }, data: { i } })).status).toBe(202);
+    await page.waitForFunction((n) => (window as unknown as { got: unknown[] }).got.length >= n, N / 2);
+    await sys.nodes.find((n) => n.name === victim)!.kill9();
+    for (let i = N / 2; i < N; i++)
+      expect((await sys.publish({ to: { devices: ['es-1'] }, data: { i } })).status).toBe(202);
+
+    await page.waitForFunction((n) => (window as unknown as { got: unknown[] }).got.length >= n, N, {
+      timeout: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const state = await page.evaluate(() => {
+      const w = window as unknown as { got: Got[]; welcomes: string[]; errors: number };
+      return { got: w.got, welcomes: w.welcomes, errors: w.errors };
+    });
+    expect(state.welcomes).toHaveLength(2);
+    expect(state.welcomes[1]).not.toBe(victim);
+    expect(state.errors).toBeGreaterThanOrEqual(1);
+    expect(state.got.map((g) => g.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(state.got.every((g) => g.lastEventId.startsWith('1.'))).toBe(true);
+    await page.evaluate(() => (window as unknown as { es: EventSource }).es.close());
+    await page.close();
+  }, 60_000);
+});
