@@ -42,6 +42,29 @@ function fresh(chunk?: number): World {
   return world(redis, `t${++n}`, chunk);
 }
 
+type DeviceOf = readonly [device: string, user: string];
+
+/**
+ * Devices saying hello on `node` the way a push node does (`Devices.connect`, hello.lua): each
+ * live there and registered to its user (and to the broadcast audience).
+ */
+function hello(w: World, node: string, devices: readonly DeviceOf[]) {
+  return w.devices.connect(
+    devices.map(([device, user]) => ({ device, user })),
+    node,
+    60_000,
+  );
+}
+
+/** Devices that said hello once and have gone since: still registered, live on no node. */
+async function left(w: World, devices: readonly DeviceOf[]) {
+  await hello(w, 'node-gone', devices);
+  await w.presence.removeMany(
+    devices.map(([d]) => d),
+    'node-gone',
+  );
+}
+
 async function inboxSeqs(w: World, device: string) {
   const r = await w.streams.read(w.keys.inbox(device), 0, 100);
   return r.entries.map((e) => e.seq);
@@ -52,7 +75,7 @@ describe('Fanout', () => {
     const w = fresh();
     const channel = w.keys.nodeChannel('node-a');
     await sub.subscribe(channel);
-    await w.presence.add('d1', 'node-a');
+    await hello(w, 'node-a', [['d1', 'u1']]);
 
     const ids: string[] = [];
     for (let i = 1; i <= 3; i++) {
@@ -84,9 +107,11 @@ describe('Fanout', () => {
     const w = fresh();
     const [a, b] = [w.keys.nodeChannel('node-a'), w.keys.nodeChannel('node-b')];
     await sub.subscribe(a, b);
-    await w.presence.add('d1', 'node-a');
-    await w.presence.add('d2', 'node-a');
-    await w.presence.add('d3', 'node-b');
+    await hello(w, 'node-a', [
+      ['d1', 'u1'],
+      ['d2', 'u2'],
+    ]);
+    await hello(w, 'node-b', [['d3', 'u3']]);
     const job = await notification(w, { devices: ['d1', 'd2', 'd1', 'd3', 'd4', 'd2'] });
     await w.fanout.process(stubJob(job));
 
@@ -110,13 +135,15 @@ describe('Fanout', () => {
     const w = fresh();
     const channel = w.keys.nodeChannel('node-a');
     await sub.subscribe(channel);
-    await w.devices.hello('u1-phone', 'u1');
-    await w.devices.hello('u1-laptop', 'u1');
-    await w.devices.hello('u2-phone', 'u2');
-    await w.devices.hello('u2-watch', 'u2');
-    await w.devices.hello('u3-phone', 'u3');
-    await w.presence.add('u1-phone', 'node-a');
-    await w.presence.add('u2-watch', 'node-a');
+    await hello(w, 'node-a', [
+      ['u1-phone', 'u1'],
+      ['u2-watch', 'u2'],
+    ]);
+    await left(w, [
+      ['u1-laptop', 'u1'],
+      ['u2-phone', 'u2'],
+      ['u3-phone', 'u3'],
+    ]);
 
     const job = await notification(w, { users: ['u1', 'u2', 'u1'] });
     await w.fanout.process(stubJob(job));
@@ -140,11 +167,11 @@ describe('Fanout', () => {
 
   it('packs users into chunks and saves progress per finished user', async () => {
     const w = fresh(2);
-    for (const u of ['u1', 'u2', 'u3']) {
-      await w.devices.hello(`${u}-a`, u);
-      await w.devices.hello(`${u}-b`, u);
-      await w.devices.hello(`${u}-c`, u);
-    }
+    for (const u of ['u1', 'u2', 'u3'])
+      await left(
+        w,
+        ['a', 'b', 'c'].map((d) => [`${u}-${d}`, u] as const),
+      );
     const deliver = vi.spyOn(w.delivery, 'deliver');
     const job = stubJob(await notification(w, { users: ['u1', 'u2', 'u3'] }));
     await w.fanout.process(job);
@@ -161,7 +188,10 @@ describe('Fanout', () => {
 
   it('resumes users after the last finished user', async () => {
     const w = fresh();
-    for (const u of ['u1', 'u2', 'u3']) await w.devices.hello(`${u}-phone`, u);
+    await left(
+      w,
+      ['u1', 'u2', 'u3'].map((u) => [`${u}-phone`, u] as const),
+    );
     const job = await notification(w, { users: ['u1', 'u2', 'u3'] });
     await w.status.transition(job.id, 'sending', ['queued']);
     const entry = { id: job.id, data: job.data, ts: job.ts, exp: job.exp };
@@ -203,8 +233,10 @@ describe('Fanout', () => {
     const w = fresh();
     const channel = w.keys.broadcastChannel();
     await sub.subscribe(channel);
-    await w.devices.hello('d1', 'u1');
-    await w.devices.hello('d2', 'u2');
+    await left(w, [
+      ['d1', 'u1'],
+      ['d2', 'u2'],
+    ]);
 
     const job = await notification(w, { broadcast: true });
     await w.fanout.process(stubJob(job));
@@ -241,8 +273,10 @@ describe('Fanout', () => {
   it('never appends an expired notification, and counts every device it was for as expired', async () => {
     const w = fresh();
     for (const d of ['m1', 'm2', 'm3']) await w.delivery.subscribe(d, 'news');
-    await w.devices.hello('u1-a', 'u1');
-    await w.devices.hello('u1-b', 'u1');
+    await left(w, [
+      ['u1-a', 'u1'],
+      ['u1-b', 'u1'],
+    ]);
     const job = await notification(w, { devices: ['d1', 'd2', 'd1'] }, { ttlMs: -1 });
     const topic = await notification(w, { topic: 'news' }, { ttlMs: 0 });
     const users = await notification(w, { users: ['u1', 'nobody'] }, { ttlMs: -1 });
@@ -357,8 +391,7 @@ describe('a scheduled notification that expired while no worker ran (issue #12 i
     const prefix = 'sched-expired';
     const w = world(redis, prefix);
     // A connected device, and a topic with two members.
-    await w.devices.hello('dx', 'ux');
-    await w.presence.add('dx', 'node-a');
+    await hello(w, 'node-a', [['dx', 'ux']]);
     for (const d of ['m1', 'm2']) await w.delivery.subscribe(d, 'late');
     const conn = new Redis(server.url);
     const queue = new Queue<FanoutJob>(FANOUT_QUEUE, { connection: conn, ...queueOptions(w.keys) });

@@ -69,9 +69,15 @@ describe('worker /metrics', () => {
     expect(metric(before, 'herald_doorbells_total', { kind: 'stream' })).toBe(0);
 
     // d1 is live on two nodes, d2 on one of them, d3 offline: one doorbell per node.
-    await w.presence.add('d1', 'node-a');
-    await w.presence.add('d1', 'node-b');
-    await w.presence.add('d2', 'node-a');
+    // Said hello as a push node does (Devices.connect); their user is not the expired job's u1.
+    const hello = (node: string, ...ds: string[]) =>
+      w.devices.connect(
+        ds.map((device) => ({ device, user: 'u-live' })),
+        node,
+        60_000,
+      );
+    await hello('node-a', 'd1', 'd2');
+    await hello('node-b', 'd1');
     const toDevices = await notification(w, { devices: ['d1', 'd2', 'd3'] });
     const toTopic = await notification(w, { topic: 'news' });
     const cancelled = await notification(w, { broadcast: true }, { state: 'scheduled' });
