@@ -55,21 +55,21 @@ describe("Chromium's native EventSource through nginx", () => {
     const base = sys.wsUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');
     const token = await sys.token('es-1');
     await page.evaluate(
-      (u) => (window as unknown as { start(u: string): void }).start(u),
+      (u) => (globalThis as unknown as { start(u: string): void }).start(u),
       `${base}/v1/sse?token=${token}`,
     );
-    await page.waitForFunction(() => (window as unknown as { welcomes: string[] }).welcomes.length === 1);
-    const [victim] = await page.evaluate(() => (window as unknown as { welcomes: string[] }).welcomes);
+    await page.waitForFunction(() => (globalThis as unknown as { welcomes: string[] }).welcomes.length === 1);
+    const [victim] = await page.evaluate(() => (globalThis as unknown as { welcomes: string[] }).welcomes);
 
     const N = 40;
     for (let i = 0; i < N / 2; i++)
       expect((await sys.publish({ to: { devices: ['es-1'] }, data: { i } })).status).toBe(202);
-    await page.waitForFunction((n) => (window as unknown as { got: unknown[] }).got.length >= n, N / 2);
+    await page.waitForFunction((n) => (globalThis as unknown as { got: unknown[] }).got.length >= n, N / 2);
     await sys.nodes.find((n) => n.name === victim)!.kill9();
     for (let i = N / 2; i < N; i++)
       expect((await sys.publish({ to: { devices: ['es-1'] }, data: { i } })).status).toBe(202);
 
-    await page.waitForFunction((n) => (window as unknown as { got: unknown[] }).got.length >= n, N, {
+    await page.waitForFunction((n) => (globalThis as unknown as { got: unknown[] }).got.length >= n, N, {
       timeout: 20_000,
     });
     await new Promise((r) => setTimeout(r, 300));
@@ -82,7 +82,7 @@ describe("Chromium's native EventSource through nginx", () => {
     expect(state.errors).toBeGreaterThanOrEqual(1);
     expect(state.got.map((g) => g.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
     expect(state.got.every((g) => g.lastEventId.startsWith('1.'))).toBe(true);
-    await page.evaluate(() => (window as unknown as { es: EventSource }).es.close());
+    await page.evaluate(() => (globalThis as unknown as { es: { close(): void } }).es.close());
     await page.close();
   }, 60_000);
 });
