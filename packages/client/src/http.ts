@@ -176,23 +176,26 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
   };
 
   /**
-   * A refused request: 401 is a refused token (4001, or 4003 when expired), 400/403 with a
-   * Herald code a refused request (4000, the code in the reason); anything else (a proxy's 403,
-   * 404, 5xx) is a transport failure (1006).
+   * A refused request. Without a Herald error code it is not the node's answer (a proxy's 403 or
+   * 502), and a 404 is a node without this route: a transport failure (1006, so `auto` moves on).
+   * Else the node's: 401 a refused token (4001, or 4003 when expired), 400/403 a refused request
+   * (4000), anything else (503 busy, Redis down) a node failure retried with backoff (4013).
    */
   const refused = async (res: Response): Promise<void> => {
     const body = (await res.json().catch(() => ({}))) as { code?: unknown; message?: unknown };
     const code = typeof body.code === 'string' ? body.code : '';
-    const reason = `HTTP ${res.status} ${code}: ${String(body.message)}`;
+    const s = res.status;
     closed(
-      res.status === 401
-        ? code === 'HERALD_TOKEN_EXPIRED'
-          ? 4003
-          : 4001
-        : (res.status === 400 || res.status === 403) && code.startsWith('HERALD_')
-          ? 4000
-          : 1006,
-      reason,
+      !code.startsWith('HERALD_') || s === 404
+        ? 1006
+        : s === 401
+          ? code === 'HERALD_TOKEN_EXPIRED'
+            ? 4003
+            : 4001
+          : s === 400 || s === 403
+            ? 4000
+            : 4013,
+      `HTTP ${s}${code && ` ${code}: ${String(body.message)}`}`,
     );
   };
 
@@ -238,14 +241,20 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
       const pending = changed;
       changed = new Set();
       try {
-        // Token and cursors in the query: a GET without headers needs no CORS preflight.
         const u = new URL(kind, o.base);
         const q = u.searchParams;
         if (topics.size > 0) q.set('topics', [...topics].join(','));
         q.set('cursors', cursors);
-        q.set('token', token);
         if (!sse) q.set('wait', String(first || pending.size > 0 ? 0 : o.waitS));
-        const res = await fetch(u, { signal: r.signal });
+        // The token: in a page, in the query (as EventSource does: a GET without headers needs no
+        // CORS preflight, whose cache would miss on every new cursors URL); elsewhere in a header,
+        // out of URLs that proxies log.
+        const page = 'document' in globalThis;
+        if (page) q.set('token', token);
+        const res = await fetch(u, {
+          signal: r.signal,
+          headers: page ? {} : { authorization: `Bearer ${token}` },
+        });
         if (res.status !== 200) return await refused(res);
         const type = res.headers.get('content-type') ?? '';
         if (!type.includes(sse ? 'text/event-stream' : 'json')) return closed(1006, `HTTP 200 ${type}`);

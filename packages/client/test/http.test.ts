@@ -62,7 +62,8 @@ describe('SSE transport', () => {
     const { client, rec } = makeClient({ transport: 'sse', storage, topics: ['news'] });
     const connected = client.connect();
     const s = await node.nextStream();
-    expect(s.q).toMatchObject({ token: 'tok', topics: ['news'], cursors: { inbox: 4, 'topic:news': 9 } });
+    expect(s.q).toMatchObject({ token: null, topics: ['news'], cursors: { inbox: 4, 'topic:news': 9 } });
+    expect(s.req.headers.authorization).toBe('Bearer tok');
     s.welcome({ inbox: 4, broadcast: 2, 'topic:news': 9 });
     await connected;
     expect(client.state).toBe('open');
@@ -99,6 +100,22 @@ describe('SSE transport', () => {
     expect(rec.of('disconnect')).toHaveLength(1);
     expect(rec.of('retry')[0]).toMatchObject({ reason: 'backoff' });
     expect(rec.of('state')).toEqual(['connecting', 'open', 'reconnecting', 'open']);
+  });
+
+  it('in a page, sends the token in the query (no header: no CORS preflight)', async () => {
+    const g = globalThis as { document?: unknown };
+    g.document = {};
+    try {
+      const { client } = makeClient({ transport: 'sse', lifecycle: false });
+      const connected = client.connect();
+      const s = await node.nextStream();
+      expect(s.q.token).toBe('tok');
+      expect(s.req.headers.authorization).toBeUndefined();
+      s.welcome();
+      await connected;
+    } finally {
+      delete g.document;
+    }
   });
 
   it('counts heartbeat comments as traffic, and drops a silent stream', async () => {
@@ -153,7 +170,7 @@ describe('SSE transport', () => {
     await rec.wait('welcome');
     s1.event('error', { code: 4001, reason: 'signature verification failed' });
     const s2 = await node.nextStream();
-    expect(s2.q.token).toBe('tok-2');
+    expect(s2.req.headers.authorization).toBe('Bearer tok-2');
     expect(rec.of('disconnect')[0]).toEqual({ code: 4001, reason: 'signature verification failed' });
     await s1.waitClosed();
   });
@@ -168,7 +185,8 @@ describe('SSE transport', () => {
     await rec.wait('notification');
     s1.event('refresh', { exp: Math.floor(Date.now() / 1000) + 30 });
     const s2 = await node.nextStream();
-    expect(s2.q).toMatchObject({ token: 'tok-2', cursors: { inbox: 1 } });
+    expect(s2.q).toMatchObject({ cursors: { inbox: 1 } });
+    expect(s2.req.headers.authorization).toBe('Bearer tok-2');
     s2.welcome({ inbox: 1 });
     s2.notify('inbox', 2);
     await rec.wait('notification', (x) => x.seq === 2);
@@ -278,7 +296,8 @@ describe('long-poll transport', () => {
     });
     const connected = client.connect();
     const p1 = await node.nextPoll();
-    expect(p1.q).toMatchObject({ token: 'tok', wait: '0', cursors: { inbox: 2 } });
+    expect(p1.q).toMatchObject({ wait: '0', cursors: { inbox: 2 } });
+    expect(p1.req.headers.authorization).toBe('Bearer tok');
     p1.answer(encodeCursors({ inbox: 2, broadcast: 0 }));
     await connected;
     expect(client.transport).toBe('poll');
@@ -325,6 +344,24 @@ describe('long-poll transport', () => {
     expect(p.q).toMatchObject({ topics: ['news'], wait: '0' });
     p.answer(encodeCursors({ inbox: 0, 'topic:news': 12 }));
     expect(await rec.wait('subscribed')).toEqual({ type: 'subscribed', topic: 'news', cursor: 12 });
+  });
+
+  it("a node's 503 is retried with backoff (not a transport failure); a proxy's 502 is a transport failure", async () => {
+    const { client, rec } = makeClient({ transport: 'poll' });
+    void client.connect();
+    (await node.nextPoll()).res
+      .writeHead(503, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ code: 'HERALD_NODE_BUSY', message: 'node at capacity' }));
+    (await node.nextPoll()).res
+      .writeHead(502, { 'content-type': 'text/html' })
+      .end('<html>bad gateway</html>');
+    (await node.nextPoll()).answer(encodeCursors({ inbox: 0 }));
+    await rec.wait('welcome');
+    expect(rec.of('disconnect')).toEqual([
+      { code: 4013, reason: 'HTTP 503 HERALD_NODE_BUSY: node at capacity' },
+      { code: 1006, reason: 'HTTP 502' },
+    ]);
+    expect(rec.of('retry').map((r) => r.reason)).toEqual(['backoff', 'backoff']);
   });
 
   it('a 401 on a poll is the token refused', async () => {
