@@ -74,7 +74,7 @@ describe("Chromium's native EventSource through nginx", () => {
     });
     await new Promise((r) => setTimeout(r, 300));
     const state = await page.evaluate(() => {
-      const w = window as unknown as { got: Got[]; welcomes: string[]; errors: number };
+      const w = globalThis as unknown as { got: Got[]; welcomes: string[]; errors: number };
       return { got: w.got, welcomes: w.welcomes, errors: w.errors };
     });
     expect(state.welcomes).toHaveLength(2);
