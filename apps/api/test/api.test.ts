@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FanoutJob } from '@herald/protocol';
 import { type RedisHandle, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
-import { createRedis, Devices, decodeDoorbell, Idempotency, Keys, Presence } from '@herald/store';
+import { createRedis, Devices, decodeDoorbell, Idempotency, Keys } from '@herald/store';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
@@ -468,7 +468,8 @@ describe('direct publish (the default)', () => {
 
   it('appends a device publish before answering: 202 sent, state sent, inbox entries, one doorbell per node, no job', async () => {
     const [a, b] = [`dev-${randomUUID()}`, `dev-${randomUUID()}`];
-    await new Presence(plain, keys, 60_000).add(a, 'node-direct');
+    // Live on node-direct, as a push node's hello leaves it (Devices.connect).
+    await new Devices(plain, keys, 60_000).connect([{ device: a, user: `u-${a}` }], 'node-direct', 60_000);
     let id = '';
     const rung = await bells(keys.nodeChannel('node-direct'), 1, async () => {
       const res = await post({ to: { devices: [a, b, a] }, data: { title: 'now' }, ttl: 30 });
@@ -640,7 +641,7 @@ describe('topics', () => {
     const device = `dev-${randomUUID()}`;
     const topic = 'news.sport';
     await plain.set(keys.topic(topic).seq, 7);
-    await new Presence(plain, keys, 60_000).add(device, 'node-a');
+    await devices.connect([{ device, user: `u-${device}` }], 'node-a', 60_000);
     const channel = keys.nodeChannel('node-a');
     const bells: string[] = [];
     const rung = new Promise<void>((resolve, reject) => {

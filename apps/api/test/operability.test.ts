@@ -1,6 +1,6 @@
 import { metric, parseMetrics, type RedisHandle, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
-import { createRedis, Devices, Keys, Nodes, Presence, Streams } from '@herald/store';
+import { createRedis, Devices, Keys, Nodes, Streams } from '@herald/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type HeraldApi } from '../src/app.js';
 import { auth, captureLogger, KEY, KEY2, ready, testConfig } from './helpers.js';
@@ -143,12 +143,13 @@ describe('admin API', () => {
 
   it('shows a device: where it is live, its topics, and head and acked cursor per stream', async () => {
     const devices = new Devices(plain, keys, 3_600_000);
-    const presence = new Presence(plain, keys, 60_000);
     const streams = new Streams(plain, keys, { inboxMaxLen: 100, topicMaxLen: 100, keepMs: 60_000 });
-    await devices.hello('dev-1', 'user-1');
-    await presence.add('dev-1', 'node-a', '198.51.100.4');
-    await presence.add('dev-1', 'node-b');
-    await presence.add('dev-1', 'node-old', undefined, Date.now() - 120_000); // expired: not live
+    // Hellos as push nodes say them (Devices.connect): on node-a with the client's address, on
+    // node-b without one, and on node-old two minutes ago, so its 60 s presence has expired.
+    const dev1 = { device: 'dev-1', user: 'user-1' };
+    await devices.connect([{ ...dev1, address: '198.51.100.4' }], 'node-a', 60_000);
+    await devices.connect([dev1], 'node-b', 60_000);
+    await devices.connect([dev1], 'node-old', 60_000, Date.now() - 120_000);
     const entry = (id: string) => ({ id, data: '{}', ts: Date.now(), exp: Date.now() + 60_000 });
     await streams.appendInboxes(['dev-1'], entry('n1'));
     await streams.appendInboxes(['dev-1'], entry('n2'));
