@@ -446,6 +446,27 @@ describe("transport 'auto'", () => {
     expect(third.client.transport).toBe('websocket');
   });
 
+  it('a session on SSE lost after its memory went stale tries WebSocket first again', async () => {
+    node.refuseUpgrades = 403;
+    const { client, rec } = makeClient({ transportMemoryMs: 200 });
+    void client.connect();
+    const s1 = await node.nextStream();
+    s1.welcome();
+    await rec.wait('welcome');
+    expect(upgrades()).toBe(1);
+    s1.res.destroy(); // still fresh: back to SSE at once
+    (await node.nextStream()).welcome();
+    await rec.nth('welcome', 2);
+    expect(upgrades()).toBe(1);
+    await new Promise((r) => setTimeout(r, 250));
+    node.refuseUpgrades = undefined;
+    node.streams[1]!.res.destroy(); // stale: WebSocket first, and it gets through now
+    await (await node.nextSocket()).welcome();
+    await rec.nth('welcome', 3);
+    expect(client.transport).toBe('websocket');
+    expect(upgrades()).toBe(2);
+  });
+
   it('goes on to SSE when this runtime cannot open a WebSocket, saying why', async () => {
     const NoWebSocket = class {
       constructor() {
