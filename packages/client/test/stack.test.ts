@@ -1,6 +1,7 @@
 // The SDK against a real stack (@herald/stack: Redis, API, worker, two push nodes behind nginx
-// stream): one device per transport, `auto` behind a proxy that refuses WebSocket upgrades, and
-// an SSE device whose node is killed mid-stream.
+// stream): one device per transport, `auto` behind a proxy that refuses WebSocket upgrades, an
+// SSE device whose node is killed mid-stream, and the browser bundle in Debian's Chromium
+// (playwright-core drives /usr/bin/chromium; nothing is downloaded) on a page of another origin.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -9,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NotificationFrame } from '@herald/protocol';
 import { type Stack, startStack } from '@herald/stack';
+import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleBrowser } from '../scripts/bundle.mjs';
 import { HeraldClient, type HeraldClientOptions, type HeraldEvents, type Transport } from '../src/client.js';
 import type { StorageLike } from '../src/cursors.js';
 import { Recorder } from './fake-node.js';
@@ -22,6 +25,11 @@ let dir: string;
 let proxy: Server;
 /** `ws://` URL of the proxy that answers WebSocket upgrades with 403 and passes HTTP through to nginx. */
 let proxyUrl: string;
+/** A page server on its own port (another origin than the nodes): `/` and `/herald.js`. */
+let pages: Server;
+let pageUrl: string;
+let browser: BrowserContext | undefined;
+let profile: string | undefined;
 const clients: HeraldClient[] = [];
 
 /** A device token (HS256 JWT, as @herald/token mints it), signed here to keep the SDK's devDependencies as they are. */
@@ -84,9 +92,36 @@ beforeAll(async () => {
   );
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   proxyUrl = `ws://127.0.0.1:${(proxy.address() as AddressInfo).port}/v1/ws`;
+
+  const bundle = await bundleBrowser({ write: false });
+  pages = createServer((req, res) => {
+    if (req.url === '/herald.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+    else res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
+  });
+  await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+  pageUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}/`;
 }, 60_000);
 
+/** The page: the browser bundle as a module; `start()` connects a client and records what it sees. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title><script type="module">
+import { HeraldClient } from '/herald.js';
+window.start = (url, token, transport) => {
+  const client = new HeraldClient({ url, token, transport, backoff: { initialMs: 50, maxMs: 500 } });
+  window.client = client;
+  window.got = [];
+  window.errors = [];
+  client.on('notification', (n) => window.got.push([n.stream, n.seq]));
+  client.on('error', (e) => window.errors.push(e.code + ': ' + e.message));
+  return client.connect().then(() => client.transport);
+};
+window.ready = true;
+</script>`;
+
 afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  pages?.closeAllConnections();
+  await new Promise((r) => (pages ? pages.close(r) : r(undefined)));
   await Promise.all(clients.splice(0).map((c) => c.close()));
   proxy?.closeAllConnections();
   await new Promise((r) => (proxy ? proxy.close(r) : r(undefined)));
@@ -188,4 +223,69 @@ describe('the SDK on a real stack, every transport', () => {
     expect(byStream(rec.of('notification'))).toEqual({ inbox: range(1, 15) });
     await holder!.restart();
   }, 40_000);
+});
+
+describe('the browser bundle in Chromium, on a page of another origin', () => {
+  async function page() {
+    if (!browser) {
+      profile = mkdtempSync(path.join(tmpdir(), 'herald-client-chromium-'));
+      browser = await chromium.launchPersistentContext(profile, {
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+        ],
+        timeout: 30_000,
+      });
+    }
+    const p = await browser.newPage();
+    p.setDefaultTimeout(15_000);
+    await p.goto(pageUrl);
+    await p.waitForFunction(() => (globalThis as unknown as { ready?: boolean }).ready === true);
+    return p;
+  }
+
+  type Win = {
+    start(u: string, t: string, tr: string): Promise<string>;
+    got: [string, number][];
+    errors: string[];
+  };
+
+  for (const [name, transport, via] of [
+    ["'auto' behind the proxy that refuses upgrades: SSE", 'auto', 'proxy'],
+    ['long-poll', 'poll', 'nginx'],
+  ] as const)
+    it(`${name}: receives every publish once, in order, and acks over HTTP (CORS)`, async () => {
+      const dev = `browser-${transport}`;
+      const p = await page();
+      const url = via === 'proxy' ? proxyUrl : stack.wsUrl;
+      const got = await p.evaluate(([u, t, tr]) => (globalThis as unknown as Win).start(u, t, tr), [
+        url,
+        token(dev),
+        transport,
+      ] as const);
+      expect(got).toBe(transport === 'auto' ? 'sse' : 'poll');
+      let last = '';
+      for (let i = 1; i <= 10; i++) last = await publish({ devices: [dev] }, { i });
+      await p.waitForFunction(() => (globalThis as unknown as Win).got.length >= 10);
+      const w = await p.evaluate(() => {
+        const g = globalThis as unknown as Win;
+        return { got: g.got, errors: g.errors };
+      });
+      expect(w.got).toEqual(range(1, 10).map((n) => ['inbox', n]));
+      // With 'auto' the refused upgrade is no error event: only a disconnect before the fallback.
+      expect(w.errors).toEqual([]);
+      let acked = 0;
+      for (let i = 0; i < 100 && acked < 1; i++) {
+        acked = ((await api('GET', `/v1/notifications/${last}`)).json as { counts: { acked: number } }).counts
+          .acked;
+        if (acked < 1) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(acked).toBe(1);
+      await p.close();
+    }, 30_000);
 });
