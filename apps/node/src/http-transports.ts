@@ -239,6 +239,7 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     const session = new Session(deps, pollTransport as Transport<unknown>, conn, remote(req));
     conn.peer = session;
     res.on('close', () => conn.gone());
+    res.on('error', (err) => session.failed(err));
     session.start();
     if (!(await session.accept(o.id, o.cursors, o.topics))) return;
     await session.replayed;
