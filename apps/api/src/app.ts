@@ -9,6 +9,7 @@ import {
   Keys,
   Presence,
   queueOptions,
+  ReplicaGate,
   StatusStore,
   Streams,
 } from '@herald/store';
@@ -129,7 +130,10 @@ export function buildApp(deps: AppDeps) {
   const status = new StatusStore(redis, keys, config.statusKeepS * 1000);
   const streams = new Streams(redis, keys, config.streams);
   const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
-  const delivery = createDelivery({ redis, keys, streams, status, devices });
+  // HERALD_REDIS_MIN_REPLICAS: direct deliveries and topic changes wait inside the delivery; the
+  // queue path waits in NotificationService.accept (status and job are written there).
+  const replicas = new ReplicaGate(config.replicas);
+  const delivery = createDelivery({ redis, keys, streams, status, devices, replicas });
   const direct = config.directPublish
     ? new DirectPublisher({ delivery, maxDevices: config.directMaxDevices })
     : undefined;
@@ -139,6 +143,7 @@ export function buildApp(deps: AppDeps) {
     direct,
     idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
     queue,
+    replicas: { gate: replicas, connections: [redis, deps.queueRedis] },
     log: app.log,
     queueTimeoutMs: deps.queueTimeoutMs ?? config.redisTimeoutMs,
     onAccepted: (target, scheduled, path) => ops.metrics.accepted(target, scheduled, path),

@@ -32,6 +32,8 @@ export interface ApiConfig {
   directMaxDevices: number;
   /** HERALD_REDIS_TIMEOUT_MS: a request waiting longer than this for Redis is answered 503. */
   redisTimeoutMs: number;
+  /** HERALD_REDIS_MIN_REPLICAS / HERALD_REDIS_REPLICA_TIMEOUT_MS: replicas confirming a publish before its 202. */
+  replicas: { minReplicas: number; timeoutMs: number };
   /** Stream bounds for direct appends (the same settings as the worker's). */
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
 }
@@ -56,6 +58,12 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     );
   if (e.HERALD_TOKEN_SECRET && e.HERALD_TOKEN_SECRET.length < MIN_TOKEN_SECRET_LENGTH)
     problems.push(`HERALD_TOKEN_SECRET must be at least ${MIN_TOKEN_SECRET_LENGTH} characters`);
+  // The replica wait is one step of a request bounded by HERALD_REDIS_TIMEOUT_MS (also the
+  // connections' command timeout): a longer wait would end as a timeout, not as its own 503.
+  if (e.HERALD_REDIS_MIN_REPLICAS > 0 && e.HERALD_REDIS_REPLICA_TIMEOUT_MS >= e.HERALD_REDIS_TIMEOUT_MS)
+    problems.push(
+      `HERALD_REDIS_REPLICA_TIMEOUT_MS (${e.HERALD_REDIS_REPLICA_TIMEOUT_MS}) must be less than HERALD_REDIS_TIMEOUT_MS (${e.HERALD_REDIS_TIMEOUT_MS})`,
+    );
   const trustProxy = parseTrustProxy(e.HERALD_TRUST_PROXY);
   if (typeof trustProxy === 'object') problems.push(trustProxy.problem);
   if (problems.length > 0 || typeof trustProxy === 'object') throw new ConfigError(problems);
@@ -81,6 +89,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     maxBatch: e.HERALD_MAX_BATCH,
     directMaxDevices: e.HERALD_DIRECT_MAX_DEVICES,
     redisTimeoutMs: e.HERALD_REDIS_TIMEOUT_MS,
+    replicas: { minReplicas: e.HERALD_REDIS_MIN_REPLICAS, timeoutMs: e.HERALD_REDIS_REPLICA_TIMEOUT_MS },
     streams: {
       inboxMaxLen: e.HERALD_INBOX_MAXLEN,
       topicMaxLen: e.HERALD_TOPIC_MAXLEN,

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { FanoutJob, NotificationState, NotificationStatus, Target, TargetKind } from '@herald/protocol';
 import { targetKind } from '@herald/protocol';
-import { FANOUT_JOB, fanoutJobOptions, type Idempotency, type StatusStore } from '@herald/store';
+import {
+  FANOUT_JOB,
+  fanoutJobOptions,
+  type Idempotency,
+  type RedisClient,
+  type ReplicaGate,
+  type StatusStore,
+} from '@herald/store';
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ApiConfig } from './config.js';
@@ -51,6 +58,11 @@ export interface NotificationServiceDeps {
   /** Appends immediate, cheap publishes in the request (HERALD_DIRECT_PUBLISH); absent = queue everything. */
   direct?: DirectPublisher;
   log: FastifyBaseLogger;
+  /**
+   * HERALD_REDIS_MIN_REPLICAS for the queue path: the connections a queued accept writes on
+   * (status, job). The direct path waits inside its Delivery.
+   */
+  replicas?: { gate: ReplicaGate; connections: RedisClient[] };
   /** Bound on each BullMQ call: the queue may wait for a connection instead of failing fast. */
   queueTimeoutMs: number;
   /** Called once per notification accepted (not for idempotent replays), e.g. to count it. */
@@ -218,6 +230,10 @@ export class NotificationService {
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
+    // On one Redis the job's connection alone would do (the status was written before it), on a
+    // Cluster they are different shards: both, in parallel.
+    const r = this.d.replicas;
+    if (r?.gate.enabled) await r.gate.confirm(...r.connections);
     this.d.onAccepted?.(targetKind(p.to), state === 'scheduled', 'queue');
     return { id, status: state };
   }

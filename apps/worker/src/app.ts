@@ -7,6 +7,7 @@ import {
   FANOUT_QUEUE,
   Keys,
   queueOptions,
+  ReplicaGate,
   StatusStore,
   Streams,
 } from '@herald/store';
@@ -76,8 +77,14 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   const devices = new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000);
   // keepMs only matters when a status is created, which the API does; the worker only counts.
   const status = new StatusStore(redis, keys, 0);
+  // HERALD_REDIS_MIN_REPLICAS: each fan-out step waits for the replicas (in its Delivery) before
+  // its progress is saved, and the job for its final status before BullMQ completes it.
+  const replicas = new ReplicaGate({
+    minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS,
+    timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS,
+  });
   const fanout = new Fanout({
-    delivery: createDelivery({ redis, keys, streams, status, devices }),
+    delivery: createDelivery({ redis, keys, streams, status, devices, replicas }),
     devices,
     status,
     chunk: cfg.HERALD_FANOUT_CHUNK,
@@ -92,7 +99,13 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     // A job stops at its next chunk once this worker has lost its lock (lock.ts).
     (job, token, signal) => {
       const locked = lockedJob(job, token, signal, lockHeld);
-      return order.run(orderKeys(job.data.to), () => metrics.job(job.data, () => fanout.process(locked)));
+      return order.run(orderKeys(job.data.to), () =>
+        metrics.job(job.data, async () => {
+          const result = await fanout.process(locked);
+          await replicas.confirm(redis);
+          return result;
+        }),
+      );
     },
     {
       connection: bull,

@@ -38,6 +38,22 @@ export const streams = {
   HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
 };
 
+/** Synchronous replication: whoever writes deliveries (the API's direct path and queue, the worker) waits alike. */
+export const replication = {
+  HERALD_REDIS_MIN_REPLICAS: Int(
+    0,
+    0,
+    16,
+    'Replicas that must hold a publish before it is answered 202 (API) or its fan-out step counts as done (worker): Redis WAIT, or WAITAOF on Redis 7.2+ with AOF on. 0: asynchronous replication, a failover right after a 202 can lose it (docs/guarantees.md).',
+  ),
+  HERALD_REDIS_REPLICA_TIMEOUT_MS: Int(
+    250,
+    1,
+    60_000,
+    'Longest wait for HERALD_REDIS_MIN_REPLICAS to confirm; past it the publish is answered 503 HERALD_REDIS_UNAVAILABLE (it may still have happened) and a fan-out step is retried. API: keep it under HERALD_REDIS_TIMEOUT_MS.',
+  ),
+};
+
 export const apiSchema = Type.Object({
   ...common,
   HERALD_PORT: Int(8080, 0, 65535, 'HTTP port of this process.'),
@@ -63,6 +79,7 @@ export const apiSchema = Type.Object({
     'Largest `devices` list a direct publish appends; longer lists go through the queue.',
   ),
   ...streams,
+  ...replication,
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
   HERALD_REDIS_TIMEOUT_MS: Int(
     1000,
@@ -101,6 +118,7 @@ export const workerSchema = Type.Object({
   ),
   HERALD_FANOUT_CHUNK: Int(500, 1, 10_000, 'Devices appended per pipeline in a fan-out.'),
   ...streams,
+  ...replication,
   HERALD_JOB_LOCK_MS: Int(
     6000,
     1000,

@@ -6,6 +6,7 @@ import type { NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
 import { Presence } from './presence.js';
 import { isCluster, type RedisClient } from './redis.js';
+import type { ReplicaGate } from './replicas.js';
 import { withScripts } from './scripts.js';
 import type { StatusStore } from './status.js';
 import type { InboxAppend, Streams } from './streams.js';
@@ -60,6 +61,8 @@ export interface DeliveryParts {
   streams: Streams;
   status: StatusStore;
   devices: Devices;
+  /** HERALD_REDIS_MIN_REPLICAS: every delivery resolves only once that many replicas hold it. */
+  replicas?: ReplicaGate;
 }
 
 /**
@@ -67,7 +70,8 @@ export interface DeliveryParts {
  * stream, the status and a device's keys live in different slots and no script may span them.
  */
 export function createDelivery(parts: DeliveryParts): Delivery {
-  return isCluster(parts.redis) ? new SteppedDelivery(parts) : new ScriptedDelivery(parts);
+  const delivery = isCluster(parts.redis) ? new SteppedDelivery(parts) : new ScriptedDelivery(parts);
+  return parts.replicas?.enabled ? new ReplicatedDelivery(delivery, parts.redis, parts.replicas) : delivery;
 }
 
 function unique(devices: readonly string[]): string[] {
@@ -240,6 +244,35 @@ export class ScriptedDelivery implements Delivery {
       keys.nodeChannelPrefix(),
       encodeDoorbell({ k: op, device, topic }),
     );
+  }
+}
+
+/**
+ * A Delivery whose deliveries (and topic changes) resolve only once the replicas confirm them,
+ * on the connection the inner delivery wrote with: the single place where the API's direct
+ * path and the worker's fan-out wait for replication.
+ */
+export class ReplicatedDelivery implements Delivery {
+  constructor(
+    private readonly inner: Delivery,
+    private readonly redis: RedisClient,
+    private readonly gate: ReplicaGate,
+  ) {}
+
+  async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
+    const done = await this.inner.deliver(to, entry, record);
+    await this.gate.confirm(this.redis);
+    return done;
+  }
+
+  async subscribe(device: string, topic: string): Promise<void> {
+    await this.inner.subscribe(device, topic);
+    await this.gate.confirm(this.redis);
+  }
+
+  async unsubscribe(device: string, topic: string): Promise<void> {
+    await this.inner.unsubscribe(device, topic);
+    await this.gate.confirm(this.redis);
   }
 }
 

@@ -10,6 +10,7 @@ export * from './nodes.js';
 export * from './presence.js';
 export * from './queue.js';
 export * from './redis.js';
+export * from './replicas.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';

@@ -1,0 +1,136 @@
+import {
+  type RedisClusterHandle,
+  type RedisHandle,
+  redisCli,
+  startRedis,
+  startRedisCluster,
+} from '@herald/stack';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDelivery,
+  createRedis,
+  Devices,
+  Keys,
+  type NewEntry,
+  type RedisClient,
+  ReplicaGate,
+  ReplicasNotConfirmed,
+  ReplicatedDelivery,
+  StatusStore,
+  Streams,
+  waitCommandFor,
+} from '../src/index.js';
+
+const entry = (id: string): NewEntry => ({ id, data: '{"a":1}', ts: Date.now(), exp: Date.now() + 60_000 });
+
+function parts(redis: RedisClient, prefix: string, replicas?: ReplicaGate) {
+  const keys = new Keys(prefix);
+  const streams = new Streams(redis, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 60_000 });
+  const status = new StatusStore(redis, keys, 60_000);
+  const devices = new Devices(redis, keys, 60_000);
+  return { keys, delivery: createDelivery({ redis, keys, streams, status, devices, replicas }) };
+}
+
+describe('waitCommandFor', () => {
+  it('uses WAITAOF from Redis 7.2 with AOF on, WAIT otherwise', () => {
+    expect(waitCommandFor('redis_version:7.0.15\r\naof_enabled:1\r\n')).toBe('WAIT');
+    expect(waitCommandFor('redis_version:7.2.4\r\naof_enabled:1\r\n')).toBe('WAITAOF');
+    expect(waitCommandFor('redis_version:8.0.0\r\naof_enabled:1\r\n')).toBe('WAITAOF');
+    expect(waitCommandFor('redis_version:7.2.4\r\naof_enabled:0\r\n')).toBe('WAIT');
+    expect(waitCommandFor('')).toBe('WAIT');
+  });
+
+  it('refuses a bad setting', () => {
+    expect(() => new ReplicaGate({ minReplicas: -1, timeoutMs: 100 })).toThrow(/minReplicas/);
+    expect(() => new ReplicaGate({ minReplicas: 1, timeoutMs: 0 })).toThrow(/timeoutMs/);
+  });
+});
+
+describe('ReplicaGate on a master with one replica', () => {
+  let master: RedisHandle;
+  let replica: RedisHandle;
+  let redis: RedisClient;
+
+  beforeAll(async () => {
+    master = await startRedis();
+    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const deadline = Date.now() + 20_000;
+    while (!(await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up')) {
+      if (Date.now() > deadline) throw new Error('replica not linked within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    redis = createRedis(master.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await replica?.stop();
+    await master?.stop();
+  });
+
+  it('with 0 replicas, the delivery is the plain one', () => {
+    const { delivery } = parts(redis, 'r0', new ReplicaGate({ minReplicas: 0, timeoutMs: 100 }));
+    expect(delivery).not.toBeInstanceOf(ReplicatedDelivery);
+  });
+
+  it('resolves a delivery once the replica holds its stream entry and status', async () => {
+    const gate = new ReplicaGate({ minReplicas: 1, timeoutMs: 2000 });
+    const { keys, delivery } = parts(redis, 'r1', gate);
+    expect(delivery).toBeInstanceOf(ReplicatedDelivery);
+    for (let i = 0; i < 20; i++) {
+      await delivery.deliver({ devices: ['d1'] }, entry(`n${i}`), 'sent');
+      // Read on the replica right away: the wait is what makes it already there.
+      expect(await redisCli(replica.port, 'HGET', keys.status(`n${i}`), 'state')).toBe('sent');
+      expect(await redisCli(replica.port, 'XLEN', keys.inbox('d1').stream)).toBe(String(i + 1));
+    }
+    // More replicas than there are: refused after the timeout, though the master has the write.
+    const two = parts(redis, 'r1b', new ReplicaGate({ minReplicas: 2, timeoutMs: 100 }));
+    const t0 = Date.now();
+    const err = await two.delivery.deliver({ topic: 't' }, entry('x'), 'sent').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicasNotConfirmed);
+    expect(err).toMatchObject({ code: 'HERALD_REDIS_UNAVAILABLE', confirmed: 1, wanted: 2 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(await redis.hget(two.keys.status('x'), 'state')).toBe('sent');
+  });
+
+  it('refuses within its timeout while the replica is stalled, and confirms again after', async () => {
+    const gate = new ReplicaGate({ minReplicas: 1, timeoutMs: 200 });
+    const { delivery } = parts(redis, 'r2', gate);
+    process.kill(replica.pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      await expect(delivery.deliver({ broadcast: true }, entry('s1'), 'sent')).rejects.toBeInstanceOf(
+        ReplicasNotConfirmed,
+      );
+      expect(Date.now() - t0).toBeLessThan(1500);
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    await delivery.deliver({ broadcast: true }, entry('s2'), 'sent');
+  });
+});
+
+describe('ReplicaGate on a Redis Cluster', () => {
+  let cluster: RedisClusterHandle;
+  let redis: RedisClient;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3 });
+    redis = createRedis(cluster.url, 'background');
+  }, 90_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await cluster?.stop();
+  });
+
+  it('waits on every master the steps wrote to (one replica each)', async () => {
+    const { delivery } = parts(redis, 'c1', new ReplicaGate({ minReplicas: 1, timeoutMs: 2000 }));
+    const devices = Array.from({ length: 30 }, (_, i) => `cd${i}`);
+    await delivery.deliver({ devices }, entry('c-n1'), 'sent');
+    await delivery.deliver({ topic: 'ct' }, entry('c-n2'), 'sent');
+    const two = parts(redis, 'c2', new ReplicaGate({ minReplicas: 2, timeoutMs: 100 }));
+    await expect(two.delivery.deliver({ devices }, entry('c-n3'), 'sent')).rejects.toMatchObject({
+      confirmed: 1,
+      wanted: 2,
+    });
+  });
+});
