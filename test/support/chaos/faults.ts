@@ -1,0 +1,134 @@
+import type { AppHandle } from '@herald/stack';
+import type { ChaosCluster } from './cluster.js';
+import { sleep } from './load.js';
+import type { Rng } from './rng.js';
+
+/** Every fault the campaign injects; a short campaign injects each at least once. */
+export const FAULT_KINDS = [
+  'node-kill9',
+  'node-sigterm',
+  'worker-kill9',
+  'worker-sigterm',
+  'api-kill9',
+  'api-sigterm',
+  'redis-restart',
+  'node-redis-partition',
+  'api-redis-partition',
+  'worker-redis-partition',
+  'redis-latency',
+  'node-link-blackhole',
+  'node-link-reset',
+  'nginx-reload',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One line per fault, for the log of a run (printed on failure with the seed). */
+export interface FaultRecord {
+  kind: FaultKind;
+  detail: string;
+  at: number;
+}
+
+/** Stops an app (SIGKILL or SIGTERM), leaves it down `pauseMs`, starts it again (waits for /readyz). */
+async function bounce(app: AppHandle, signal: 'SIGKILL' | 'SIGTERM', pauseMs: number): Promise<void> {
+  if (signal === 'SIGKILL') await app.kill9();
+  else await app.stop('SIGTERM');
+  await sleep(pauseMs);
+  await app.restart();
+}
+
+/**
+ * Injects one fault and returns once it is over (the process restarted and ready, the partition
+ * healed). Durations come from `rng`, so a seed replays the same schedule.
+ */
+export async function inject(c: ChaosCluster, kind: FaultKind, rng: Rng): Promise<string> {
+  const pause = rng.int(300, 3000);
+  const node = rng.pick(c.nodes);
+  switch (kind) {
+    case 'node-kill9':
+      await bounce(node, 'SIGKILL', pause);
+      return `${node.name} down ${pause} ms`;
+    case 'node-sigterm':
+      await bounce(node, 'SIGTERM', pause);
+      return `${node.name} drained, down ${pause} ms`;
+    case 'worker-kill9':
+      await bounce(c.worker, 'SIGKILL', pause);
+      return `down ${pause} ms`;
+    case 'worker-sigterm':
+      await bounce(c.worker, 'SIGTERM', pause);
+      return `down ${pause} ms`;
+    case 'api-kill9':
+      await bounce(c.api, 'SIGKILL', pause);
+      return `down ${pause} ms`;
+    case 'api-sigterm':
+      await bounce(c.api, 'SIGTERM', pause);
+      return `down ${pause} ms`;
+    case 'redis-restart': {
+      // SIGTERM (the AOF is flushed), started again on the same port and dir.
+      await c.redis.restart();
+      return 'restarted';
+    }
+    case 'node-redis-partition':
+    case 'api-redis-partition':
+    case 'worker-redis-partition': {
+      const name = kind === 'node-redis-partition' ? node.name : kind.split('-')[0]!;
+      const proxy = c.redisProxies.get(name)!;
+      const ms = rng.int(1500, 6000);
+      // Half the time the partition ends with the connections cut (TCP gave up meanwhile), half the
+      // time it heals with them intact (what was sent meanwhile then arrives).
+      const cut = rng.next() < 0.5;
+      proxy.stall();
+      await sleep(ms);
+      if (cut) proxy.reset();
+      proxy.heal();
+      return `${name} cut from Redis ${ms} ms, then ${cut ? 'connections reset' : 'healed'}`;
+    }
+    case 'redis-latency': {
+      const ms = rng.int(20, 300);
+      const hold = rng.int(1000, 4000);
+      for (const p of c.redisProxies.values()) p.latency(ms);
+      await sleep(hold);
+      for (const p of c.redisProxies.values()) p.latency(0);
+      return `+${ms} ms per chunk on every Redis link for ${hold} ms`;
+    }
+    case 'node-link-blackhole': {
+      const ms = rng.int(1000, 5000);
+      const proxy = c.linkProxies.get(node.name)!;
+      proxy.blackhole(ms);
+      await sleep(ms);
+      proxy.heal();
+      return `nginx->${node.name} ${ms} ms`;
+    }
+    case 'node-link-reset': {
+      const n = c.linkProxies.get(node.name)!.reset();
+      return `nginx->${node.name}: ${n} connections reset`;
+    }
+    case 'nginx-reload':
+      await c.reloadBalancer();
+      return `master ${c.nginx.pid} reloaded`;
+  }
+}
+
+/**
+ * The schedule: every kind once in a seeded order, then (long runs) random kinds until `untilMs`
+ * (a performance.now() bound). Between faults a quiet spell of 1 to 4 s.
+ */
+export async function runSchedule(
+  c: ChaosCluster,
+  rng: Rng,
+  opts: { untilMs: number; log: (r: FaultRecord) => void; maxFaults: number },
+): Promise<Map<FaultKind, number>> {
+  const counts = new Map<FaultKind, number>();
+  const queue = rng.shuffle(FAULT_KINDS);
+  let done = 0;
+  while (done < opts.maxFaults && (queue.length > 0 || performance.now() < opts.untilMs)) {
+    const kind = queue.shift() ?? rng.pick(FAULT_KINDS);
+    await sleep(rng.int(1000, 4000));
+    const at = performance.now();
+    const detail = await inject(c, kind, rng);
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    opts.log({ kind, detail, at });
+    done++;
+  }
+  return counts;
+}
