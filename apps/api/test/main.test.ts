@@ -58,12 +58,17 @@ describe('main.js', () => {
         HERALD_API_KEYS: `${KEY},short`,
         HERALD_TTL_DEFAULT_S: '100',
         HERALD_TTL_MAX_S: '10',
+        HERALD_REDIS_MIN_REPLICAS: '1',
+        HERALD_REDIS_REPLICA_TIMEOUT_MS: '1000',
       },
       'short',
     );
     expect(short.code).toBe(1);
     expect(short.log).toContain('each key must be at least 16 characters');
     expect(short.log).toContain('HERALD_TTL_DEFAULT_S (100) must not exceed HERALD_TTL_MAX_S (10)');
+    expect(short.log).toContain(
+      'HERALD_REDIS_REPLICA_TIMEOUT_MS (1000) must be less than HERALD_REDIS_TIMEOUT_MS (1000)',
+    );
     expect(short.log).not.toContain(KEY);
   });
 

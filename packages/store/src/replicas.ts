@@ -29,6 +29,13 @@ export class ReplicasNotConfirmed extends Error {
   }
 }
 
+interface Slot {
+  /** Settles when the last WAIT sent or queued on the connection has answered. */
+  tail?: Promise<void>;
+  /** The WAIT queued behind the one in flight, not sent yet: later confirms join it. */
+  next?: Promise<number>;
+}
+
 /** The command a server confirms replication with. */
 export type WaitCommand = 'WAIT' | 'WAITAOF';
 
@@ -60,6 +67,8 @@ export function waitCommandFor(info: string): WaitCommand {
 export class ReplicaGate {
   /** Per connection (a Cluster's per master): the command its server supports, found once. */
   private readonly commands = new WeakMap<Redis, Promise<WaitCommand>>();
+  /** Per connection: the WAIT in flight and the one gathering confirms for after it. */
+  private readonly slots = new WeakMap<Redis, Slot>();
 
   constructor(readonly settings: ReplicaSettings) {
     if (!Number.isInteger(settings.minReplicas) || settings.minReplicas < 0)
@@ -82,7 +91,41 @@ export class ReplicaGate {
       throw new ReplicasNotConfirmed(least, this.settings.minReplicas, this.settings.timeoutMs);
   }
 
-  private async waitOn(c: Redis): Promise<number> {
+  /**
+   * At most one WAIT in flight per connection, and one more gathering the confirms that arrive
+   * meanwhile: it is sent when the first answers, so it covers their writes (made before they
+   * asked). Without this, a replica that stops answering would leave one blocked WAIT per
+   * request queued on the connection (each up to the timeout) and every command behind them.
+   */
+  private waitOn(c: Redis): Promise<number> {
+    let s = this.slots.get(c);
+    if (!s) {
+      s = {};
+      this.slots.set(c, s);
+    }
+    const slot = s;
+    if (slot.next) return slot.next;
+    const turn = slot.tail;
+    const p: Promise<number> = turn
+      ? turn.then(() => {
+          slot.next = undefined;
+          return this.send(c);
+        })
+      : this.send(c);
+    if (turn) slot.next = p;
+    const tail: Promise<void> = p.then(
+      () => this.done(slot, tail),
+      () => this.done(slot, tail),
+    );
+    slot.tail = tail;
+    return p;
+  }
+
+  private done(slot: Slot, tail: Promise<void>): void {
+    if (slot.tail === tail) slot.tail = undefined;
+  }
+
+  private async send(c: Redis): Promise<number> {
     const { minReplicas, timeoutMs } = this.settings;
     if ((await this.commandOf(c)) === 'WAITAOF') {
       // [local fsyncs, replica fsyncs]: only the replicas are asked for (numlocal 0).

@@ -102,6 +102,16 @@ describe('ReplicaGate on a master with one replica', () => {
         ReplicasNotConfirmed,
       );
       expect(Date.now() - t0).toBeLessThan(1500);
+      // 50 publishes at once on one connection: one WAIT in flight and one gathering the rest,
+      // so all are refused within two timeouts and the connection is free right after (one
+      // blocked WAIT each would hold it 50 x 200 ms).
+      const t1 = Date.now();
+      const all = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) => delivery.deliver({ topic: `t${i}` }, entry(`m${i}`), 'sent')),
+      );
+      expect(all.every((r) => r.status === 'rejected' && r.reason instanceof ReplicasNotConfirmed)).toBe(true);
+      expect(await redis.ping()).toBe('PONG');
+      expect(Date.now() - t1).toBeLessThan(2 * 200 + 500);
     } finally {
       process.kill(replica.pid, 'SIGCONT');
     }
