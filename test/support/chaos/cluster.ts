@@ -77,16 +77,14 @@ export async function startChaosCluster(opts: {
         tokenSecret: TOKEN_SECRET,
       }),
       startWorker({ ...common, redisUrl: redisProxies.get('worker')!.url('redis') }),
-      ...names
-        .slice(2)
-        .map((nodeId) =>
-          startNode({
-            ...common,
-            nodeId,
-            tokenSecret: TOKEN_SECRET,
-            redisUrl: redisProxies.get(nodeId)!.url('redis'),
-          }),
-        ),
+      ...names.slice(2).map((nodeId) =>
+        startNode({
+          ...common,
+          nodeId,
+          tokenSecret: TOKEN_SECRET,
+          redisUrl: redisProxies.get(nodeId)!.url('redis'),
+        }),
+      ),
     ]);
     for (const a of [api!, worker!, ...nodes]) stops.push(() => a.stop());
     const linkProxies = new Map<string, FaultProxy>();
