@@ -163,8 +163,18 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
           body: JSON.stringify({ cursors: Object.fromEntries(batch) }),
           signal: stop.signal,
         });
-        await res.body?.cancel();
         if (res.status > 499 || res.status === 429) throw 0;
+        // A refused ack (a seq past the stream's end, a topic the token does not allow) is not
+        // retried; it is reported as on WebSocket, as an `error` frame with the node's code.
+        const e =
+          res.status > 399 && ((await res.json().catch(() => ({}))) as { code?: string; message?: string });
+        if (e)
+          frame({
+            type: 'error',
+            code: String(e.code).slice(7).toLowerCase(),
+            message: `ack refused: ${e.message}`,
+          });
+        else await res.body?.cancel();
       } catch {
         // Retried with whatever came in meanwhile (cumulative: the highest seq per stream wins).
         for (const [s, n] of batch) if (n > (acks.get(s) ?? 0)) acks.set(s, n);
@@ -205,11 +215,13 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
     let ended: [number, string] | undefined;
     const parser = sseParser(
       (e) => {
-        const d = JSON.parse(e.data) as { code: number; reason: string; streams: Streams };
         if (e.event === 'refresh') o.onRefresh();
-        else if (e.event === 'error') ended = [d.code, d.reason];
-        else if (e.event === 'welcome' && !first) report(pending, d.streams);
-        else fire('message', { data: e.data });
+        else if (e.event === 'error' || (e.event === 'welcome' && !first)) {
+          // Parsed here only: notifications go to the client as text, parsed once there.
+          const d = JSON.parse(e.data) as { code: number; reason: string; streams?: Streams };
+          if (d.streams) report(pending, d.streams);
+          else ended = [d.code, d.reason];
+        } else fire('message', { data: e.data });
       },
       // The node's heartbeat comment shows it alive (the client's liveness counts frames).
       () => frame({ type: 'pong' }),

@@ -143,6 +143,8 @@ export class FakeHttpNode {
   sseBlocked: number | undefined;
   /** Acks are answered only when released (to see coalescing). */
   holdAcks = false;
+  /** Acks are refused with this node error (status, code). */
+  refuseAcks: [number, string] | undefined;
   /** Most ack requests in flight at once. */
   maxAcksInFlight = 0;
   readonly signal = new Signal();
@@ -209,7 +211,12 @@ export class FakeHttpNode {
         this.signal.wake();
         const done = () => {
           this.inFlight--;
-          res.writeHead(204).end();
+          if (!this.refuseAcks) return res.writeHead(204).end();
+          const [status, code] = this.refuseAcks;
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({ code, message: "cursors.inbox: ack 9 is past the stream's last entry 4" }),
+          );
         };
         if (this.holdAcks) this.held.push(done);
         else done();

@@ -275,6 +275,31 @@ describe('HTTP acks', () => {
     expect(node.maxAcksInFlight).toBe(1);
   });
 
+  it('a refused ack is an error event (not retried); a failed one is retried', async () => {
+    const { client, rec } = makeClient({ transport: 'sse' });
+    void client.connect();
+    const s = await node.nextStream();
+    s.welcome({ inbox: 0 });
+    node.refuseAcks = [400, 'HERALD_BAD_REQUEST'];
+    s.notify('inbox', 1);
+    const err = await rec.wait('error');
+    expect(err).toMatchObject({ code: 'bad_request', fatal: false });
+    expect(err.message).toBe("ack refused: cursors.inbox: ack 9 is past the stream's last entry 4");
+    expect(node.acks).toHaveLength(1);
+    node.refuseAcks = [503, 'HERALD_REDIS_UNAVAILABLE'];
+    s.notify('inbox', 2);
+    await node.until(() => node.acks.length === 2, 'the second ack');
+    node.refuseAcks = undefined;
+    // Retried after 1 s, with the same cursors.
+    await node.until(() => node.acks.length === 3, 'the retried ack', 3000);
+    expect(node.acks.map((a) => a.body)).toEqual([
+      { cursors: { inbox: 1 } },
+      { cursors: { inbox: 2 } },
+      { cursors: { inbox: 2 } },
+    ]);
+    expect(client.state).toBe('open');
+  });
+
   it('pending acks are sent by close()', async () => {
     const { client, rec } = makeClient({ transport: 'sse', ackDelayMs: 10_000 });
     void client.connect();
