@@ -656,7 +656,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   /**
    * Network back or tab visible: a reconnect waiting out its backoff goes now (the reason it
    * failed is likely gone), and an open socket that has been quiet is probed with a ping and
-   * dropped if nothing answers soon.
+   * dropped if nothing answers soon. Not an SSE stream or a poll: a `ping` has no way to them,
+   * so the probe would drop every quiet one on every tab switch; the watchdog, overdue after a
+   * sleep, checks them within `pongTimeoutMs`.
    */
   private wake(): void {
     if (!this.running || this.lifecycle?.document?.visibilityState === 'hidden') return;
@@ -668,7 +670,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       void this.attempt();
       return;
     }
-    if (!conn.welcomed || Date.now() - conn.lastRx < LIFECYCLE_PROBE_MS) return;
+    if (!conn.welcomed || conn.kind !== 'websocket' || Date.now() - conn.lastRx < LIFECYCLE_PROBE_MS) return;
     const heard = conn.lastRx;
     this.send(conn, { type: 'ping' });
     setTimeout(() => {

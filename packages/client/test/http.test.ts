@@ -1,7 +1,7 @@
 // The HTTP transports against a scripted node (test/fake-http-node.ts): SSE, long-poll, HTTP
 // acks, and `auto` falling back when a proxy refuses the WebSocket upgrade.
 import { encodeCursors, type NotificationFrame } from '@herald/protocol';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeraldClient, type HeraldClientOptions, type HeraldEvents } from '../src/client.js';
 import { MemoryCursorStorage, type StorageLike } from '../src/cursors.js';
 import { FakeHttpNode } from './fake-http-node.js';
@@ -115,6 +115,27 @@ describe('SSE transport', () => {
       await connected;
     } finally {
       delete g.document;
+    }
+  });
+
+  it('a tab becoming visible does not drop a quiet stream (no ping can reach it)', async () => {
+    const lifecycle = {
+      window: new EventTarget(),
+      document: Object.assign(new EventTarget(), { visibilityState: 'visible' }),
+    };
+    const { client, rec } = makeClient({ transport: 'sse', lifecycle });
+    void client.connect();
+    (await node.nextStream()).welcome();
+    await rec.wait('welcome');
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    try {
+      vi.advanceTimersByTime(4000); // quiet for longer than the wake-up probe's 3 s
+      lifecycle.document.dispatchEvent(new Event('visibilitychange'));
+      vi.advanceTimersByTime(4000); // a WebSocket would be probed and dropped by now
+      expect(rec.of('disconnect')).toEqual([]);
+      expect(client.state).toBe('open');
+    } finally {
+      vi.useRealTimers();
     }
   });
 
