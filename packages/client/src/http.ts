@@ -7,7 +7,7 @@
 // Written as closures rather than classes: the browser bundle mangles local names but not
 // property names (measured on the whole browser bundle: 9,381 bytes gzipped with a class,
 // 8,925 with closures; scripts/bundle.mjs has the budget).
-import { type Cursors, encodeCursors, topicStream } from '@herald/protocol';
+import { type Cursors, encodeCursors, MAX_ENCODED_CURSORS, topicStream } from '@herald/protocol';
 import type { WebSocketLike } from './socket.js';
 
 export type HttpTransport = 'sse' | 'poll';
@@ -119,6 +119,21 @@ type Listener = (ev: never) => void;
  */
 export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike {
   const sse = kind === 'sse';
+  /**
+   * The client's cursors, encoded within the nodes' 8 KiB bound: a `hello` may carry 256 cursors
+   * of long topic names, a URL not. The last ones go first (the client ranks its own streams
+   * and wanted topics first); a stream left out resumes from its stored cursor.
+   */
+  const current = (): string => {
+    const c = o.cursors();
+    const names = Object.keys(c);
+    let e = encodeCursors(c);
+    while (e.length > MAX_ENCODED_CURSORS) {
+      delete c[names.pop()!];
+      e = encodeCursors(c);
+    }
+    return e;
+  };
   const on: Record<string, Listener[]> = {};
   const fire = (type: string, ev: unknown): void => {
     for (const f of on[type] ?? []) (f as (e: unknown) => void)(ev);
@@ -245,7 +260,7 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
    * or polls one after another from the cursors the last answer gave.
    */
   const loop = async (): Promise<void> => {
-    let cursors = encodeCursors(o.cursors());
+    let cursors = current();
     let first = true;
     while (link.readyState < 2) {
       const r = new AbortController();
@@ -276,7 +291,7 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
         }
         if (sse) {
           await stream(res, pending, first);
-          cursors = encodeCursors(o.cursors());
+          cursors = current();
         } else {
           const body = (await res.json()) as { cursors: string; frames: object[] };
           cursors = body.cursors;
@@ -295,7 +310,7 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
         if (!r.signal.aborted) return closed(1006, String(err));
         // Aborted for a topic or token change: ask again, from the client's cursors.
         for (const t of pending) changed.add(t);
-        if (sse) cursors = encodeCursors(o.cursors());
+        if (sse) cursors = current();
       }
       first = false;
     }

@@ -82,6 +82,21 @@ describe('SSE transport', () => {
     expect(upgrades()).toBe(0);
   });
 
+  it("keeps the cursors in the URL within the nodes' 8 KiB, own streams first", async () => {
+    const many: Record<string, number> = { inbox: 7 };
+    for (let i = 0; i < 255; i++) many[`topic:${'t'.repeat(100)}${i}`] = i + 1;
+    const { client } = makeClient({ transport: 'sse', storage: new MemoryCursorStorage(many) });
+    void client.connect();
+    const s = await node.nextStream();
+    const enc = new URL(s.req.url!, 'http://x').searchParams.get('cursors')!;
+    expect(enc.length).toBeLessThanOrEqual(8192);
+    const kept = Object.keys(s.q.cursors!);
+    expect(kept.length).toBeGreaterThan(40);
+    expect(kept.length).toBeLessThan(256);
+    expect(s.q.cursors!.inbox).toBe(7);
+    s.welcome({ inbox: 7 });
+  });
+
   it('resumes from the last processed notification after the stream drops', async () => {
     const { client, rec } = makeClient({ transport: 'sse' });
     void client.connect();
