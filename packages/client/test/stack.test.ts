@@ -65,7 +65,8 @@ beforeAll(async () => {
     apiKeys: [API_KEY],
     tokenSecret: SECRET,
     logLevel: 'warn',
-    env: { HERALD_FLUSH_MS: '50' },
+    // Reconnect hints of a draining node spread over 1 s (default 10 s): the drain test stays short.
+    env: { HERALD_FLUSH_MS: '50', HERALD_DRAIN_MS: '1000' },
   });
   const target = Number(new URL(stack.wsUrl).port);
   proxy = createServer((req, res) => {
@@ -222,6 +223,30 @@ describe('the SDK on a real stack, every transport', () => {
     await rec.nth('notification', 15, 10_000);
     expect(byStream(rec.of('notification'))).toEqual({ inbox: range(1, 15) });
     await holder!.restart();
+  }, 40_000);
+
+  it('a draining node sends its SSE and long-poll devices to the other node: none lost, none twice', async () => {
+    const sse = device('dev-drain-sse', { transport: 'sse' });
+    const poll = device('dev-drain-poll', { transport: 'poll' });
+    await Promise.all([sse.client.connect(), poll.client.connect()]);
+    const holder = sse.rec.of('welcome')[0]!.node;
+    const names = ['dev-drain-sse', 'dev-drain-poll'];
+    for (let i = 1; i <= 5; i++) await publish({ devices: names }, { i });
+    await Promise.all([sse.rec.nth('notification', 5, 10_000), poll.rec.nth('notification', 5, 10_000)]);
+    const drained = (rec: Recorder<HeraldEvents>) =>
+      rec.of('disconnect').filter((d) => d.code === 4012).length;
+    await stack.removeNode(holder); // out of nginx, then SIGTERM: it drains
+    for (let i = 6; i <= 10; i++) await publish({ devices: names }, { i });
+    await sse.rec.nth('welcome', 2, 15_000);
+    expect(sse.rec.of('welcome')[1]!.node).not.toBe(holder);
+    // The SSE stream got `reconnect` (close 4012 on the client side), not an error.
+    expect(drained(sse.rec)).toBe(1);
+    for (const d of [sse, poll]) {
+      await d.rec.nth('notification', 10, 10_000);
+      expect(byStream(d.rec.of('notification'))).toEqual({ inbox: range(1, 10) });
+      expect(d.rec.of('error')).toEqual([]);
+    }
+    await stack.addNode();
   }, 40_000);
 });
 
