@@ -23,6 +23,8 @@ export interface Options {
   connectConcurrency: number;
   payloadBytes: number;
   broadcastMessages: number;
+  /** Herald clients ack every this many ms (cumulative; WebSocket frame or POST /v1/acks); 0: no acks. */
+  ackMs: number;
   /** Publishes in flight in the broadcast and single-device scenarios. */
   publishWindow: number;
   /** Notifications per request in the batch scenario. */
@@ -47,7 +49,8 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export const USAGE = `Usage: node bench/dist/run.js [options]
   --scale <x>              multiply every size (connections, subscribers, messages of single) (1)
-  --systems <a,b>          ${SYSTEMS.join(',')} (all)
+  --systems <a,b>          ${SYSTEMS.join(',')} (all;
+                           the -sse ones, Server-Sent Events, run in idle and broadcast only)
   --scenarios <a,b>        ${SCENARIOS.join(',')} (all)
   --nodes <n>              Herald push nodes, at least (3)
   --redis-shards <n>       Herald on a Redis Cluster of n masters (+1 replica each); 1 = one redis-server (1)
@@ -58,6 +61,7 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --payload-bytes <n>      notification body size (200)
   --broadcast-messages <n> messages of the broadcast scenario (200)
   --publish-window <n>     publishes in flight (broadcast, single) (32)
+  --ack-ms <n>             Herald devices ack (cumulative) every n ms: WebSocket frame, SSE POST /v1/acks; 0 = never (100)
   --batch-size <n>         notifications per request in the batch scenario (100)
   --batch-window <n>       batch requests in flight (4)
   --rate-seconds <s>       length of each rate run (10)
@@ -82,6 +86,7 @@ export function parseArgs(argv: readonly string[]): Options {
     connectConcurrency: 1000,
     payloadBytes: 200,
     broadcastMessages: 200,
+    ackMs: 100,
     publishWindow: 32,
     batchSize: 100,
     batchWindow: 4,
@@ -144,6 +149,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--broadcast-messages':
         o.broadcastMessages = num(flag, val(), 1);
+        break;
+      case '--ack-ms':
+        o.ackMs = num(flag, val(), 0);
         break;
       case '--publish-window':
         o.publishWindow = num(flag, val(), 1);

@@ -1,4 +1,5 @@
 import type { Result } from './scenarios.js';
+import { SSE_ONLY } from './systems.js';
 
 /** The JSON results of a run (what run.ts writes under bench/results/). */
 export interface BenchResults {
@@ -49,7 +50,9 @@ function rowsFor(
   width: number,
 ): string[][] {
   const per = res.scenarios[scenario] ?? {};
-  return Object.keys(res.systems).map((sys) => {
+  // The SSE variants take part in two scenarios; the other tables leave them out.
+  const systems = Object.keys(res.systems).filter((sys) => per[sys]?.skipped !== SSE_ONLY);
+  return systems.map((sys) => {
     const r = per[sys];
     const s = status(r);
     if (s) return [sys, s, ...Array(width - 2).fill('')];
@@ -113,7 +116,7 @@ export function markdown(res: BenchResults): string {
               2,
             ),
             fmt(marginalKb(r), 2),
-            sys === 'nchan' ? '-' : fmt(num(r, 'at2.kbPerConnByGroup.nginx'), 2),
+            sys.startsWith('nchan') ? '-' : fmt(num(r, 'at2.kbPerConnByGroup.nginx'), 2),
             fmt((num(r, 'first.failed') ?? 0) + (num(r, 'second.failed') ?? 0)),
           ],
           7,
@@ -271,6 +274,7 @@ export function markdown(res: BenchResults): string {
     );
   }
   out.push(ratios(res));
+  out.push(sseRatios(res));
   out.push(targets(res));
   return out.filter(Boolean).join('\n\n');
 }
@@ -303,10 +307,56 @@ function ratios(res: BenchResults): string {
   return `### Ratios (Herald vs peer; above 1x means Herald is better)\n\n${table(['metric', 'vs Nchan', 'vs Socket.IO'], rows)}`;
 }
 
+/** Herald's SSE against Nchan's EventSource, and against Herald's own WebSocket, same run. */
+function sseRatios(res: BenchResults): string {
+  const sc = res.scenarios;
+  const h = 'herald-direct-sse';
+  const rows: string[][] = [];
+  const row = (
+    label: string,
+    scenario: string,
+    p: string,
+    lowerIsBetter: boolean,
+    f = (r: Result | undefined) => num(r, p),
+  ) => {
+    const hv = f(sc[scenario]?.[h]);
+    if (hv === undefined) return;
+    const vs = (peer: string) => {
+      const pv = f(sc[scenario]?.[peer]);
+      return lowerIsBetter ? ratio(pv, hv) : ratio(hv, pv);
+    };
+    rows.push([label, fmt(hv, lowerIsBetter ? 2 : 0), vs('nchan-sse'), vs('herald-direct')]);
+  };
+  row('broadcast deliveries per server CPU-s', 'broadcast', 'deliveriesPerServerCpuS', false);
+  row('broadcast deliveries/s', 'broadcast', 'deliveriesPerS', false);
+  row('idle KiB per connection (peer / Herald SSE)', 'idle', 'at2.kbPerConn', true);
+  row('idle KiB per added connection (peer / Herald SSE)', 'idle', '', true, marginalKb);
+  if (rows.length === 0) return '';
+  return `### Server-Sent Events (herald-direct-sse vs Nchan's EventSource, and vs Herald's WebSocket; above 1x means Herald SSE is better)\n\n${table(['metric', 'herald-direct-sse', 'vs nchan-sse', 'vs herald-direct (WebSocket)'], rows)}`;
+}
+
 function targets(res: BenchResults): string {
   const sc = res.scenarios;
   const rows: string[][] = [];
   const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'NOT met');
+  {
+    const b = num(sc.broadcast?.['herald-direct-sse'], 'deliveriesPerServerCpuS');
+    const n = num(sc.broadcast?.['nchan-sse'], 'deliveriesPerServerCpuS');
+    if (b !== undefined || n !== undefined)
+      rows.push([
+        'SSE broadcast deliveries per server CPU-s >= 1.5x Nchan SSE (herald-direct-sse vs nchan-sse)',
+        ratio(b, n),
+        verdict(b !== undefined && n !== undefined ? b >= 1.5 * n : undefined),
+      ]);
+    const sse = marginalKb(sc.idle?.['herald-direct-sse']);
+    const ws = marginalKb(sc.idle?.['herald-direct']);
+    if (sse !== undefined || ws !== undefined)
+      rows.push([
+        "idle KiB per added SSE connection <= Herald's WebSocket figure + 1 KiB (herald-direct-sse vs herald-direct)",
+        `${fmt(sse, 2)} vs ${fmt(ws, 2)} + 1 KiB`,
+        verdict(sse !== undefined && ws !== undefined ? sse <= ws + 1 : undefined),
+      ]);
+  }
   for (const h of ['herald-direct', 'herald-nginx']) {
     const b = num(sc.broadcast?.[h], 'deliveriesPerServerCpuS');
     const n = num(sc.broadcast?.nchan, 'deliveriesPerServerCpuS');

@@ -20,7 +20,16 @@ import { type Options, parseArgs, sizes } from './options.js';
 import { HttpPublisher } from './publisher.js';
 import { type BenchResults, markdown } from './report.js';
 import { type Ctx, peakOf, RUNNERS } from './scenarios.js';
-import { NCHAN_MISSING, nchanModule, type RunningSystem, type SystemName, startSystem } from './systems.js';
+import {
+  NCHAN_MISSING,
+  nchanModule,
+  type RunningSystem,
+  SSE_ONLY,
+  SSE_SCENARIOS,
+  SSE_SYSTEMS,
+  type SystemName,
+  startSystem,
+} from './systems.js';
 
 function machine() {
   const sh = (cmd: string) =>
@@ -83,7 +92,7 @@ async function main(): Promise<void> {
   };
   const systems: SystemName[] = [];
   for (const s of o.systems) {
-    if (s === 'nchan' && !nchanModule()) {
+    if ((s === 'nchan' || s === 'nchan-sse') && !nchanModule()) {
       results.systems[s] = { started: false, skipped: NCHAN_MISSING };
       log(`SKIPPING nchan: ${NCHAN_MISSING}`);
       continue;
@@ -131,6 +140,10 @@ async function main(): Promise<void> {
         if (stopping) break;
         if (scenario === 'maxconn' && name === 'herald-direct') {
           per[name] = { skipped: 'n/a: this scenario goes through the balancer (see herald-nginx)' };
+          continue;
+        }
+        if (SSE_SYSTEMS.includes(name) && !SSE_SCENARIOS.includes(scenario)) {
+          per[name] = { skipped: SSE_ONLY };
           continue;
         }
         const peakConns = peakOf(scenario, o);

@@ -71,7 +71,7 @@ async function connectClients(
       clientTimeoutMs: 20_000,
       phaseTimeoutMs,
       tokenSecret: ctx.sys.tokenSecret,
-      ackEveryMs: 100,
+      ackEveryMs: ctx.o.ackMs,
     },
     total,
     ctx.o.connectConcurrency,
@@ -278,6 +278,9 @@ async function publishAndMeasure(
         ? Math.round(st.unique / withBalancer(u))
         : undefined,
     latencyMs: latency(st),
+    /** Herald acks (WebSocket frames sent, or HTTP acks answered 204) during the run. */
+    acks: st.acks,
+    ackErrors: Object.keys(st.ackErrors).length ? st.ackErrors : undefined,
     loadgenCpuS: round(st.cpuS, 2),
     cpu: cpuSummary(u),
   };

@@ -21,8 +21,23 @@ import type { ClientKind } from './loadgen/protocol.js';
 import { childPids, type ProcGroup } from './procstat.js';
 import type { HttpPublisher } from './publisher.js';
 
-export const SYSTEMS = ['herald-direct', 'herald-nginx', 'socketio', 'nchan'] as const;
+export const SYSTEMS = [
+  'herald-direct',
+  'herald-nginx',
+  'socketio',
+  'nchan',
+  'herald-direct-sse',
+  'nchan-sse',
+] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/**
+ * The Server-Sent Events variants: Herald's GET /v1/sse (+ POST /v1/acks) straight to the nodes,
+ * and Nchan's EventSource subscriber. They run in these scenarios only (the others say so).
+ */
+export const SSE_SYSTEMS: readonly SystemName[] = ['herald-direct-sse', 'nchan-sse'];
+export const SSE_SCENARIOS: readonly string[] = ['idle', 'broadcast'];
+export const SSE_ONLY = 'n/a: the SSE variants run in the idle and broadcast scenarios';
 
 export const API_KEY = 'bench-api-key-0123456789abcdef';
 export const TOKEN_SECRET = 'bench-token-secret-0123456789abcdef';
@@ -153,7 +168,11 @@ async function startBalancer(
 
 const CPU_PROF_PRELOAD = fileURLToPath(new URL('./cpu-prof-preload.js', import.meta.url));
 
-export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions): Promise<RunningSystem> {
+export async function startHerald(
+  variant: 'direct' | 'nginx',
+  o: StartOptions,
+  transport: 'ws' | 'sse' = 'ws',
+): Promise<RunningSystem> {
   const per = socketsPerProcess();
   // Through the balancer the address hash can load one node more than others: leave slack.
   const nodes = Math.max(o.nodes, Math.ceil((o.peak * (variant === 'nginx' ? 1.5 : 1.1)) / per));
@@ -215,10 +234,15 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
   if (b) groups.push(nginxGroup('nginx', b.pid, false));
   const url = `${stack.apiUrl}/v1/notifications`;
   const headers = { authorization: `Bearer ${API_KEY}` };
+  const sse = transport === 'sse';
+  const scheme = sse ? 'http' : 'ws';
+  const route = sse ? '/v1/sse' : '/v1/ws';
   return {
-    name: variant === 'direct' ? 'herald-direct' : 'herald-nginx',
-    clientKind: 'herald',
-    urls: b ? [`ws://127.0.0.1:${b.port}/v1/ws`] : stack.nodes.map((n) => `ws://127.0.0.1:${n.port}/v1/ws`),
+    name: `${variant === 'direct' ? 'herald-direct' : 'herald-nginx'}${sse ? '-sse' : ''}` as SystemName,
+    clientKind: sse ? 'herald-sse' : 'herald',
+    urls: b
+      ? [`${scheme}://127.0.0.1:${b.port}${route}`]
+      : stack.nodes.map((n) => `${scheme}://127.0.0.1:${n.port}${route}`),
     groups,
     tokenSecret: TOKEN_SECRET,
     publish(pub, target, body) {
@@ -235,6 +259,9 @@ export async function startHerald(variant: 'direct' | 'nginx', o: StartOptions):
         ? `nginx stream, infra/nginx template + reuseport, ${nginxWorkers} workers, port ${b.port}`
         : 'none: clients spread over the node ports',
       env: 'HERALD_ACCEPT_RATE=1000000 HERALD_MAX_CONNECTIONS=1000000 HERALD_LOG_LEVEL=warn (others default)',
+      transport: sse
+        ? 'SSE: GET /v1/sse (Authorization: Bearer), acks POST /v1/acks'
+        : 'WebSocket /v1/ws, ack frames',
       nodePorts: stack.nodes.map((n) => n.port),
       pids: { nodes: stack.nodes.map((n) => n.pid), worker: stack.worker.pid, api: stack.api.pid },
       apiPort: stack.api.port,
@@ -363,7 +390,7 @@ export function nchanModule(): string | undefined {
     .find((f) => fs.existsSync(f));
 }
 
-export async function startNchan(o: StartOptions): Promise<RunningSystem> {
+export async function startNchan(o: StartOptions, transport: 'ws' | 'sse' = 'ws'): Promise<RunningSystem> {
   const module = nchanModule();
   const bin = findExecutable('nginx', 'NGINX_BIN');
   if (!module || !bin) throw new Error(NCHAN_MISSING);
@@ -412,17 +439,25 @@ export async function startNchan(o: StartOptions): Promise<RunningSystem> {
     await proc.stop('SIGKILL', 2000);
     throw err;
   }
+  const sse = transport === 'sse';
   return {
-    name: 'nchan',
-    clientKind: 'nchan',
-    urls: [`ws://127.0.0.1:${port}`],
+    name: sse ? 'nchan-sse' : 'nchan',
+    clientKind: sse ? 'nchan-sse' : 'nchan',
+    urls: [`${sse ? 'http' : 'ws'}://127.0.0.1:${port}`],
     groups: [nginxGroup('nginx', () => proc.pid, true)],
     publish(pub, target, body) {
       const channel =
         target.kind === 'topic' ? target.topic : target.kind === 'device' ? target.device : 'all';
       return pub.post(`http://127.0.0.1:${port}/pub/${channel}`, body);
     },
-    info: { workers, module, port, store: 'memory', conf: 'bench/peers/nchan/nginx.conf.template' },
+    info: {
+      workers,
+      module,
+      port,
+      store: 'memory',
+      subscriber: sse ? 'eventsource (GET /sse/<channel>)' : 'websocket (/sub/<channel>)',
+      conf: 'bench/peers/nchan/nginx.conf.template',
+    },
     logs: [errorLog],
     stop: async () => {
       // SIGQUIT would wait for open WebSockets; SIGTERM is nginx's fast shutdown.
@@ -441,6 +476,10 @@ export async function startSystem(name: SystemName, o: StartOptions): Promise<Ru
       return startSocketIo(o);
     case 'nchan':
       return startNchan(o);
+    case 'herald-direct-sse':
+      return startHerald('direct', o, 'sse');
+    case 'nchan-sse':
+      return startNchan(o, 'sse');
   }
 }
 

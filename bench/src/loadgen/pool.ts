@@ -182,8 +182,11 @@ export class LoadGenPool {
     const sum = (f: (s: DeliveryStats) => number) => parts.reduce((a, s) => a + f(s), 0);
     const firsts = parts.map((p) => p.firstAt).filter((x) => x > 0);
     const dropReasons: Record<string, number> = {};
-    for (const p of parts)
+    const ackErrors: Record<string, number> = {};
+    for (const p of parts) {
       for (const [k, v] of Object.entries(p.dropReasons)) dropReasons[k] = (dropReasons[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(p.ackErrors)) ackErrors[k] = (ackErrors[k] ?? 0) + v;
+    }
     return {
       received: sum((s) => s.received),
       unique: sum((s) => s.unique),
@@ -196,6 +199,8 @@ export class LoadGenPool {
       lastAt: Math.max(0, ...parts.map((p) => p.lastAt)),
       hist: Histogram.merge(parts.map((p) => p.hist)),
       cpuS: sum((s) => s.cpuS),
+      acks: sum((s) => s.acks),
+      ackErrors,
     };
   }
 

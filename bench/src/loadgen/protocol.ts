@@ -1,7 +1,10 @@
 import type { HistogramData } from '../histogram.js';
 
-/** Which wire protocol a client speaks. */
-export type ClientKind = 'herald' | 'socketio' | 'nchan';
+/**
+ * Which wire protocol a client speaks: WebSocket (Herald, Socket.IO, Nchan) or Server-Sent Events
+ * (`herald-sse`: GET /v1/sse + POST /v1/acks; `nchan-sse`: Nchan's EventSource subscriber).
+ */
+export type ClientKind = 'herald' | 'socketio' | 'nchan' | 'herald-sse' | 'nchan-sse';
 
 /**
  * What each client listens to:
@@ -13,7 +16,10 @@ export type Subscription = { mode: 'own' } | { mode: 'topic'; topic: string } | 
 
 export interface ConnectSpec {
   kind: ClientKind;
-  /** Base URLs: `ws://host:port/v1/ws` (Herald), `ws://host:port` (Socket.IO, Nchan). */
+  /**
+   * Base URLs: `ws://host:port/v1/ws` (Herald), `ws://host:port` (Socket.IO, Nchan),
+   * `http://host:port/v1/sse` (Herald SSE), `http://host:port` (Nchan SSE).
+   */
   urls: string[];
   /** Device ids are `${idPrefix}${globalIndex}`. */
   idPrefix: string;
@@ -31,7 +37,10 @@ export interface ConnectSpec {
   phaseTimeoutMs: number;
   /** Herald: HS256 secret for device tokens. */
   tokenSecret?: string;
-  /** Herald: send cumulative acks this often (ms). */
+  /**
+   * Herald: send cumulative acks this often (ms; 0: none): an `ack` frame (WebSocket) or a
+   * `POST /v1/acks` (SSE) per client that received something since the last tick.
+   */
   ackEveryMs?: number;
 }
 
@@ -73,6 +82,10 @@ export interface DeliveryStats {
   hist: HistogramData;
   /** This generator's own CPU seconds since `expect`. */
   cpuS: number;
+  /** Herald acks since `expect`: WebSocket `ack` frames sent, or HTTP acks answered 204. */
+  acks: number;
+  /** HTTP acks that failed, by reason. */
+  ackErrors: Record<string, number>;
 }
 
 export type Reply =

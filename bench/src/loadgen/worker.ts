@@ -1,15 +1,18 @@
 /**
- * One load-generator process: holds a share of the WebSocket clients (raw `ws`), speaks Herald,
- * Socket.IO (Engine.IO v4 / Socket.IO v5 framing) or Nchan's plain WebSocket, and records
- * deliveries: distinct (client, message index) pairs and publish-to-receipt latency. Driven by
- * the parent over IPC (see protocol.ts); exits when the parent goes away.
+ * One load-generator process: holds a share of the clients, WebSocket (raw `ws`: Herald,
+ * Socket.IO with Engine.IO v4 / Socket.IO v5 framing, Nchan's plain WebSocket) or Server-Sent
+ * Events (sse.ts: Herald's GET /v1/sse, Nchan's EventSource subscriber), and records deliveries:
+ * distinct (client, message index) pairs and publish-to-receipt latency. Driven by the parent
+ * over IPC (see protocol.ts); exits when the parent goes away.
  */
 import net from 'node:net';
 import { mintDeviceToken } from '@herald/token';
 import WebSocket from 'ws';
 import { Histogram } from '../histogram.js';
 import { nowMs, numberAfter, readPayload } from '../payload.js';
+import { HttpAcker } from './http-acks.js';
 import type { Command, ConnectResult, ConnectSpec, DeliveryStats, Reply } from './protocol.js';
+import { SseClient } from './sse.js';
 
 interface Client {
   /** Global index (device id, target URL, source address). */
@@ -21,8 +24,11 @@ interface Client {
   /** A connect was attempted already. */
   tried: boolean;
   ws: WebSocket | undefined;
+  sse: SseClient | undefined;
   sock: net.Socket | undefined;
   ready: boolean;
+  /** SSE: the reason of the server's `error` event, if one came before the end. */
+  why: string;
   closed: boolean;
   /** Herald: the stream and seq to ack next (cumulative). */
   ackStream: string;
@@ -34,6 +40,14 @@ let clients: Client[] = [];
 let perNode: Record<string, number> = {};
 const dirtyAcks = new Set<Client>();
 let ackTimer: NodeJS.Timeout | undefined;
+/**
+ * HTTP acks in flight per generator process, at most. Beyond it a device's cumulative ack waits
+ * for the next tick (it only gets coarser), so neither this process nor the server queues them.
+ */
+const ACKS_IN_FLIGHT = 64;
+let acker = new HttpAcker(ACKS_IN_FLIGHT);
+/** Parsed `spec.urls` (SSE clients connect with raw sockets). */
+let targets: URL[] = [];
 
 // Recording state, reset by `expect`.
 let perClient = 0;
@@ -48,6 +62,7 @@ let firstAt = 0;
 let lastAt = 0;
 let hist = new Histogram();
 let cpuBase = process.cpuUsage();
+let wsAcks = 0;
 
 const send = (r: Reply) => process.send?.(r);
 const bump = (m: Record<string, number>, key: string) => {
@@ -86,6 +101,79 @@ function socketioConnect(s: ConnectSpec, c: Client): string {
   return rooms.length > 0 ? `40${JSON.stringify({ rooms })}` : '40';
 }
 
+const isSse = (s: ConnectSpec) => s.kind === 'herald-sse' || s.kind === 'nchan-sse';
+
+/** Path and query of an SSE client's GET. */
+function ssePath(s: ConnectSpec, c: Client, base: URL): string {
+  if (s.kind === 'herald-sse')
+    return s.sub.mode === 'topic'
+      ? `${base.pathname}?topics=${encodeURIComponent(s.sub.topic)}`
+      : base.pathname;
+  const channel = s.sub.mode === 'topic' ? s.sub.topic : s.sub.mode === 'broadcast' ? 'all' : c.id;
+  return `/sse/${channel}`;
+}
+
+/** Remembers a Herald notification's stream and seq for the next cumulative ack. */
+function noteAck(c: Client, text: string): void {
+  const so = text.indexOf('"stream":"') + 10;
+  c.ackStream = text.slice(so, text.indexOf('"', so));
+  c.ackSeq = numberAfter(text, '"seq":', so);
+  dirtyAcks.add(c);
+}
+
+/**
+ * Opens one SSE client: ready on Herald's `welcome` event (its topics are live by then), or on
+ * Nchan's 200 (its subscriber is registered before the head is sent).
+ */
+function openSse(s: ConnectSpec, c: Client, finish: (reason: string | undefined) => void): void {
+  const base = targets[c.k % targets.length]!;
+  const herald = s.kind === 'herald-sse';
+  const sse = new SseClient(
+    {
+      host: base.hostname,
+      port: Number(base.port),
+      path: ssePath(s, c, base),
+      headerLines: herald ? `Authorization: Bearer ${c.token}\r\n` : '',
+      localAddress: s.sources[c.k % s.sources.length],
+    },
+    {
+      onHead(status) {
+        if (status !== 200) finish(`http:${status}`);
+        else if (!herald) finish(undefined);
+      },
+      onEvent(type, data) {
+        if (!herald) {
+          if (type === 'message') record(c, data);
+        } else if (type === 'notification') {
+          record(c, data);
+          noteAck(c, data);
+        } else if (type === 'welcome') {
+          const node = (JSON.parse(data) as { node?: string }).node;
+          if (node) bump(perNode, node);
+          finish(undefined);
+        } else if (type === 'error') {
+          const code = (JSON.parse(data) as { code?: number }).code;
+          c.why = `sse-error:${code}`;
+          if (!c.ready) finish(`herald:${code}`);
+        }
+      },
+      onClose(reason) {
+        const wasReady = c.ready && !c.closed;
+        const why = c.why || reason;
+        c.closed = true;
+        dirtyAcks.delete(c);
+        finish(why);
+        if (wasReady) {
+          dropped++;
+          bump(dropReasons, why);
+        }
+      },
+    },
+  );
+  c.sse = sse;
+  c.sock = sse.sock;
+}
+
 /** Opens one client and completes its handshake; resolves with a failure reason or undefined. */
 function openClient(s: ConnectSpec, c: Client): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -99,6 +187,10 @@ function openClient(s: ConnectSpec, c: Client): Promise<string | undefined> {
       resolve(reason);
     };
     const timer = setTimeout(() => finish('timeout'), s.clientTimeoutMs);
+    if (isSse(s)) {
+      openSse(s, c, finish);
+      return;
+    }
     const connect = (options: net.NetConnectOpts & { socketPath?: string }) => {
       // As ws's own netConnect: `path` is the URL path, not an IPC socket path.
       const sock = net.connect({ ...options, path: options.socketPath } as net.NetConnectOpts);
@@ -142,10 +234,7 @@ function openClient(s: ConnectSpec, c: Client): Promise<string | undefined> {
         const text = data.toString();
         if (text.startsWith('{"type":"notification"')) {
           record(c, text);
-          const so = text.indexOf('"stream":"') + 10;
-          c.ackStream = text.slice(so, text.indexOf('"', so));
-          c.ackSeq = numberAfter(text, '"seq":', so);
-          dirtyAcks.add(c);
+          noteAck(c, text);
           return;
         }
         const f = JSON.parse(text) as { type: string; node?: string; code?: string };
@@ -194,12 +283,14 @@ function destroy(c: Client): void {
 /** Adds `s.count` clients (not connected yet) to those this process already holds. */
 async function prepare(s: ConnectSpec): Promise<void> {
   spec = s;
-  if (s.kind === 'herald' && !s.tokenSecret) throw new Error('herald clients need tokenSecret');
+  if ((s.kind === 'herald' || s.kind === 'herald-sse') && !s.tokenSecret)
+    throw new Error('herald clients need tokenSecret');
+  targets = s.urls.map((u) => new URL(u));
   for (let i = 0; i < s.count; i++) {
     const k = s.first + i;
     const id = `${s.idPrefix}${k}`;
     const token =
-      s.kind === 'herald'
+      s.kind === 'herald' || s.kind === 'herald-sse'
         ? await mintDeviceToken({ secret: s.tokenSecret!, device: id, user: `u-${id}`, expiresIn: '3h' })
         : '';
     clients.push({
@@ -209,23 +300,40 @@ async function prepare(s: ConnectSpec): Promise<void> {
       token,
       tried: false,
       ws: undefined,
+      sse: undefined,
       sock: undefined,
       ready: false,
+      why: '',
       closed: false,
       ackStream: '',
       ackSeq: 0,
     });
   }
   clearInterval(ackTimer);
-  ackTimer = setInterval(flushAcks, s.ackEveryMs ?? 100);
+  const every = s.ackEveryMs ?? 100;
+  ackTimer = every > 0 ? setInterval(flushAcks, every) : undefined;
 }
 
+/** Each client that received since the last tick acks its last (stream, seq), cumulative. */
 function flushAcks(): void {
   for (const c of dirtyAcks) {
-    if (!c.closed && c.ws?.readyState === WebSocket.OPEN)
-      c.ws.send(`{"type":"ack","stream":"${c.ackStream}","seq":${c.ackSeq}}`);
+    if (c.closed) {
+      dirtyAcks.delete(c);
+      continue;
+    }
+    if (c.ws) {
+      if (c.ws.readyState === WebSocket.OPEN) {
+        c.ws.send(`{"type":"ack","stream":"${c.ackStream}","seq":${c.ackSeq}}`);
+        wsAcks++;
+      }
+    } else if (c.sse) {
+      const t = targets[c.k % targets.length]!;
+      const body = `{"cursors":{"${c.ackStream}":${c.ackSeq}}}`;
+      // Full: this one and the rest keep their (cumulative) ack for the next tick.
+      if (!acker.post(t.hostname, Number(t.port), c.token, body)) return;
+    }
+    dirtyAcks.delete(c);
   }
-  dirtyAcks.clear();
 }
 
 async function connectAll(): Promise<ConnectResult> {
@@ -282,6 +390,8 @@ function expect(n: number): void {
   lastAt = 0;
   hist = new Histogram();
   cpuBase = process.cpuUsage();
+  wsAcks = 0;
+  acker.reset();
 }
 
 function stats(): DeliveryStats {
@@ -300,13 +410,19 @@ function stats(): DeliveryStats {
     lastAt,
     hist: hist.toJSON(),
     cpuS: (cpu.user + cpu.system) / 1e6,
+    acks: wsAcks + acker.ok,
+    ackErrors: acker.errors,
   };
 }
 
 async function closeAll(): Promise<void> {
   clearInterval(ackTimer);
+  dirtyAcks.clear();
   for (const c of clients) destroy(c);
   clients = [];
+  // Keep-alive ack connections point at servers that are about to stop.
+  acker.close();
+  acker = new HttpAcker(ACKS_IN_FLIGHT);
   perNode = {};
   seen = new Uint8Array(0);
   // Let the RSTs go out before answering.
