@@ -1,6 +1,6 @@
 import type { AppHandle } from '@herald/stack';
 import type { ChaosCluster } from './cluster.js';
-import { sleep } from './load.js';
+import { type ChaosDevice, sleep } from './load.js';
 import type { Rng } from './rng.js';
 
 /** Every fault the campaign injects; a short campaign injects each at least once. */
@@ -19,6 +19,7 @@ export const FAULT_KINDS = [
   'node-link-blackhole',
   'node-link-reset',
   'nginx-reload',
+  'device-restart',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -41,7 +42,12 @@ async function bounce(app: AppHandle, signal: 'SIGKILL' | 'SIGTERM', pauseMs: nu
  * Injects one fault and returns once it is over (the process restarted and ready, the partition
  * healed). Durations come from `rng`, so a seed replays the same schedule.
  */
-export async function inject(c: ChaosCluster, kind: FaultKind, rng: Rng): Promise<string> {
+export async function inject(
+  c: ChaosCluster,
+  devices: readonly ChaosDevice[],
+  kind: FaultKind,
+  rng: Rng,
+): Promise<string> {
   const pause = rng.int(300, 3000);
   const node = rng.pick(c.nodes);
   switch (kind) {
@@ -106,29 +112,56 @@ export async function inject(c: ChaosCluster, kind: FaultKind, rng: Rng): Promis
     case 'nginx-reload':
       await c.reloadBalancer();
       return `master ${c.nginx.pid} reloaded`;
+    case 'device-restart': {
+      const picked = rng.shuffle(devices).slice(0, rng.int(1, 3));
+      await Promise.all(picked.map((d) => d.restart(pause)));
+      return `${picked.map((d) => `${d.device} (${d.transport})`).join(', ')} restarted after ${pause} ms`;
+    }
   }
+}
+
+/** What a fault acts on: two faults run at once only on different components. */
+function component(kind: FaultKind): string {
+  return kind.split('-')[0]!;
 }
 
 /**
  * The schedule: every kind once in a seeded order, then (long runs) random kinds until `untilMs`
- * (a performance.now() bound). Between faults a quiet spell of 1 to 4 s.
+ * (a performance.now() bound). Between faults a quiet spell of 1 to 4 s; about one time in three
+ * two faults on different components run at once (say, Redis restarts while a node is cut off).
  */
 export async function runSchedule(
   c: ChaosCluster,
+  devices: readonly ChaosDevice[],
   rng: Rng,
   opts: { untilMs: number; log: (r: FaultRecord) => void; maxFaults: number },
-): Promise<Map<FaultKind, number>> {
+): Promise<{ counts: Map<FaultKind, number>; overlapped: number }> {
   const counts = new Map<FaultKind, number>();
   const queue = rng.shuffle(FAULT_KINDS);
+  const take = (): FaultKind => queue.shift() ?? rng.pick(FAULT_KINDS);
   let done = 0;
+  let overlapped = 0;
   while (done < opts.maxFaults && (queue.length > 0 || performance.now() < opts.untilMs)) {
-    const kind = queue.shift() ?? rng.pick(FAULT_KINDS);
+    const kinds = [take()];
+    if (rng.next() < 0.35) {
+      const i = queue.findIndex((k) => component(k) !== component(kinds[0]!));
+      const other = i >= 0 ? queue.splice(i, 1)[0]! : rng.pick(FAULT_KINDS);
+      if (component(other) !== component(kinds[0]!)) kinds.push(other);
+      else queue.push(other);
+    }
+    if (kinds.length > 1) overlapped++;
     await sleep(rng.int(1000, 4000));
-    const at = performance.now();
-    const detail = await inject(c, kind, rng);
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
-    opts.log({ kind, detail, at });
-    done++;
+    // Each fault draws from its own generator, so running them at once keeps the replay exact.
+    const forks = kinds.map((_, j) => rng.fork(done * 2 + j));
+    await Promise.all(
+      kinds.map(async (kind, j) => {
+        const at = performance.now();
+        const detail = await inject(c, devices, kind, forks[j]!);
+        counts.set(kind, (counts.get(kind) ?? 0) + 1);
+        opts.log({ kind, detail: kinds.length > 1 ? `${detail} (overlapping)` : detail, at });
+      }),
+    );
+    done += kinds.length;
   }
-  return counts;
+  return { counts, overlapped };
 }

@@ -1,4 +1,4 @@
-import { HeraldClient } from '@herald/client';
+import { HeraldClient, MemoryCursorStorage } from '@herald/client';
 import { mintDeviceToken } from '@herald/token';
 import { wsFrom } from '../devices.js';
 import { API_KEY, TOKEN_SECRET } from '../system.js';
@@ -10,34 +10,45 @@ export type TransportKind = 'websocket' | 'sse' | 'poll';
 /** Bound on one device's history (a campaign emits far fewer; a runaway loop must not eat memory). */
 const MAX_EVENTS = 200_000;
 
-/** An SDK device that records, in order, what the SDK emitted to the app and when it was connected. */
+/**
+ * An SDK device that records, in order, what the SDK emitted to the app and when it was connected.
+ * Its cursors live in a storage that outlives the client, so `restart()` is an app restart with
+ * durable cursors (docs/guarantees.md: then duplicates are caught by cursor only).
+ */
 export class ChaosDevice {
   readonly events: DeviceEvent[] = [];
-  readonly client: HeraldClient;
+  client: HeraldClient;
   readonly errors: string[] = [];
+  restarts = 0;
   private readonly seenIds = new Set<string>();
+  private readonly storage = new MemoryCursorStorage();
 
   constructor(
     readonly device: string,
     readonly user: string,
     readonly transport: TransportKind,
     readonly topic: string,
-    url: string,
-    localAddress: string,
+    private readonly url: string,
+    private readonly localAddress: string,
   ) {
-    const quickLiveness = transport !== 'sse';
-    this.client = new HeraldClient({
-      url,
-      transport,
+    this.client = this.newClient();
+  }
+
+  private newClient(): HeraldClient {
+    const { device, user } = this;
+    const client = new HeraldClient({
+      url: this.url,
+      transport: this.transport,
       token: () => mintDeviceToken({ secret: TOKEN_SECRET, device, user }),
-      topics: [topic],
-      WebSocket: wsFrom(localAddress),
+      topics: [this.topic],
+      storage: this.storage,
+      WebSocket: wsFrom(this.localAddress),
       backoff: { initialMs: 100, maxMs: 2000 },
       // WebSocket and long-poll: a silent node is dropped within 6 s (pollWaitS becomes 3). SSE keeps
       // the default 15 + 5 s, since the node's SSE heartbeat comes every 15 s and is not configurable.
-      ...(quickLiveness ? { pingIdleMs: 4000, pongTimeoutMs: 2000 } : {}),
+      ...(this.transport !== 'sse' ? { pingIdleMs: 4000, pongTimeoutMs: 2000 } : {}),
     });
-    this.client.on('notification', (n) => {
+    client.on('notification', (n) => {
       const data = n.data as { k?: unknown } | null;
       this.record({
         t: 'note',
@@ -49,7 +60,7 @@ export class ChaosDevice {
       });
       this.seenIds.add(n.id);
     });
-    this.client.on('gap', (g) =>
+    client.on('gap', (g) =>
       this.record({
         t: 'gap',
         at: performance.now(),
@@ -59,10 +70,20 @@ export class ChaosDevice {
         reason: g.reason,
       }),
     );
-    this.client.on('state', (s) => this.record({ t: s === 'open' ? 'open' : 'down', at: performance.now() }));
-    this.client.on('error', (e) => {
+    client.on('state', (s) => this.record({ t: s === 'open' ? 'open' : 'down', at: performance.now() }));
+    client.on('error', (e) => {
       if (this.errors.length < 100) this.errors.push(`${e.code}${e.fatal ? ' (fatal)' : ''}: ${e.message}`);
     });
+    return client;
+  }
+
+  /** The app closes its client and, after `pauseMs`, starts a new one from the stored cursors. */
+  async restart(pauseMs: number): Promise<void> {
+    await this.client.close();
+    this.restarts++;
+    await sleep(pauseMs);
+    this.client = this.newClient();
+    await this.client.connect();
   }
 
   private record(e: DeviceEvent): void {
