@@ -818,7 +818,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (conn.welcomed) return;
     conn.welcomed = true;
     this.watchdog(conn);
-    if (this.mode === 'auto') {
+    // `auto` remembers a fallback that worked; WebSocket, its first choice anyway, is not written
+    // (a page whose WebSocket works keeps nothing of Herald's in its storage).
+    if (this.mode === 'auto' && conn.kind !== 'websocket') {
       try {
         this.memory.setItem(
           this.memoryKey,
