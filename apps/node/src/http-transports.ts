@@ -14,12 +14,12 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpAcks } from './acks.js';
 import { type DeviceIdentity, TokenError } from './auth.js';
-import { PollConn, pollTransport } from './poll-transport.js';
+import { attachPoll, PollConn, pollTransport } from './poll-transport.js';
 import type { SessionDeps } from './ports.js';
 import { clientAddress } from './proxy-protocol.js';
 import type { TokenBucket } from './rate.js';
 import { Session } from './session.js';
-import { SseConn, sseTransport } from './sse-transport.js';
+import { attachSse, SseConn, sseTransport } from './sse-transport.js';
 import type { Transport } from './transport.js';
 
 export const SSE_PATH = '/v1/sse';
@@ -67,6 +67,23 @@ function httpError(
 
 function event(type: string, data: unknown): string {
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/**
+ * Lets Fastify forget a hijacked request: its per-request objects (request, reply, a child
+ * logger, about 3 KiB measured with 2,000 idle SSE streams) are otherwise held by its `finish`
+ * listener for as long as the stream lives. Running that listener now is what Fastify does when
+ * a response ends: it drops the socket's reference to the request and runs the `onResponse`
+ * hooks (the node has none) and the request log (disabled).
+ */
+function releaseFastify(res: ServerResponse): void {
+  for (const l of res.listeners('finish'))
+    if (typeof l === 'function' && l.name === 'onResFinished') (l as () => void)();
+  // Node keeps the header block it wrote as a string built of ~20 concatenations (about 700 B of
+  // string nodes): reading a character makes V8 flatten it in place, and the pieces go.
+  (res as unknown as { _header?: string })._header?.charCodeAt(0);
+  // The request's header copies are not read after this (another ~600 B per stream).
+  res.req.rawHeaders.length = 0;
 }
 
 /** A query parameter given once, or an error message. */
@@ -204,16 +221,11 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       return;
     }
     res.write(`retry: ${SSE_RETRY_MS}\n\n`);
-    const conn = new SseConn(res);
+    const conn = new SseConn(res, ctx.sse);
     const session = new Session(deps, sseTransport as Transport<unknown>, conn, remote(req));
     conn.peer = session;
-    ctx.sse.add(conn);
-    res.on('close', () => {
-      ctx.sse.delete(conn);
-      conn.ended = true;
-      session.ended('peer');
-    });
-    res.on('error', (err) => session.failed(err));
+    releaseFastify(res);
+    attachSse(conn);
     session.start();
     await session.accept(o.id, o.cursors, o.topics);
   });
@@ -238,8 +250,8 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     const conn = new PollConn(res, deps.limits.replayBatch);
     const session = new Session(deps, pollTransport as Transport<unknown>, conn, remote(req));
     conn.peer = session;
-    res.on('close', () => conn.gone());
-    res.on('error', (err) => session.failed(err));
+    releaseFastify(res);
+    attachPoll(conn);
     session.start();
     if (!(await session.accept(o.id, o.cursors, o.topics))) return;
     await session.replayed;

@@ -85,6 +85,25 @@ export class PollConn {
   }
 }
 
+const kConn = Symbol('herald.poll');
+
+type Tagged = ServerResponse & { [kConn]: PollConn };
+
+// Response listeners shared by every poll (`this` is the response): no closures per poll.
+function onClose(this: ServerResponse): void {
+  (this as Tagged)[kConn].gone();
+}
+function onError(this: ServerResponse, err: Error): void {
+  (this as Tagged)[kConn].peer?.failed(err);
+}
+
+/** Routes a response's close and errors to its poll, through the shared listeners above. */
+export function attachPoll(c: PollConn): void {
+  (c.res as Tagged)[kConn] = c;
+  c.res.on('close', onClose);
+  c.res.on('error', onError);
+}
+
 /**
  * Long-poll (docs/protocol.md, "Long-poll"): the notification, gap and reconnect frames of one
  * poll, as on WebSocket, gathered into one JSON answer; a close becomes the answer (or its HTTP

@@ -23,7 +23,39 @@ export class SseConn {
   refreshSent = false;
   ended = false;
 
-  constructor(readonly res: ServerResponse) {}
+  constructor(
+    readonly res: ServerResponse,
+    /** The node's open streams (their heartbeat), which this one is in until it ends. */
+    private readonly open: Set<SseConn>,
+  ) {
+    open.add(this);
+  }
+
+  /** The response closed (either end). */
+  closed(): void {
+    this.ended = true;
+    this.open.delete(this);
+    this.peer?.ended('peer');
+  }
+}
+
+const kConn = Symbol('herald.sse');
+
+type Tagged = ServerResponse & { [kConn]: SseConn };
+
+// Response listeners shared by every stream (`this` is the response): no closures per stream.
+function onClose(this: ServerResponse): void {
+  (this as Tagged)[kConn].closed();
+}
+function onError(this: ServerResponse, err: Error): void {
+  (this as Tagged)[kConn].peer?.failed(err);
+}
+
+/** Routes a response's close and errors to its stream, through the shared listeners above. */
+export function attachSse(c: SseConn): void {
+  (c.res as Tagged)[kConn] = c;
+  c.res.on('close', onClose);
+  c.res.on('error', onError);
 }
 
 /** The `type` of a server frame's JSON text: every frame is built with `type` first. */
