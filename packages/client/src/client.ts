@@ -169,6 +169,10 @@ interface Conn {
   kind: Transport;
   token: string;
   welcomed: boolean;
+  /** The socket opened (WebSocket handshake done, or the node accepted the HTTP request). */
+  opened: boolean;
+  /** No welcome in time and not even opened: nothing answered at all. */
+  silent: boolean;
   lastRx: number;
   /** A liveness `ping` is out and nothing has arrived since. */
   probed: boolean;
@@ -539,6 +543,8 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       kind,
       token,
       welcomed: false,
+      opened: false,
+      silent: false,
       lastRx: Date.now(),
       probed: false,
       timer: undefined,
@@ -548,12 +554,13 @@ export class HeraldClient extends Emitter<HeraldEvents> {
       }),
     };
     this.conn = conn;
-    conn.timer = setTimeout(
-      () => this.drop(conn, CLOSE_ABNORMAL, `no welcome within ${this.welcomeTimeoutMs} ms`),
-      this.welcomeTimeoutMs,
-    );
+    conn.timer = setTimeout(() => {
+      conn.silent = !conn.opened;
+      this.drop(conn, CLOSE_ABNORMAL, `no welcome within ${this.welcomeTimeoutMs} ms`);
+    }, this.welcomeTimeoutMs);
     ws.addEventListener('open', () => {
       if (this.conn !== conn) return;
+      conn.opened = true;
       conn.lastRx = Date.now();
       this.send(conn, { type: 'hello', token, cursors: this.helloCursors() });
     });
@@ -606,8 +613,11 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.pendingAcks.clear();
     this.emit('disconnect', { code, reason });
     if (!this.running) return;
-    // `auto`: a transport that failed before any welcome (not a refusal by the node) gives way to the next.
-    if (this.mode === 'auto' && !conn.welcomed && code < 4000)
+    // `auto`: a transport that failed before any welcome gives way to the next, unless the node
+    // refused (close codes 4000 and up: the same on every transport) or, once this run had a
+    // session, nothing answered at all (a stalled node behind a hashing balancer: retrying the
+    // same transport is what moves on when it recovers; not a proxy refusing the transport).
+    if (this.mode === 'auto' && !conn.welcomed && code < 4000 && !(this.everOpen && conn.silent))
       this.kind = TRANSPORTS[(TRANSPORTS.indexOf(conn.kind) + 1) % TRANSPORTS.length]!;
     // A session on a fallback transport tries WebSocket again once the memory of the fallback is stale.
     if (this.mode === 'auto' && conn.welcomed && !this.remembered()) this.kind = 'websocket';

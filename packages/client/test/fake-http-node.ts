@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type Cursors, decodeCursors } from '@herald/protocol';
 import { WebSocketServer } from 'ws';
 import { FakeSocket, type Frame, Signal } from './fake-node.js';
@@ -139,6 +140,9 @@ export class FakeHttpNode {
   upgrades = 0;
   /** Status a refused upgrade gets; undefined: upgrades are accepted. */
   refuseUpgrades: number | undefined;
+  /** Upgrades are held unanswered (a stalled node). */
+  stallUpgrades = false;
+  private readonly heldUpgrades: Duplex[] = [];
   /** Answers GET /v1/sse with this status and an HTML page (a proxy in the way). */
   sseBlocked: number | undefined;
   /** Acks are answered only when released (to see coalescing). */
@@ -173,6 +177,10 @@ export class FakeHttpNode {
     server.on('upgrade', (req, socket, head) => {
       node.upgrades++;
       node.signal.wake();
+      if (node.stallUpgrades) {
+        node.heldUpgrades.push(socket); // unanswered; destroyed by stop()
+        return;
+      }
       if (node.refuseUpgrades !== undefined) {
         socket.end(
           `HTTP/1.1 ${node.refuseUpgrades} Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
@@ -270,6 +278,7 @@ export class FakeHttpNode {
   async stop(): Promise<void> {
     this.releaseAcks();
     for (const s of this.sockets) s.ws.terminate();
+    for (const s of this.heldUpgrades) s.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

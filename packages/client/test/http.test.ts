@@ -528,6 +528,34 @@ describe("transport 'auto'", () => {
     expect(upgrades()).toBe(2);
   });
 
+  it('an upgrade nobody answers: falls back on the first connection, not once a session was open', async () => {
+    node.stallUpgrades = true;
+    const first = makeClient({ welcomeTimeoutMs: 150 });
+    const c1 = first.client.connect();
+    (await node.nextStream()).welcome(); // a proxy that holds upgrades: SSE after the timeout
+    await c1;
+    expect(first.client.transport).toBe('sse');
+    await first.client.close();
+
+    node.stallUpgrades = false;
+    const { client, rec } = makeClient({ welcomeTimeoutMs: 150 });
+    void client.connect();
+    const s1 = await node.nextSocket();
+    await s1.welcome();
+    await rec.wait('welcome');
+    // The node stalls (SIGSTOP): its socket is dropped, and the retries get no answer at all.
+    node.stallUpgrades = true;
+    const before = node.upgrades;
+    s1.ws.terminate();
+    await node.until(() => node.upgrades >= before + 3, 'three unanswered upgrades', 5000);
+    expect(node.streams).toHaveLength(1); // only the first client's
+    expect(node.polls).toHaveLength(0);
+    node.stallUpgrades = false; // it resumes: the next WebSocket attempt gets through
+    await (await node.nextSocket(5000)).welcome();
+    await rec.nth('welcome', 2, 5000);
+    expect(client.transport).toBe('websocket');
+  });
+
   it('goes on to SSE when this runtime cannot open a WebSocket, saying why', async () => {
     const NoWebSocket = class {
       constructor() {
