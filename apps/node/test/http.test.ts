@@ -136,6 +136,8 @@ describe('SSE', () => {
 
   it('streams welcome and notifications with cursor ids, and resumes exactly from Last-Event-ID', async () => {
     const r = await SseReader.open(`${base}/v1/sse?token=${await token('d-sse')}&topics=chat`);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^herald_connections_by_transport\{transport="sse",[^}]*\} [1-9]/m);
     expect(r.res.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(r.res.headers['cache-control']).toBe('no-store');
     expect(r.res.headers['x-accel-buffering']).toBe('no');
