@@ -26,7 +26,8 @@ declare module 'fastify' {
 
 /** Maps Fastify's own errors (parser, body limit, media type) to Herald's codes and shapes. */
 function toHerald(err: AnyError, maxBodyBytes: number): AnyError {
-  if (err.code?.startsWith('HERALD_')) return err;
+  // A HERALD_* code without a status is a store error (e.g. ReplicasNotConfirmed): mapped below.
+  if (err.code?.startsWith('HERALD_') && err.statusCode !== undefined) return err;
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new PayloadTooLarge(maxBodyBytes);
