@@ -278,8 +278,9 @@ async function publishAndMeasure(
         ? Math.round(st.unique / withBalancer(u))
         : undefined,
     latencyMs: latency(st),
-    /** Herald acks (WebSocket frames sent, or HTTP acks answered 204) during the run. */
+    /** Herald acks sent during the run: WebSocket frames, or POST /v1/acks (of which answered 204). */
     acks: st.acks,
+    acksAnswered: st.acksAnswered || undefined,
     ackErrors: Object.keys(st.ackErrors).length ? st.ackErrors : undefined,
     loadgenCpuS: round(st.cpuS, 2),
     cpu: cpuSummary(u),

@@ -1,7 +1,8 @@
 /**
  * Keeps the benchmark harness (bench/, `npm run bench -w @herald/bench`) from rotting: runs it at a
  * tiny scale (a few hundred connections) against Herald (direct and through nginx), Socket.IO and,
- * when libnginx-mod-nchan is installed, Nchan, and checks that its numbers are sane.
+ * when libnginx-mod-nchan is installed, Nchan, each over WebSocket and, for Herald direct and
+ * Nchan, over Server-Sent Events too, and checks that its numbers are sane.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,6 +24,38 @@ interface Results {
 let dir: string;
 let results: Results;
 let stdout = '';
+/** The second, smaller run: the idle scenario of the SSE variants. */
+let idle: Results;
+let idleStdout = '';
+
+/** Runs the harness with `args` (bounded: SIGTERM makes it stop every server it started). */
+async function bench(
+  args: string[],
+  jsonOut: string,
+  timeoutMs: number,
+): Promise<{ res: Results; out: string }> {
+  const child = spawn(process.execPath, [RUN, ...args, '--out', dir, '--json-out', jsonOut, '--quiet'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  if (code !== 0) throw new Error(`bench ${args.join(' ')} exited with ${code}:\n${stderr.slice(-4000)}`);
+  return { res: JSON.parse(fs.readFileSync(jsonOut, 'utf8')) as Results, out };
+}
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-bench-smoke-'));
@@ -35,44 +68,33 @@ beforeAll(async () => {
     );
     if (tsc.status !== 0) throw new Error(`building bench failed:\n${tsc.stdout}${tsc.stderr}`);
   }
-  const jsonOut = path.join(dir, 'results.json');
-  const args = [
-    RUN,
-    '--scale',
-    '0.02',
-    '--scenarios',
-    'broadcast,single,batch',
-    // 100 subscribers x 200 messages: enough server CPU to read from /proc (10 ms ticks) even for
-    // Herald direct, which needs about 2 µs per delivery.
-    '--broadcast-messages',
-    '200',
-    '--systems',
-    'herald-direct,herald-nginx,socketio,nchan',
-    '--out',
-    dir,
-    '--json-out',
-    jsonOut,
-    '--quiet',
-  ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => {
-    // Bounded: the harness stops every server it started when it gets SIGTERM.
-    const timer = setTimeout(() => child.kill('SIGTERM'), 200_000);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  if (code !== 0) throw new Error(`bench exited with ${code}:\n${stderr.slice(-4000)}`);
-  results = JSON.parse(fs.readFileSync(jsonOut, 'utf8')) as Results;
-}, 240_000);
+  const main = await bench(
+    [
+      '--scale',
+      '0.02',
+      '--scenarios',
+      'broadcast,single,batch',
+      // 100 subscribers x 200 messages: enough server CPU to read from /proc (10 ms ticks) even for
+      // Herald direct, which needs about 2 µs per delivery.
+      '--broadcast-messages',
+      '200',
+      '--systems',
+      'herald-direct,herald-nginx,socketio,nchan,herald-direct-sse,nchan-sse',
+    ],
+    path.join(dir, 'results.json'),
+    200_000,
+  );
+  results = main.res;
+  stdout = main.out;
+  // 50 then 100 idle SSE connections (the smallest sizes), next to Herald's WebSocket.
+  const second = await bench(
+    ['--scale', '0.005', '--scenarios', 'idle', '--systems', 'herald-direct,herald-direct-sse,nchan-sse'],
+    path.join(dir, 'idle.json'),
+    100_000,
+  );
+  idle = second.res;
+  idleStdout = second.out;
+}, 330_000);
 
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -80,13 +102,15 @@ afterAll(() => {
 
 describe('benchmark harness at a tiny scale', () => {
   it('runs Herald and Socket.IO, and Nchan unless it is reported as not installed', () => {
-    for (const s of ['herald-direct', 'herald-nginx', 'socketio'])
+    for (const s of ['herald-direct', 'herald-nginx', 'socketio', 'herald-direct-sse'])
       expect(results.systems[s]?.started).toBe(true);
-    const nchan = results.systems.nchan!;
-    if (!nchan.started) {
-      // Never silently: the harness names the reason and how to install it.
-      expect(nchan.skipped).toMatch(/libnginx-mod-nchan/);
-      console.warn(`bench smoke: ${nchan.skipped}`);
+    for (const n of ['nchan', 'nchan-sse']) {
+      const nchan = results.systems[n]!;
+      if (!nchan.started) {
+        // Never silently: the harness names the reason and how to install it.
+        expect(nchan.skipped).toMatch(/libnginx-mod-nchan/);
+        console.warn(`bench smoke: ${nchan.skipped}`);
+      }
     }
   });
 
@@ -97,6 +121,11 @@ describe('benchmark harness at a tiny scale', () => {
       for (const [system, info] of Object.entries(results.systems)) {
         if (!info.started) continue;
         const r = per[system]!;
+        // The SSE variants run in idle and broadcast only, and say so elsewhere.
+        if (system.endsWith('-sse') && name !== 'broadcast') {
+          expect(r.skipped, `${name}/${system}`).toMatch(/SSE variants run in the idle and broadcast/);
+          continue;
+        }
         // Only Herald has a batch publish API; the peers say so instead of a figure.
         if (name === 'batch' && !system.startsWith('herald')) {
           expect(r.skipped, `${name}/${system}`).toMatch(/no batch publish API/);
@@ -118,9 +147,36 @@ describe('benchmark harness at a tiny scale', () => {
     },
   );
 
+  it('Herald SSE devices ack over POST /v1/acks, every one answered 204; WebSocket devices ack too', () => {
+    const sse = results.scenarios.broadcast!['herald-direct-sse']!;
+    expect(sse.acks as number).toBeGreaterThan(0);
+    expect(sse.ackErrors).toBeUndefined();
+    expect(results.scenarios.broadcast!['herald-direct']!.acks as number).toBeGreaterThan(0);
+  });
+
+  it('idle: SSE connections stay open and their memory is measured', () => {
+    for (const [system, info] of Object.entries(idle.systems)) {
+      if (!info.started) continue;
+      const r = idle.scenarios.idle![system]!;
+      expect(r.error, system).toBeUndefined();
+      expect(r.openAtEnd, `${system} open at the end`).toBe(100);
+      const at2 = r.at2 as { connections: number; kbPerConn: number };
+      expect(at2.connections).toBe(100);
+      expect(Number.isFinite(at2.kbPerConn), `${system} KiB per connection`).toBe(true);
+    }
+    expect(idleStdout).toContain('| herald-direct-sse |');
+  });
+
   it('prints the markdown tables', () => {
     expect(stdout).toContain('### Broadcast');
     expect(stdout).toContain('| herald-nginx |');
+    expect(stdout).toContain('| nchan-sse |');
+    expect(stdout).toContain('### Server-Sent Events');
     expect(stdout).toContain('### Targets');
+    expect(stdout).toContain('SSE broadcast deliveries per server CPU-s >= 1.5x Nchan SSE');
+    // The SSE rows stay out of the tables of scenarios they do not run in.
+    const single = stdout.slice(stdout.indexOf('### Single-device'));
+    expect(single.slice(0, single.indexOf('\n\n###'))).not.toContain('-sse');
+    expect(idleStdout).toContain("idle KiB per added SSE connection <= Herald's WebSocket figure + 1 KiB");
   });
 });

@@ -9,6 +9,8 @@ import http from 'node:http';
 
 export class HttpAcker {
   private inflight = 0;
+  /** Acks sent. */
+  sent = 0;
   /** Acks answered 204. */
   ok = 0;
   /** Acks that failed, by reason (HTTP status, socket error, timeout). */
@@ -26,6 +28,7 @@ export class HttpAcker {
   post(host: string, port: number, token: string, body: string): boolean {
     if (this.inflight >= this.maxInFlight) return false;
     this.inflight++;
+    this.sent++;
     let settled = false;
     const done = (reason: string | undefined) => {
       if (settled) return;
@@ -59,6 +62,7 @@ export class HttpAcker {
   }
 
   reset(): void {
+    this.sent = 0;
     this.ok = 0;
     this.errors = {};
   }

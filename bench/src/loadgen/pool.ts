@@ -200,6 +200,7 @@ export class LoadGenPool {
       hist: Histogram.merge(parts.map((p) => p.hist)),
       cpuS: sum((s) => s.cpuS),
       acks: sum((s) => s.acks),
+      acksAnswered: sum((s) => s.acksAnswered),
       ackErrors,
     };
   }

@@ -82,8 +82,10 @@ export interface DeliveryStats {
   hist: HistogramData;
   /** This generator's own CPU seconds since `expect`. */
   cpuS: number;
-  /** Herald acks since `expect`: WebSocket `ack` frames sent, or HTTP acks answered 204. */
+  /** Herald acks sent since `expect`: WebSocket `ack` frames, or `POST /v1/acks` requests. */
   acks: number;
+  /** HTTP acks answered 204 since `expect`. */
+  acksAnswered: number;
   /** HTTP acks that failed, by reason. */
   ackErrors: Record<string, number>;
 }

@@ -410,7 +410,8 @@ function stats(): DeliveryStats {
     lastAt,
     hist: hist.toJSON(),
     cpuS: (cpu.user + cpu.system) / 1e6,
-    acks: wsAcks + acker.ok,
+    acks: wsAcks + acker.sent,
+    acksAnswered: acker.ok,
     ackErrors: acker.errors,
   };
 }
