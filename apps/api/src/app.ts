@@ -132,7 +132,7 @@ export function buildApp(deps: AppDeps) {
   const devices = new Devices(redis, keys, config.deviceRetentionS * 1000);
   // HERALD_REDIS_MIN_REPLICAS: direct deliveries and topic changes wait inside the delivery; the
   // queue path waits in NotificationService.accept (status and job are written there).
-  const replicas = new ReplicaGate(config.replicas);
+  const replicas = new ReplicaGate(config.replicas, `${keys.prefix}:replica-barrier`);
   const delivery = createDelivery({ redis, keys, streams, status, devices, replicas });
   const direct = config.directPublish
     ? new DirectPublisher({ delivery, maxDevices: config.directMaxDevices })
@@ -169,6 +169,7 @@ export function buildApp(deps: AppDeps) {
 
   app.addHook('onClose', async () => {
     await queue.close();
+    await replicas.close();
     for (const off of unwatch) off();
   });
   return app;

@@ -79,10 +79,13 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   const status = new StatusStore(redis, keys, 0);
   // HERALD_REDIS_MIN_REPLICAS: each fan-out step waits for the replicas (in its Delivery) before
   // its progress is saved, and the job for its final status before BullMQ completes it.
-  const replicas = new ReplicaGate({
-    minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS,
-    timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS,
-  });
+  const replicas = new ReplicaGate(
+    {
+      minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS,
+      timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS,
+    },
+    `${keys.prefix}:replica-barrier`,
+  );
   const fanout = new Fanout({
     delivery: createDelivery({ redis, keys, streams, status, devices, replicas }),
     devices,
@@ -186,6 +189,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
       const outcome = await Promise.race([finished, deadline]);
       clearTimeout(timer);
       await health.close();
+      await replicas.close();
       // The gauge's queue only reads; with Redis away its close must not hold the exit up.
       const countsClosed = counts.close().catch(() => {});
       if (outcome === 'closed') {

@@ -54,23 +54,32 @@ export function waitCommandFor(info: string): WaitCommand {
 }
 
 /**
- * Confirms that the writes a connection made reached `minReplicas` replicas. Redis' WAIT covers
- * every write the same connection sent before it, so it goes on the connection that wrote: for
- * a Redis or Sentinel that one connection (writes of other requests pipelined on it are
- * confirmed with it: a group commit); on a Cluster each master's connection, in parallel (a
- * master this connection wrote nothing to new answers at once, its replicas having acked
- * the connection's older writes).
- *
- * WAIT blocks the connection until it answers, so the commands queued behind it wait one
- * replication round trip: bench/src/replicas.ts measures what that costs (BENCHMARKS.md).
+ * Confirms that the writes made so far reached `minReplicas` replicas. Redis' WAIT covers the
+ * writes the connection issuing it made (its replication offset), so:
+ * - on one Redis or Sentinel, a barrier connection of the gate's own writes a key
+ *   (`barrierKey`) and WAITs: the master's replication stream is in execution order, and the
+ *   callers' writes were answered before they asked, so the barrier's offset covers them, on
+ *   whichever of the caller's connections they were made (API: store and queue). A WAIT blocks
+ *   its connection until it answers: on a connection of its own it never holds up the
+ *   commands of other requests (on the request connection itself it cost 60-70% of the
+ *   publish rate, bench/src/replicas.ts, BENCHMARKS.md);
+ * - on a Cluster, WAIT on each master's connection, in parallel (one barrier key per master
+ *   would need a key per slot range; a master this connection wrote nothing to new answers at
+ *   once, its replicas having acked the connection's older writes).
  */
 export class ReplicaGate {
   /** Per connection (a Cluster's per master): the command its server supports, found once. */
   private readonly commands = new WeakMap<Redis, Promise<WaitCommand>>();
-  /** Per connection: the WAIT in flight and the one gathering confirms for after it. */
+  /** Per WAITing connection: the WAIT in flight and the one gathering confirms for after it. */
   private readonly slots = new WeakMap<Redis, Slot>();
+  /** The barrier connection (one Redis or Sentinel), made from the first caller's connection. */
+  private barrier: Redis | undefined;
 
-  constructor(readonly settings: ReplicaSettings) {
+  constructor(
+    readonly settings: ReplicaSettings,
+    /** Key the barrier connection writes (a counter), e.g. `herald:replica-barrier`. */
+    readonly barrierKey = 'herald:replica-barrier',
+  ) {
     if (!Number.isInteger(settings.minReplicas) || settings.minReplicas < 0)
       throw new Error(`minReplicas must be an integer >= 0, got ${settings.minReplicas}`);
     if (!Number.isInteger(settings.timeoutMs) || settings.timeoutMs < 1)
@@ -84,11 +93,35 @@ export class ReplicaGate {
   /** Resolves once every connection's writes so far are on enough replicas; else throws ReplicasNotConfirmed. */
   async confirm(...connections: RedisClient[]): Promise<void> {
     if (!this.enabled) return;
-    const each = connections.flatMap((c) => (isCluster(c) ? c.nodes('master') : [c]));
-    const counts = await Promise.all(each.map((c) => this.waitOn(c)));
+    const each: { c: Redis; barrier: boolean }[] = [];
+    let single: Redis | undefined;
+    for (const c of connections) {
+      if (isCluster(c)) for (const m of c.nodes('master')) each.push({ c: m, barrier: false });
+      else single ??= c;
+    }
+    if (single) each.push({ c: this.barrierFor(single), barrier: true });
+    const counts = await Promise.all(each.map(({ c, barrier }) => this.waitOn(c, barrier)));
     const least = Math.min(...counts);
     if (least < this.settings.minReplicas)
       throw new ReplicasNotConfirmed(least, this.settings.minReplicas, this.settings.timeoutMs);
+  }
+
+  /** Closes the barrier connection, if one was made. */
+  async close(): Promise<void> {
+    const b = this.barrier;
+    this.barrier = undefined;
+    if (b) await b.quit().catch(() => b.disconnect());
+  }
+
+  private barrierFor(c: Redis): Redis {
+    // Same server, Sentinel and options as the caller's; queued while it (re)connects, since it
+    // is made on first use: every wait is bounded by the WAIT timeout and the caller's deadline.
+    if (!this.barrier) {
+      this.barrier = c.duplicate({ connectionName: 'herald:replica-barrier', enableOfflineQueue: true });
+      // Its outages reach the callers as failed WAITs; the caller's own connection logs them.
+      this.barrier.on('error', () => {});
+    }
+    return this.barrier;
   }
 
   /**
@@ -97,7 +130,7 @@ export class ReplicaGate {
    * asked). Without this, a replica that stops answering would leave one blocked WAIT per
    * request queued on the connection (each up to the timeout) and every command behind them.
    */
-  private waitOn(c: Redis): Promise<number> {
+  private waitOn(c: Redis, barrier: boolean): Promise<number> {
     let s = this.slots.get(c);
     if (!s) {
       s = {};
@@ -109,9 +142,9 @@ export class ReplicaGate {
     const p: Promise<number> = turn
       ? turn.then(() => {
           slot.next = undefined;
-          return this.send(c);
+          return this.send(c, barrier);
         })
-      : this.send(c);
+      : this.send(c, barrier);
     if (turn) slot.next = p;
     const tail: Promise<void> = p.then(
       () => this.done(slot, tail),
@@ -125,14 +158,18 @@ export class ReplicaGate {
     if (slot.tail === tail) slot.tail = undefined;
   }
 
-  private async send(c: Redis): Promise<number> {
+  private async send(c: Redis, barrier: boolean): Promise<number> {
     const { minReplicas, timeoutMs } = this.settings;
-    if ((await this.commandOf(c)) === 'WAITAOF') {
+    const command = await this.commandOf(c);
+    // Sent just before the WAIT on the same connection (not awaited first: one round trip).
+    const wrote = barrier ? c.incr(this.barrierKey) : undefined;
+    if (command === 'WAITAOF') {
       // [local fsyncs, replica fsyncs]: only the replicas are asked for (numlocal 0).
-      const r = (await c.call('WAITAOF', 0, minReplicas, timeoutMs)) as [number, number];
-      return Number(r[1]);
+      const r = c.call('WAITAOF', 0, minReplicas, timeoutMs) as Promise<[number, number]>;
+      return Number((await Promise.all([r, wrote]))[0][1]);
     }
-    return Number(await c.call('WAIT', minReplicas, timeoutMs));
+    const r = c.call('WAIT', minReplicas, timeoutMs);
+    return Number((await Promise.all([r, wrote]))[0]);
   }
 
   private commandOf(c: Redis): Promise<WaitCommand> {

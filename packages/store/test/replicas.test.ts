@@ -23,7 +23,13 @@ import {
 
 const entry = (id: string): NewEntry => ({ id, data: '{"a":1}', ts: Date.now(), exp: Date.now() + 60_000 });
 
+const gates: ReplicaGate[] = [];
+afterAll(async () => {
+  await Promise.all(gates.map((g) => g.close()));
+});
+
 function parts(redis: RedisClient, prefix: string, replicas?: ReplicaGate) {
+  if (replicas) gates.push(replicas);
   const keys = new Keys(prefix);
   const streams = new Streams(redis, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 60_000 });
   const status = new StatusStore(redis, keys, 60_000);
@@ -62,6 +68,7 @@ describe('ReplicaGate on a master with one replica', () => {
     redis = createRedis(master.url, 'background');
   }, 60_000);
   afterAll(async () => {
+    await Promise.all(gates.splice(0).map((g) => g.close()));
     redis?.disconnect();
     await replica?.stop();
     await master?.stop();
@@ -102,14 +109,16 @@ describe('ReplicaGate on a master with one replica', () => {
         ReplicasNotConfirmed,
       );
       expect(Date.now() - t0).toBeLessThan(1500);
-      // 50 publishes at once on one connection: one WAIT in flight and one gathering the rest,
-      // so all are refused within two timeouts and the connection is free right after (one
-      // blocked WAIT each would hold it 50 x 200 ms).
+      // 50 publishes at once: one WAIT in flight and one gathering the rest, so all are refused
+      // within two timeouts (one blocked WAIT each would take 50 x 200 ms), and the writing
+      // connection is never held up by them.
       const t1 = Date.now();
       const all = await Promise.allSettled(
         Array.from({ length: 50 }, (_, i) => delivery.deliver({ topic: `t${i}` }, entry(`m${i}`), 'sent')),
       );
-      expect(all.every((r) => r.status === 'rejected' && r.reason instanceof ReplicasNotConfirmed)).toBe(true);
+      expect(all.every((r) => r.status === 'rejected' && r.reason instanceof ReplicasNotConfirmed)).toBe(
+        true,
+      );
       expect(await redis.ping()).toBe('PONG');
       expect(Date.now() - t1).toBeLessThan(2 * 200 + 500);
     } finally {
@@ -128,6 +137,7 @@ describe('ReplicaGate on a Redis Cluster', () => {
     redis = createRedis(cluster.url, 'background');
   }, 90_000);
   afterAll(async () => {
+    await Promise.all(gates.splice(0).map((g) => g.close()));
     redis?.disconnect();
     await cluster?.stop();
   });
