@@ -209,6 +209,7 @@ describe('kill -9 of the node holding an SSE device and a long-poll device', () 
       { authorization: `Bearer ${token}`, 'last-event-id': lastId },
       addr,
     );
+    expect(r2.res.headers.connection).toBe('close');
     const w2 = JSON.parse((await r2.event('welcome', 1, 10_000)).data) as { node: string };
     expect(w2.node).not.toBe(victimId);
     await r2.until(() => before.length + r2.of('notification').length >= N, 15_000, 'the rest');
@@ -225,9 +226,9 @@ describe('kill -9 of the node holding an SSE device and a long-poll device', () 
   }, 60_000);
 });
 
-describe('bad input through nginx', () => {
-  it('answers 401, 400 and 403 with codes before any stream starts', async () => {
-    sys = await startSystem({ nodes: 1 });
+describe('bad input through nginx (PROXY protocol to the node)', () => {
+  it('answers 401, 400 and 403 with codes before any stream starts; a good stream delivers', async () => {
+    sys = await startSystem({ nodes: 1, proxyProtocol: true });
     const s = sys;
     const base = httpBase(s);
     const no = await http('GET', `${base}/v1/sse`);
@@ -241,5 +242,12 @@ describe('bad input through nginx', () => {
     expect(mal).toMatchObject({ status: 400, json: { code: 'HERALD_BAD_REQUEST' } });
     const forb = await http('GET', `${base}/v1/sse?token=${t}&topics=sport`);
     expect(forb).toMatchObject({ status: 403, json: { code: 'HERALD_TOPIC_FORBIDDEN' } });
+    // The same connection path with a good token: a stream on the node's own socket.
+    const r = await SseReader.open(`${base}/v1/sse?token=${t}&topics=news.a`);
+    expect(r.res.headers.connection).toBe('close');
+    await r.event('welcome', 1, 10_000);
+    const p = await s.publish({ to: { topic: 'news.a' }, data: 'x' });
+    expect(JSON.parse((await r.event('notification', 1, 10_000)).data)).toMatchObject({ id: p.body.id });
+    r.close();
   });
 });

@@ -14,12 +14,13 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpAcks } from './acks.js';
 import { type DeviceIdentity, TokenError } from './auth.js';
+import { takeSocket } from './http-detach.js';
 import { attachPoll, PollConn, pollTransport } from './poll-transport.js';
 import type { SessionDeps } from './ports.js';
 import { clientAddress } from './proxy-protocol.js';
 import type { TokenBucket } from './rate.js';
 import { Session } from './session.js';
-import { attachSse, SseConn, sseTransport } from './sse-transport.js';
+import { attachSse, SseConn, type SseSink, sseTransport } from './sse-transport.js';
 import type { Transport } from './transport.js';
 
 export const SSE_PATH = '/v1/sse';
@@ -207,6 +208,28 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       'x-accel-buffering': 'no',
     };
     for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') headers[k] = v;
+    if (!ctx.isDraining() && !refusal()) {
+      // The stream: on the socket itself when Node's HTTP server lets go of it (http-detach.ts).
+      releaseFastify(res);
+      const socket = takeSocket(req.raw, res);
+      let sink: SseSink = res;
+      if (socket) {
+        let head = 'HTTP/1.1 200 OK\r\n';
+        for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+        socket.write(`${head}connection: close\r\n\r\nretry: ${SSE_RETRY_MS}\n\n`);
+        sink = socket;
+      } else {
+        res.writeHead(200, headers);
+        res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+      }
+      const conn = new SseConn(sink, ctx.sse);
+      const session = new Session(deps, sseTransport as Transport<unknown>, conn, remote(req));
+      conn.peer = session;
+      attachSse(conn);
+      session.start();
+      await session.accept(o.id, o.cursors, o.topics);
+      return;
+    }
     res.writeHead(200, headers);
     if (ctx.isDraining()) {
       const delayMs = spread();
@@ -215,19 +238,9 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       );
       return;
     }
-    const refused = refusal();
-    if (refused) {
-      res.end(`retry: ${SSE_RETRY_MS}\n\n${event('error', { code: CloseCode.Capacity, reason: refused })}`);
-      return;
-    }
-    res.write(`retry: ${SSE_RETRY_MS}\n\n`);
-    const conn = new SseConn(res, ctx.sse);
-    const session = new Session(deps, sseTransport as Transport<unknown>, conn, remote(req));
-    conn.peer = session;
-    releaseFastify(res);
-    attachSse(conn);
-    session.start();
-    await session.accept(o.id, o.cursors, o.topics);
+    // Refused by the node cap or the accept rate (already counted by `refusal` above).
+    const reason = ctx.hub.size >= deps.limits.maxConnections ? 'node at capacity' : 'accept rate exceeded';
+    res.end(`retry: ${SSE_RETRY_MS}\n\n${event('error', { code: CloseCode.Capacity, reason })}`);
   });
 
   app.get(POLL_PATH, async (req, reply) => {

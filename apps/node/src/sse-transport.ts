@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import { encodeCursors } from '@herald/protocol';
 import type { Encoding, Peer, SharedFrame, Transport } from './transport.js';
 
@@ -14,8 +13,22 @@ export interface SsePeer extends Peer {
 }
 
 /**
- * The handle of one SSE connection: the HTTP response the events are written to, and its
- * session (the `id:` of an event carries the session's cursors).
+ * Where a stream's bytes go: the TCP socket taken from the HTTP server (http-detach.ts), or the
+ * `ServerResponse` when it could not be taken. Both are Node writables with these members.
+ */
+export interface SseSink {
+  write(chunk: string): boolean;
+  end(chunk: string): unknown;
+  destroy(): unknown;
+  readonly writableLength: number;
+  readonly writableFinished: boolean;
+  on(event: 'close', l: () => void): unknown;
+  on(event: 'error', l: (err: Error) => void): unknown;
+}
+
+/**
+ * The handle of one SSE connection: where the events are written, and its session (the `id:`
+ * of an event carries the session's cursors).
  */
 export class SseConn {
   peer: SsePeer | undefined = undefined;
@@ -24,7 +37,7 @@ export class SseConn {
   ended = false;
 
   constructor(
-    readonly res: ServerResponse,
+    readonly res: SseSink,
     /** The node's open streams (their heartbeat), which this one is in until it ends. */
     private readonly open: Set<SseConn>,
   ) {
@@ -41,13 +54,13 @@ export class SseConn {
 
 const kConn = Symbol('herald.sse');
 
-type Tagged = ServerResponse & { [kConn]: SseConn };
+type Tagged = SseSink & { [kConn]: SseConn };
 
-// Response listeners shared by every stream (`this` is the response): no closures per stream.
-function onClose(this: ServerResponse): void {
+// Listeners shared by every stream (`this` is the socket or response): no closures per stream.
+function onClose(this: SseSink): void {
   (this as Tagged)[kConn].closed();
 }
-function onError(this: ServerResponse, err: Error): void {
+function onError(this: SseSink, err: Error): void {
   (this as Tagged)[kConn].peer?.failed(err);
 }
 

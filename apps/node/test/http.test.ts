@@ -141,6 +141,8 @@ describe('SSE', () => {
     expect(r.res.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(r.res.headers['cache-control']).toBe('no-store');
     expect(r.res.headers['x-accel-buffering']).toBe('no');
+    // The stream runs on the socket taken from the HTTP server (http-detach.ts), not a response.
+    expect(r.res.headers.connection).toBe('close');
     const w = await r.event('welcome');
     expect(JSON.parse(w.data)).toMatchObject({
       type: 'welcome',
