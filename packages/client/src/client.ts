@@ -62,8 +62,9 @@ export interface HeraldClientOptions {
   /**
    * `websocket`, `sse` (Server-Sent Events), `poll` (long-poll), or `auto` (the default): WebSocket
    * first; when it fails before the node's welcome (a proxy refusing the upgrade, no WebSocket in
-   * this runtime), SSE, then long-poll, then WebSocket again. The one that got a welcome is
-   * remembered for `transportMemoryMs` in `transportMemory`, and tried first meanwhile.
+   * this runtime), SSE, then long-poll, then WebSocket again. A fallback that got a welcome is
+   * remembered for `transportMemoryMs` in `transportMemory`, and tried first meanwhile. The
+   * README's "How auto decides" has the exact rules.
    */
   transport?: Transport | 'auto';
   /** Where `auto` remembers its transport. Default: `localStorage` when present, else process memory. */
