@@ -315,6 +315,9 @@ const BAD_TOPICS: unknown[] = [
   'news\n',
   'topic:news',
 ];
+/** Not strings: a bad frame (4000). A string that is not a valid topic gets `topic_invalid`. */
+const NON_STRING_TOPICS = BAD_TOPICS.filter((t) => typeof t !== 'string');
+const INVALID_STRING_TOPICS = BAD_TOPICS.filter((t): t is string => typeof t === 'string');
 const BAD_STREAMS: unknown[] = [
   1,
   null,
@@ -680,10 +683,10 @@ describe('WebSocket door: every malformed input gets its documented close, and t
         () => ({ type: 'ack', stream: rng.pick(BAD_STREAMS), seq: 1 }),
         () => ({ type: 'ack', seq: 1 }),
         () => ({ type: 'ack', stream: 'inbox' }),
-        () => ({ type: 'subscribe', topic: rng.pick(BAD_TOPICS) }),
+        () => ({ type: 'subscribe', topic: rng.pick(NON_STRING_TOPICS) }),
         () => ({ type: 'subscribe', topic: 'fz.ok', cursor: rng.pick(BAD_SEQS) }),
         () => ({ type: 'subscribe' }),
-        () => ({ type: 'unsubscribe', topic: rng.pick(BAD_TOPICS) }),
+        () => ({ type: 'unsubscribe', topic: rng.pick(NON_STRING_TOPICS) }),
         () => ({ type: 'refresh', token: rng.pick<unknown>([1, null, {}, [], '', 'x'.repeat(8193)]) }),
         () => ({ type: 'refresh' }),
       ])();
@@ -698,7 +701,15 @@ describe('WebSocket door: every malformed input gets its documented close, and t
       const n = rng.int(0, 1e6);
       const seq = rng.pick([1, 99, 2 ** 53 - 1]);
       const size = rng.int(1, 3);
+      const invalid = rng.pick(INVALID_STRING_TOPICS);
+      const op = rng.pick(['subscribe', 'unsubscribe'] as const);
       return rng.pick<() => WsCase>([
+        () =>
+          staysOpen(
+            `${op} of the invalid topic ${JSON.stringify(invalid).slice(0, 40)}`,
+            { type: 'error', code: 'topic_invalid' },
+            (ws) => ws.json({ type: op, topic: invalid }),
+          ),
         () =>
           staysOpen('a second hello', { type: 'error', code: 'already_hello' }, async (ws, d) =>
             ws.json({ type: 'hello', token: await token(d) }),
