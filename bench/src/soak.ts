@@ -1,0 +1,297 @@
+/**
+ * Soak: a moderate, steady load on a local stack for a long time, watching every process for
+ * growth. Not in the default suite (it runs for minutes); its last result is in BENCHMARKS.md.
+ *
+ *   node bench/dist/soak.js [--minutes 30] [--devices 200] [--rate 50] [--churn 5] [--nodes 2]
+ *
+ * Load: `devices` WebSocket devices through the balancer, half of them subscribed to one topic,
+ * each acking every notification as it arrives; `churn` of them per second are dropped (TCP
+ * reset, no close frame) and reconnected, resuming from their cursors; `rate` publishes per
+ * second (at most 32 in flight; a tick with no room is counted as `behind`, never queued): 70%
+ * to one device (the API's direct path), 20% to the topic, 10% to a user (queue and worker).
+ *
+ * Every 10 s: RSS of each process (/proc, procstat.ts) and, for the Herald processes, event-loop
+ * lag p99 from their /metrics (prom-client's `nodejs_eventloop_lag_p99_seconds`, reset at each
+ * scrape, so each sample is the last 10 s). At the end, per process, the least-squares slope of
+ * RSS (MB per minute) and of lag p99 (ms per minute) after a warm-up (the first fifth of the run,
+ * at least one minute: heaps, JIT and Redis' own buffers grow to their working size first).
+ *
+ * Fails (exit 1) when a slope is above what this accepts:
+ * - RSS: 0.5 MB/min. The load does about 3,000 publishes and 300 reconnects a minute, so this
+ *   catches any leak of about 150 bytes or more per operation (a retained notification, socket
+ *   or timer is far more), while V8's and malloc's own settling stays well under it after the
+ *   warm-up (measured: BENCHMARKS.md, the 5-minute run's slopes of the steady processes).
+ * - event-loop lag p99: 1 ms/min. A loop that slows down as it runs (a list scanned on every
+ *   message growing) shows here before memory does; lag on a busy 2-core machine is noisy in
+ *   absolute terms, but its trend is not.
+ * Also fails when a process exits, or when fewer than 95% of publishes are answered 202.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseMetrics, startStack } from '@herald/stack';
+import { mintDeviceToken } from '@herald/token';
+import WebSocket from 'ws';
+import { readProc } from './procstat.js';
+import { HttpPublisher } from './publisher.js';
+import { API_KEY, TOKEN_SECRET } from './systems.js';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '30' },
+    devices: { type: 'string', default: '200' },
+    rate: { type: 'string', default: '50' },
+    churn: { type: 'string', default: '5' },
+    nodes: { type: 'string', default: '2' },
+    'sample-s': { type: 'string', default: '10' },
+    'max-rss-slope': { type: 'string', default: '0.5' },
+    'max-lag-slope': { type: 'string', default: '1' },
+  },
+});
+function num(name: string, v: string | undefined, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number ${min}..${max}`);
+  return n;
+}
+const minutes = num('minutes', values.minutes, 0.5, 24 * 60);
+const deviceCount = Math.round(num('devices', values.devices, 2, 20_000));
+const rate = num('rate', values.rate, 1, 5000);
+const churn = num('churn', values.churn, 0, 1000);
+const nodeCount = Math.round(num('nodes', values.nodes, 1, 16));
+const sampleS = num('sample-s', values['sample-s'], 1, 600);
+const maxRssSlope = num('max-rss-slope', values['max-rss-slope'], 0, 1000);
+const maxLagSlope = num('max-lag-slope', values['max-lag-slope'], 0, 1000);
+const TOPIC = 'soak.news';
+const MAX_IN_FLIGHT = 32;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-soak-'));
+const stack = await startStack({
+  nodes: nodeCount,
+  dataDir: path.join(dir, 'herald'),
+  logDir: path.join(dir, 'logs'),
+  apiKeys: [API_KEY],
+  tokenSecret: TOKEN_SECRET,
+  logLevel: 'warn',
+});
+
+// ------------------------------------------------------------------ devices
+
+interface Device {
+  id: string;
+  token: string;
+  topic: boolean;
+  ws?: WebSocket;
+  live: boolean;
+}
+const counts = { received: 0, acked: 0, connects: 0, drops: 0, connectErrors: 0, behind: 0 };
+const devices: Device[] = [];
+for (let i = 0; i < deviceCount; i++) {
+  const id = `soak-${i}`;
+  // User u-<i/2>: two devices per user, so a user publish fans out to two inboxes.
+  const token = await mintDeviceToken({
+    secret: TOKEN_SECRET,
+    device: id,
+    user: `u-${i >> 1}`,
+    expiresIn: '48h',
+  });
+  devices.push({ id, token, topic: i % 2 === 0, live: false });
+}
+
+function connect(d: Device): void {
+  const ws = new WebSocket(stack.wsUrl);
+  d.ws = ws;
+  ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', token: d.token })));
+  ws.on('message', (data) => {
+    const text = data.toString();
+    if (text.startsWith('{"type":"notification"')) {
+      counts.received++;
+      const f = JSON.parse(text) as { stream: string; seq: number };
+      ws.send(JSON.stringify({ type: 'ack', stream: f.stream, seq: f.seq }));
+      counts.acked++;
+      return;
+    }
+    const f = JSON.parse(text) as { type: string };
+    if (f.type === 'welcome') {
+      d.live = true;
+      counts.connects++;
+      if (d.topic) ws.send(JSON.stringify({ type: 'subscribe', topic: TOPIC }));
+    }
+  });
+  ws.on('error', () => counts.connectErrors++);
+  ws.on('close', () => {
+    d.live = false;
+    if (d.ws === ws) d.ws = undefined;
+  });
+}
+
+/** Drops one device without a close frame and connects it again (it resumes from its cursors). */
+function churnOne(): void {
+  const d = devices[Math.floor(Math.random() * devices.length)]!;
+  if (d.ws) {
+    counts.drops++;
+    d.ws.terminate();
+  }
+  connect(d);
+}
+
+// ------------------------------------------------------------------ publishes
+
+const pub = new HttpPublisher(MAX_IN_FLIGHT);
+const url = `${stack.apiUrl}/v1/notifications`;
+const headers = { authorization: `Bearer ${API_KEY}` };
+let inFlight = 0;
+let published = 0;
+function publishOne(): void {
+  if (inFlight >= MAX_IN_FLIGHT) {
+    counts.behind++;
+    return;
+  }
+  const r = Math.random();
+  const i = Math.floor(Math.random() * deviceCount);
+  const to = r < 0.7 ? { devices: [`soak-${i}`] } : r < 0.9 ? { topic: TOPIC } : { users: [`u-${i >> 1}`] };
+  inFlight++;
+  published++;
+  void pub
+    .post(url, JSON.stringify({ to, data: { n: published } }), headers, 10_000)
+    .finally(() => inFlight--);
+}
+
+// ------------------------------------------------------------------ sampling
+
+interface Proc {
+  name: string;
+  pid: () => number;
+  metricsUrl?: string;
+}
+const procs: Proc[] = [
+  { name: 'api', pid: () => stack.api.pid, metricsUrl: `${stack.api.url}/metrics` },
+  { name: 'worker', pid: () => stack.worker.pid, metricsUrl: `${stack.worker.url}/metrics` },
+  ...stack.nodes.map((n) => ({ name: n.name, pid: () => n.pid, metricsUrl: `${n.url}/metrics` })),
+  ...(stack.redis ? [{ name: 'redis', pid: () => stack.redis!.pid }] : []),
+];
+const firstPids = new Map(procs.map((p) => [p.name, p.pid()]));
+interface Sample {
+  tMin: number;
+  rssMb: number;
+  lagMs?: number;
+}
+const samples = new Map<string, Sample[]>(procs.map((p) => [p.name, []]));
+
+async function lagOf(metricsUrl: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
+    const m = parseMetrics(await res.text()).find((s) => s.name === 'nodejs_eventloop_lag_p99_seconds');
+    return m ? m.value * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const t0 = performance.now();
+async function sample(): Promise<void> {
+  const tMin = (performance.now() - t0) / 60_000;
+  await Promise.all(
+    procs.map(async (p) => {
+      const s = readProc(p.pid());
+      if (!s) return;
+      const lagMs = p.metricsUrl ? await lagOf(p.metricsUrl) : undefined;
+      samples.get(p.name)!.push({ tMin, rssMb: s.rssKb / 1024, lagMs });
+    }),
+  );
+  const line = procs
+    .map((p) => {
+      const last = samples.get(p.name)!.at(-1);
+      return last
+        ? `${p.name} ${last.rssMb.toFixed(0)}MB${last.lagMs !== undefined ? `/${last.lagMs.toFixed(1)}ms` : ''}`
+        : `${p.name} -`;
+    })
+    .join('  ');
+  console.log(
+    `[soak] ${tMin.toFixed(1)} min  published ${published} ${JSON.stringify(pub.statuses)}  received ${counts.received}  live ${devices.filter((d) => d.live).length}/${deviceCount}  ${line}`,
+  );
+}
+
+/** Least-squares slope of y over x. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 3) return Number.NaN;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+// ------------------------------------------------------------------ run
+
+let failed: string[] = [];
+try {
+  for (const d of devices) connect(d);
+  const publishEvery = 1000 / rate;
+  const timers = [
+    setInterval(publishOne, publishEvery),
+    ...(churn > 0 ? [setInterval(churnOne, 1000 / churn)] : []),
+  ];
+  const endAt = t0 + minutes * 60_000;
+  await sample();
+  while (performance.now() < endAt) {
+    await new Promise((r) => setTimeout(r, Math.min(sampleS * 1000, endAt - performance.now())));
+    await sample();
+    for (const p of procs)
+      if (p.pid() !== firstPids.get(p.name) || !readProc(p.pid()))
+        failed.push(`${p.name} exited or restarted`);
+    if (failed.length > 0) break;
+  }
+  for (const t of timers) clearInterval(t);
+
+  const warmMin = Math.max(1, minutes / 5);
+  console.log(
+    `\nsoak: ${minutes} min, ${deviceCount} devices, ${rate} publishes/s, ${churn} reconnects/s, ${nodeCount} nodes, samples every ${sampleS} s; slopes after ${warmMin.toFixed(1)} min of warm-up`,
+  );
+  console.log(
+    `published ${published} (${JSON.stringify(pub.statuses)}, ${counts.behind} ticks behind), received ${counts.received}, acked ${counts.acked}, connects ${counts.connects}, drops ${counts.drops}, socket errors ${counts.connectErrors}\n`,
+  );
+  console.log(
+    '| process | RSS start -> end MB | RSS slope MB/min | lag p99 median ms | lag p99 slope ms/min |',
+  );
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const p of procs) {
+    const all = samples.get(p.name)!;
+    const s = all.filter((x) => x.tMin >= warmMin);
+    const rssSlope = slope(
+      s.map((x) => x.tMin),
+      s.map((x) => x.rssMb),
+    );
+    const lags = s.filter((x) => x.lagMs !== undefined);
+    const lagSlope = slope(
+      lags.map((x) => x.tMin),
+      lags.map((x) => x.lagMs!),
+    );
+    const sorted = lags.map((x) => x.lagMs!).sort((a, b) => a - b);
+    const lagMedian = sorted.length ? sorted[Math.floor(sorted.length / 2)]!.toFixed(1) : '-';
+    console.log(
+      `| ${p.name} | ${all[0]?.rssMb.toFixed(1)} -> ${all.at(-1)?.rssMb.toFixed(1)} | ${rssSlope.toFixed(3)} | ${lagMedian} | ${Number.isNaN(lagSlope) ? '-' : lagSlope.toFixed(3)} |`,
+    );
+    if (!(rssSlope <= maxRssSlope))
+      failed.push(`${p.name}: RSS slope ${rssSlope.toFixed(3)} MB/min > ${maxRssSlope}`);
+    if (lags.length >= 3 && !(lagSlope <= maxLagSlope))
+      failed.push(`${p.name}: lag p99 slope ${lagSlope.toFixed(3)} ms/min > ${maxLagSlope}`);
+  }
+  const ok = pub.statuses[202] ?? 0;
+  if (ok < 0.95 * published) failed.push(`only ${ok} of ${published} publishes answered 202`);
+} finally {
+  for (const d of devices) d.ws?.terminate();
+  await stack.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+if (failed.length > 0) {
+  failed = [...new Set(failed)];
+  console.log(`\nFAIL\n${failed.join('\n')}`);
+  process.exit(1);
+}
+console.log('\nPASS: no slope above the limits');
