@@ -70,6 +70,19 @@ describe('FaultProxy', () => {
     c.s.destroy();
   });
 
+  it('latency one way only: requests go through at once, answers late', async () => {
+    const c = await client(proxy.port);
+    proxy.latency(200, 'down');
+    const t0 = performance.now();
+    c.s.write('q');
+    await until(() => c.got() === 'q', 'echo');
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(190);
+    expect(took).toBeLessThan(390);
+    proxy.heal();
+    c.s.destroy();
+  });
+
   it('stall: connections stay open, nothing is forwarded, no upstream is opened; heal delivers it all', async () => {
     const before = await client(proxy.port);
     before.s.write('a');

@@ -4,7 +4,8 @@ import net from 'node:net';
  * A TCP fault proxy for tests: put it between a process and what it talks to (Redis, or the
  * balancer and a push node) and inject network faults from the test:
  *
- * - `latency(ms)`: every chunk, both ways, is held `ms` before it is forwarded (order kept);
+ * - `latency(ms, direction?)`: every chunk (both ways, or one) is held `ms` before it is forwarded
+ *   (order kept); one way only makes a request arrive at once and its answer late;
  * - `stall()`: a half-open partition: connections stay open and new ones are accepted, but no
  *   byte is forwarded either way (nor a new upstream connection made) until `heal()`; as with a
  *   real partition that heals before TCP gives up, what was sent meanwhile then arrives;
@@ -44,13 +45,15 @@ class Pipe {
     private readonly from: net.Socket,
     private readonly to: net.Socket,
     private readonly maxBuffered: number,
+    private readonly direction: 'up' | 'down',
   ) {
     from.on('data', (chunk: Buffer) => this.push(chunk));
     to.on('drain', () => this.pump());
   }
 
   private push(chunk: Buffer): void {
-    this.queue.push({ at: Date.now() + this.proxy.latencyMs, chunk });
+    const delay = this.direction === 'up' ? this.proxy.latencyUpMs : this.proxy.latencyDownMs;
+    this.queue.push({ at: Date.now() + delay, chunk });
     this.queued += chunk.length;
     this.pump();
   }
@@ -125,8 +128,8 @@ class Conn {
     up.once('connect', () => {
       if (this.closed) return;
       this.pipes = [
-        new Pipe(this.proxy, this.client, up, this.maxBuffered),
-        new Pipe(this.proxy, up, this.client, this.maxBuffered),
+        new Pipe(this.proxy, this.client, up, this.maxBuffered, 'up'),
+        new Pipe(this.proxy, up, this.client, this.maxBuffered, 'down'),
       ];
       this.client.resume();
       for (const p of this.pipes) p.pump();
@@ -160,8 +163,9 @@ class Conn {
 }
 
 export class FaultProxy {
-  /** Per-chunk delay, both ways. */
-  latencyMs = 0;
+  /** Per-chunk delay towards the target (`up`) and back (`down`). */
+  latencyUpMs = 0;
+  latencyDownMs = 0;
   mode: Mode = 'pass';
   readonly name: string;
   /** Connections accepted / reset by `reset()`, since start. */
@@ -225,9 +229,11 @@ export class FaultProxy {
     return n;
   }
 
-  latency(ms: number): void {
+  /** Delays every chunk by `ms`: both ways, or only towards the target (`up`) or back (`down`). */
+  latency(ms: number, direction: 'both' | 'up' | 'down' = 'both'): void {
     if (!Number.isFinite(ms) || ms < 0) throw new Error(`FaultProxy: bad latency ${ms}`);
-    this.latencyMs = ms;
+    if (direction !== 'down') this.latencyUpMs = ms;
+    if (direction !== 'up') this.latencyDownMs = ms;
   }
 
   /** Half-open partition until `heal()`. */
@@ -255,7 +261,8 @@ export class FaultProxy {
   /** No latency, forwarding again (held bytes and connections go through). */
   heal(): void {
     this.clearHealTimer();
-    this.latencyMs = 0;
+    this.latencyUpMs = 0;
+    this.latencyDownMs = 0;
     this.mode = 'pass';
     for (const c of this.conns) c.pump();
   }
