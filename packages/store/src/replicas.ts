@@ -29,6 +29,13 @@ export class ReplicasNotConfirmed extends Error {
   }
 }
 
+/** `address:port` of the server a connection is connected to now; undefined while it is not. */
+function endpoint(c: Redis): string | undefined {
+  if (c.status !== 'ready') return undefined;
+  const { remoteAddress, remotePort } = c.stream ?? {};
+  return remoteAddress && remotePort ? `${remoteAddress}:${remotePort}` : undefined;
+}
+
 interface Slot {
   /** Settles when the last WAIT sent or queued on the connection has answered. */
   tail?: Promise<void>;
@@ -59,10 +66,11 @@ export function waitCommandFor(info: string): WaitCommand {
  * - on one Redis or Sentinel, a barrier connection of the gate's own writes a key
  *   (`barrierKey`) and WAITs: the master's replication stream is in execution order, and the
  *   callers' writes were answered before they asked, so the barrier's offset covers them, on
- *   whichever of the caller's connections they were made (API: store and queue). A WAIT blocks
- *   its connection until it answers: on a connection of its own it never holds up the
- *   commands of other requests (on the request connection itself it cost 60-70% of the
- *   publish rate, bench/src/replicas.ts, BENCHMARKS.md);
+ *   whichever of the caller's connections they were made (API: store and queue), as long as
+ *   the barrier is connected to the same server (checked; else the callers' connections WAIT
+ *   themselves). A WAIT blocks its connection until it answers: on a connection of its own it
+ *   never holds up the commands of other requests (on the request connection itself it cost
+ *   60-70% of the publish rate, bench/src/replicas.ts, BENCHMARKS.md);
  * - on a Cluster, WAIT on each master's connection, in parallel (one barrier key per master
  *   would need a key per slot range; a master this connection wrote nothing to new answers at
  *   once, its replicas having acked the connection's older writes).
@@ -94,12 +102,21 @@ export class ReplicaGate {
   async confirm(...connections: RedisClient[]): Promise<void> {
     if (!this.enabled) return;
     const each: { c: Redis; barrier: boolean }[] = [];
-    let single: Redis | undefined;
+    const singles: Redis[] = [];
     for (const c of connections) {
       if (isCluster(c)) for (const m of c.nodes('master')) each.push({ c: m, barrier: false });
-      else single ??= c;
+      else singles.push(c);
     }
-    if (single) each.push({ c: this.barrierFor(single), barrier: true });
+    if (singles.length > 0) {
+      const barrier = this.barrierFor(singles[0]!);
+      // The barrier covers the callers' writes only on the server they wrote to. While it is not
+      // connected, or (during a failover) connected to another server than a caller, WAIT on
+      // the callers' own connections instead: slower (it blocks them), never wrong.
+      const at = endpoint(barrier);
+      if (at !== undefined && singles.every((c) => endpoint(c) === at))
+        each.push({ c: barrier, barrier: true });
+      else for (const c of new Set(singles)) each.push({ c, barrier: false });
+    }
     const counts = await Promise.all(each.map(({ c, barrier }) => this.waitOn(c, barrier)));
     const least = Math.min(...counts);
     if (least < this.settings.minReplicas)
@@ -114,10 +131,17 @@ export class ReplicaGate {
   }
 
   private barrierFor(c: Redis): Redis {
-    // Same server, Sentinel and options as the caller's; queued while it (re)connects, since it
-    // is made on first use: every wait is bounded by the WAIT timeout and the caller's deadline.
+    // Same server, Sentinel and options as the caller's, made on first use (until it is
+    // connected, the callers' connections WAIT themselves).
     if (!this.barrier) {
-      this.barrier = c.duplicate({ connectionName: 'herald:replica-barrier', enableOfflineQueue: true });
+      // No offline queue and no resend after a reconnect: a barrier command runs on the server
+      // `endpoint` saw, or fails (503), never on one it reconnected to in between.
+      this.barrier = c.duplicate({
+        connectionName: 'herald:replica-barrier',
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+      });
       // Its outages reach the callers as failed WAITs; the caller's own connection logs them.
       this.barrier.on('error', () => {});
     }

@@ -89,6 +89,9 @@ describe('ReplicaGate on a master with one replica', () => {
       expect(await redisCli(replica.port, 'HGET', keys.status(`n${i}`), 'state')).toBe('sent');
       expect(await redisCli(replica.port, 'XLEN', keys.inbox('d1').stream)).toBe(String(i + 1));
     }
+    // Once its own connection is up, the gate WAITs there (after a write of its own), not on
+    // the connection the deliveries use.
+    expect(Number(await redis.get('herald:replica-barrier'))).toBeGreaterThan(0);
     // More replicas than there are: refused after the timeout, though the master has the write.
     const two = parts(redis, 'r1b', new ReplicaGate({ minReplicas: 2, timeoutMs: 100 }));
     const t0 = Date.now();
