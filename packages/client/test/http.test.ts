@@ -1,5 +1,7 @@
 // The HTTP transports against a scripted node (test/fake-http-node.ts): SSE, long-poll, HTTP
 // acks, and `auto` falling back when a proxy refuses the WebSocket upgrade.
+// Over 400 lines: one scenario per behaviour (as client.test.ts for WebSocket), sharing one fake
+// node and its helpers; split by transport, each file would repeat the setup.
 import { encodeCursors, type NotificationFrame } from '@herald/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeraldClient, type HeraldClientOptions, type HeraldEvents } from '../src/client.js';
