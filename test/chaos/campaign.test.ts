@@ -63,12 +63,7 @@ it(
     }
     await Promise.all(devices.map((d) => d.client.connect()));
     // Subscribed before the first publish, so every topic publish has its devices.
-    await waitUntil(
-      () => devices.every((d) => d.events.some((e) => e.t === 'open')),
-      'every device connected',
-      20_000,
-    );
-    await sleep(500);
+    await waitUntil(() => devices.every((d) => d.subscribed), 'every device subscribed to its topic', 20_000);
 
     const users = new Map<string, string[]>();
     for (const d of devices) users.set(d.user, [...(users.get(d.user) ?? []), d.device]);

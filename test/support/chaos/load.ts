@@ -20,6 +20,8 @@ export class ChaosDevice {
   client: HeraldClient;
   readonly errors: string[] = [];
   restarts = 0;
+  /** The node delivers the device's topic (in a welcome's streams, or a `subscribed`). */
+  subscribed = false;
   private readonly seenIds = new Set<string>();
   private readonly storage = new MemoryCursorStorage();
 
@@ -59,6 +61,12 @@ export class ChaosDevice {
         key: typeof data?.k === 'string' ? data.k : undefined,
       });
       this.seenIds.add(n.id);
+    });
+    client.on('welcome', (w) => {
+      if (`topic:${this.topic}` in w.streams) this.subscribed = true;
+    });
+    client.on('subscribed', (f) => {
+      if (f.topic === this.topic) this.subscribed = true;
     });
     client.on('gap', (g) =>
       this.record({
