@@ -183,7 +183,9 @@ export class NotificationService {
       if (!claim.sameBody) throw new IdempotencyConflict(idem.key);
       const state = await this.acceptedState(claim.id);
       if (state) return { id: claim.id, status: state };
-      if (Date.now() >= idTime(claim.id) + queueTimeoutMs * HOLDER_STEPS + 1000) {
+      // With HERALD_REDIS_MIN_REPLICAS, the wait for the replicas is one more step.
+      const steps = HOLDER_STEPS + (this.d.replicas?.gate.enabled ? 1 : 0);
+      if (Date.now() >= idTime(claim.id) + queueTimeoutMs * steps + 1000) {
         // The holder is gone. The same body under the same id: BullMQ's jobId makes this a
         // no-op if the job did get queued, and a direct append of the same id is dropped by
         // clients (dedupe by id).
