@@ -1,4 +1,5 @@
 import { encodeCursors } from '@herald/protocol';
+import { type Corkable, corkForTick } from './cork.js';
 import type { Encoding, Peer, SharedFrame, Transport } from './transport.js';
 
 /** A stream closed by the server is cut after this long if the peer does not take its last bytes. */
@@ -16,7 +17,7 @@ export interface SsePeer extends Peer {
  * Where a stream's bytes go: the TCP socket taken from the HTTP server (http-detach.ts), or the
  * `ServerResponse` when it could not be taken. Both are Node writables with these members.
  */
-export interface SseSink {
+export interface SseSink extends Corkable {
   write(chunk: string): boolean;
   end(chunk: string): unknown;
   destroy(): unknown;
@@ -120,6 +121,7 @@ export const sseTransport: Transport<SseConn> = {
       else if (type === 'welcome' && c.peer) out = `id: ${encodeCursors(c.peer.cursors())}\n${out}`;
     }
     if (stream !== undefined && c.peer) out = `id: ${encodeCursors(c.peer.cursors(stream, seq))}\n${out}`;
+    corkForTick(c.res);
     c.res.write(out);
   },
   buffered(c: SseConn): number {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
+import { corkForTick } from './cork.js';
 import type { Peer, SharedFrame, Transport } from './transport.js';
 import { WS_TEXT, writeFrame } from './wire.js';
 
@@ -29,26 +30,10 @@ function terminate(ws: WebSocket): void {
   ws.terminate();
 }
 
-/** Sockets corked in this tick, uncorked together at its end. */
-const corked: Socket[] = [];
-
-function uncorkAll(): void {
-  for (const s of corked) s.uncork();
-  corked.length = 0;
-}
-
-/**
- * Holds a socket's writes until the end of the tick, so frames sent to it in one tick (a burst of
- * doorbells parsed from one Redis read, or a replay batch) leave in one writev instead of one
- * syscall each. ws corks around a single frame's header and payload and uncorks at once, so a
- * socket still corked here is one this tick already corked: the check needs no flag per
- * connection, and one nextTick uncorks every socket of the tick.
- */
+/** Holds the socket's writes until the end of the tick (cork.ts). */
 function cork(ws: WebSocket): void {
   const raw = (ws as unknown as { _socket?: Socket })._socket;
-  if (!raw || raw.writableCorked > 0) return;
-  raw.cork();
-  if (corked.push(raw) === 1) process.nextTick(uncorkAll);
+  if (raw) corkForTick(raw);
 }
 
 /** The WebSocket transport: the handle of a connection is its `ws` socket. */

@@ -100,7 +100,7 @@ export const HttpError = {
   RedisUnavailable: http(
     'HERALD_REDIS_UNAVAILABLE',
     503,
-    'Redis is down or not answering within the request deadline. Sent with `Retry-After: 1`. Retry with the same `Idempotency-Key`.',
+    'Redis is down or not answering within the request deadline, or (with `HERALD_REDIS_MIN_REPLICAS`) its replicas did not confirm the writes in time. Sent with `Retry-After: 1`. Retry with the same `Idempotency-Key`.',
   ),
   NodeBusy: http(
     'HERALD_NODE_BUSY',

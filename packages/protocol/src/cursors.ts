@@ -15,7 +15,13 @@ const B64URL = /^[A-Za-z0-9_-]*$/;
 
 export type DecodedCursors = { ok: true; cursors: Cursors } | { ok: false; reason: string };
 
+/** Node's Buffer where there is one (a push node writes an `id:` per SSE event), else btoa. */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+
 function toBase64url(ascii: string): string {
+  // One native call on a push node, which writes an `id:` per SSE event: the btoa path and its
+  // three regex passes showed in the SSE broadcast profile (BENCHMARKS.md, SSE section).
+  if (NodeBuffer) return NodeBuffer.from(ascii, 'latin1').toString('base64url');
   return btoa(ascii).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
