@@ -109,7 +109,7 @@ export function buildApp(deps: AppDeps) {
   app.decorateRequest('apiKeyId', '');
   installErrorHandlers(app, config.maxBodyBytes);
   // Every /v1 route waits only for Redis: bound the wait, stalled Redis included (docs/api.md).
-  installRedisDeadline(app, config.redisTimeoutMs, ['/v1/']);
+  installRedisDeadline(app, config.redisTimeoutMs, ['/v1/'], ['/v1/notifications/batch']);
   const ops = installOperability(app, [redis, deps.queueRedis]);
 
   const keys = new Keys(config.redisPrefix);

@@ -90,10 +90,37 @@ async function publisher(p: number, running: () => boolean, out: Sent[]): Promis
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** What a client does with a 503: wait Retry-After, send the same request again (at most 5 times). */
+interface BatchSent {
+  devices: string[];
+  status: number;
+  ms: number;
+  results: ({ id: string; status: string } | { code: string; message: string })[];
+}
+
+/** Batches of 20 direct publishes, one after another: each item is bounded, not the batch. */
+async function batcher(running: () => boolean, out: BatchSent[]): Promise<void> {
+  for (let i = 0; running(); i++) {
+    const devices = Array.from({ length: 20 }, (_, k) => `bdev-${i}-${k}`);
+    const t0 = Date.now();
+    const res = await fetch(`${base}/v1/notifications/batch`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ notifications: devices.map((d) => ({ to: { devices: [d] }, data: { i } })) }),
+    });
+    const json = (await res.json()) as { results?: BatchSent['results'] };
+    out.push({ devices, status: res.status, ms: Date.now() - t0, results: json.results ?? [] });
+  }
+}
+
+/**
+ * What a client does with a 503 or a 409 in progress (docs/api.md): wait Retry-After, send the
+ * same request again (at most 5 times).
+ */
 async function retry(s: Sent): Promise<Sent> {
   let last = s;
-  for (let attempt = 0; attempt < 5 && last.status === 503; attempt++) {
+  const again = (r: Sent) =>
+    r.status === 503 || (r.status === 409 && r.json.code === 'HERALD_IDEMPOTENCY_IN_PROGRESS');
+  for (let attempt = 0; attempt < 5 && again(last); attempt++) {
     await sleep(Number(last.retryAfter) * 1000);
     last = await publish(s.key, s.body);
   }
@@ -114,8 +141,10 @@ async function exists(s: Sent, id: string): Promise<boolean> {
 describe('Redis stalled (SIGSTOP) under concurrent publishers', () => {
   it('answers every request within the deadline, and loses nothing it accepted', async () => {
     const sent: Sent[] = [];
+    const batches: BatchSent[] = [];
     let running = true;
     const loops = Array.from({ length: PUBLISHERS }, (_, p) => publisher(p, () => running, sent));
+    loops.push(batcher(() => running, batches));
     try {
       await sleep(300);
       process.kill(srv.pid, 'SIGSTOP');
@@ -128,6 +157,21 @@ describe('Redis stalled (SIGSTOP) under concurrent publishers', () => {
       running = false;
       await Promise.all(loops);
     }
+
+    // A batch is bounded per item: within the same bound, a 202, a 207 naming the failed items, or
+    // a 503 when every item failed; every item it calls accepted is in its device's inbox.
+    expect(batches.length).toBeGreaterThan(2);
+    for (const b of batches) {
+      expect(b.ms, `batch answered after ${b.ms} ms`).toBeLessThan(DEADLINE_MS + SLACK_MS);
+      expect([202, 207, 503]).toContain(b.status);
+      if (b.status === 503) continue;
+      for (const [k, r] of b.results.entries()) {
+        if (!('id' in r)) continue;
+        const inbox = await check.xrange(new Keys(PREFIX).inbox(b.devices[k] as string).stream, '-', '+');
+        expect(inbox.some(([, f]) => f[f.indexOf('i') + 1] === r.id)).toBe(true);
+      }
+    }
+    expect(batches.some((b) => b.status === 503 || b.status === 207)).toBe(true);
 
     const slowest = Math.max(...sent.map((s) => s.ms));
     expect(slowest, `slowest answer ${slowest} ms`).toBeLessThan(DEADLINE_MS + SLACK_MS);
