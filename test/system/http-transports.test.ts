@@ -1,7 +1,7 @@
 import { decodeCursors } from '@herald/protocol';
+import { http, SseReader } from '@herald/stack';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppDevice, pool } from '../support/devices.js';
-import { http, SseReader } from '../support/sse.js';
 import { API_KEY, loopback, type SystemStack, startSystem } from '../support/system.js';
 
 let sys: SystemStack | undefined;

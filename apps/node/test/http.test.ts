@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { decodeCursors, encodeCursors } from '@herald/protocol';
-import { startRedis } from '@herald/stack';
+import { http, SseReader, startRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
 import { createRedis, encodeDoorbell, Keys, type NewEntry, StatusStore, Streams } from '@herald/store';
 import { SignJWT } from 'jose';
@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/log.js';
 import type { HeraldNode } from '../src/node.js';
 import { makeNode, SECRET } from './helpers.js';
-import { http, SseReader } from './http-client.js';
 
 const keys = new Keys('herald');
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -288,7 +287,11 @@ describe('acks over HTTP', () => {
     });
     expect(text.status).toBe(415);
     expect(text.json).toMatchObject({ code: 'HERALD_UNSUPPORTED_MEDIA_TYPE' });
-    expect((await http('POST', `${base}/v1/acks`, { body: '{}' })).status).toBe(401);
+    const noToken = await http('POST', `${base}/v1/acks`, {
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(noToken.status).toBe(401);
   });
 });
 

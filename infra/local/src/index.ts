@@ -75,6 +75,7 @@ export {
   startRedisCluster,
   startRedisSentinel,
 } from './redis-modes.js';
+export { http, type SseEvent, SseReader } from './sse.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';
 export {
   canConnect,

@@ -8,8 +8,9 @@ export interface SseEvent {
 }
 
 /**
- * A minimal EventSource for tests, on node:http: the events of one response, parsed as the
- * HTML spec says (fields, comments, blank-line dispatch), with bounded waits for them.
+ * A minimal EventSource for tests, on node:http: the events of one response, parsed as the HTML
+ * spec says (fields, comments, blank-line dispatch), with bounded waits for them. Used by the push
+ * node's tests and the system tests (optionally from a given source address, for the balancers).
  */
 export class SseReader {
   readonly events: SseEvent[] = [];
@@ -32,9 +33,13 @@ export class SseReader {
   }
 
   /** Opens `url`; resolves with the reader on 200, else rejects with the status and JSON body. */
-  static open(url: string, headers: Record<string, string> = {}): Promise<SseReader> {
+  static open(url: string, headers: Record<string, string> = {}, localAddress?: string): Promise<SseReader> {
     return new Promise((resolve, reject) => {
-      const req = request(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false });
+      const req = request(url, {
+        headers: { accept: 'text/event-stream', ...headers },
+        agent: false,
+        ...(localAddress ? { localAddress } : {}),
+      });
       req.on('response', (res) => {
         if (res.statusCode === 200) return resolve(new SseReader(req, res));
         let body = '';
@@ -133,18 +138,36 @@ export class SseReader {
   }
 }
 
-/** One HTTP request with a JSON answer (or none). */
-export async function http(
+/** One HTTP request with a JSON answer (or none), from a given source address. */
+export function http(
   method: string,
   url: string,
-  opts: { headers?: Record<string, string>; body?: string } = {},
+  opts: { headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<{ status: number; headers: Headers; json: unknown }> {
-  const res = await fetch(url, {
-    method,
-    headers: opts.headers,
-    body: opts.body,
-    signal: AbortSignal.timeout(60_000),
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method,
+      headers: opts.headers,
+      agent: false,
+      timeout: 60_000,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+      });
+      res.on('end', () => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers))
+          if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        resolve({ status: res.statusCode ?? 0, headers, json: text ? JSON.parse(text) : undefined });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(opts.body);
   });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
 }
