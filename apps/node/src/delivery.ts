@@ -249,13 +249,19 @@ export abstract class Delivery implements Listener {
 
   /**
    * The cursor of every stream this session delivers (what was written), with `stream` at `seq`
-   * when given: what an SSE event's `id:` and a long-poll answer carry.
+   * when given: what an SSE event's `id:` and a long-poll answer carry. As JSON text, built
+   * without an object per call: SSE writes one per event and connection.
    */
-  cursors(stream?: string, seq?: number): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const st of this.streams()) out[st.name] = st.sent;
-    if (stream !== undefined && seq !== undefined) out[stream] = seq;
-    return out;
+  cursorsJson(stream?: string, seq?: number): string {
+    let out = '';
+    const add = (st: StreamState | undefined) => {
+      if (!st) return;
+      out += `${out ? ',' : '{'}${st.json}:${st.name === stream && seq !== undefined ? seq : st.sent}`;
+    };
+    add(this.inbox);
+    add(this.bcast);
+    if (this.topics) for (const st of this.topics.values()) add(st);
+    return out ? `${out}}` : '{}';
   }
 
   private slow(): void {

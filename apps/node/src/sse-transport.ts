@@ -1,4 +1,4 @@
-import { encodeCursors } from '@herald/protocol';
+import { encodeCursorsJson } from '@herald/protocol';
 import { type Corkable, corkForTick } from './cork.js';
 import type { Encoding, Peer, SharedFrame, Transport } from './transport.js';
 
@@ -10,7 +10,7 @@ export const REFRESH_BEFORE_MS = 60_000;
 /** What the SSE transport asks of its session (a `Session`; an interface, so no import circle). */
 export interface SsePeer extends Peer {
   readonly identity: { exp: number } | undefined;
-  cursors(stream?: string, seq?: number): Record<string, number>;
+  cursorsJson(stream?: string, seq?: number): string;
 }
 
 /**
@@ -18,7 +18,7 @@ export interface SsePeer extends Peer {
  * `ServerResponse` when it could not be taken. Both are Node writables with these members.
  */
 export interface SseSink extends Corkable {
-  write(chunk: string): boolean;
+  write(chunk: string | Buffer): boolean;
   end(chunk: string): unknown;
   destroy(): unknown;
   readonly writableLength: number;
@@ -85,8 +85,15 @@ function event(type: string, text: string): string {
   return `event: ${type}\ndata: ${data}\n\n`;
 }
 
-/** The SSE encoding of a shared notification frame (the `id:` line, per connection, goes first). */
-const SSE_NOTIFICATION: Encoding<string> = { encode: (text) => event('notification', text) };
+/**
+ * The SSE encoding of a shared notification frame, as bytes made once for every stream it goes
+ * to (the `id:` line, per connection, is written before it; corked, both leave in one writev).
+ * Converting the event text per write was the largest item of the SSE broadcast profile
+ * (writeUtf8String, BENCHMARKS.md SSE section).
+ */
+const SSE_NOTIFICATION: Encoding<Buffer> = {
+  encode: (text) => Buffer.from(event('notification', text)),
+};
 
 /** The `retry:` hint of a `reconnect` frame: its `delayMs`. */
 function retryOf(text: string): number {
@@ -112,17 +119,19 @@ export const sseTransport: Transport<SseConn> = {
   kind: 'sse',
   write(c: SseConn, frame: string | SharedFrame, stream?: string, seq?: number): void {
     if (c.ended) return;
-    let out: string;
-    if (typeof frame !== 'string') out = frame.as(SSE_NOTIFICATION);
-    else {
-      const type = frameType(frame);
-      out = event(type, frame);
-      if (type === 'reconnect') out = `retry: ${retryOf(frame)}\n${out}`;
-      else if (type === 'welcome' && c.peer) out = `id: ${encodeCursors(c.peer.cursors())}\n${out}`;
-    }
-    if (stream !== undefined && c.peer) out = `id: ${encodeCursors(c.peer.cursors(stream, seq))}\n${out}`;
     corkForTick(c.res);
-    c.res.write(out);
+    const id =
+      stream !== undefined && c.peer ? `id: ${encodeCursorsJson(c.peer.cursorsJson(stream, seq))}\n` : '';
+    if (typeof frame !== 'string') {
+      if (id) c.res.write(id);
+      c.res.write(frame.as(SSE_NOTIFICATION));
+      return;
+    }
+    const type = frameType(frame);
+    let out = event(type, frame);
+    if (type === 'reconnect') out = `retry: ${retryOf(frame)}\n${out}`;
+    else if (type === 'welcome' && c.peer) out = `id: ${encodeCursorsJson(c.peer.cursorsJson())}\n${out}`;
+    c.res.write(id + out);
   },
   buffered(c: SseConn): number {
     return c.res.writableLength;

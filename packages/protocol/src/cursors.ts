@@ -32,7 +32,12 @@ function fromBase64url(s: string): string {
 
 /** Encodes a cursor map (at most `MAX_CURSORS` streams; the caller's map is trusted, as the server's own). */
 export function encodeCursors(cursors: Readonly<Cursors>): string {
-  return CURSORS_VERSION + toBase64url(JSON.stringify(cursors));
+  return encodeCursorsJson(JSON.stringify(cursors));
+}
+
+/** Encodes a cursor map already written as JSON text (ASCII): a push node builds it per SSE event. */
+export function encodeCursorsJson(json: string): string {
+  return CURSORS_VERSION + toBase64url(json);
 }
 
 /**
