@@ -19,6 +19,7 @@ import {
   DataTooLarge,
   IdempotencyConflict,
   IdempotencyInProgress,
+  isRedisOutage,
   NotFound,
   RedisUnavailable,
 } from './errors.js';
@@ -172,11 +173,16 @@ export class NotificationService {
         try {
           return await this.accept(id, p, now);
         } catch (err) {
-          // Give the key back so a retry is not stuck with an id that was never queued. Awaited
-          // (it fails fast if Redis is down) so a retry right after the error finds it free.
-          await idempotency.release(idem.scope, idem.key, id).catch((e: unknown) => {
-            this.d.log.warn({ err: e }, 'could not release Idempotency-Key after a failed publish');
-          });
+          // A Redis outage or timeout does not say the write did not happen: a command that timed
+          // out may still run when Redis answers again. The key stays with this id then, and a
+          // retry either finds it accepted or, once this holder is certainly gone, finishes it
+          // under the same id (below). Releasing it here let a retry publish a second copy under
+          // a new id (found by the chaos campaign: test/chaos/idempotency-slow-redis.test.ts).
+          // Any other failure (a refused command, a bug: a 500) gives the key back.
+          if (!isRedisOutage(err))
+            await idempotency.release(idem.scope, idem.key, id).catch((e: unknown) => {
+              this.d.log.warn({ err: e }, 'could not release Idempotency-Key after a failed publish');
+            });
           throw err;
         }
       }
