@@ -188,7 +188,13 @@ export class NotificationService {
       }
       if (!claim.sameBody) throw new IdempotencyConflict(idem.key);
       const state = await this.acceptedState(claim.id);
-      if (state) return { id: claim.id, status: state };
+      if (state) {
+        // A replayed 202 promises what the first one would have: with HERALD_REDIS_MIN_REPLICAS
+        // the held publish must be on the replicas (its first request may have answered 503
+        // because it was not yet).
+        await this.confirmReplicas();
+        return { id: claim.id, status: state };
+      }
       // With HERALD_REDIS_MIN_REPLICAS, the wait for the replicas is one more step.
       const steps = HOLDER_STEPS + (this.d.replicas?.gate.enabled ? 1 : 0);
       if (Date.now() >= idTime(claim.id) + queueTimeoutMs * steps + 1000) {
@@ -240,10 +246,15 @@ export class NotificationService {
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
     // On one Redis the job's connection alone would do (the status was written before it), on a
     // Cluster they are different shards: both, in parallel.
-    const r = this.d.replicas;
-    if (r?.gate.enabled) await r.gate.confirm(...r.connections);
+    await this.confirmReplicas();
     this.d.onAccepted?.(targetKind(p.to), state === 'scheduled', 'queue');
     return { id, status: state };
+  }
+
+  /** HERALD_REDIS_MIN_REPLICAS: resolves once the writes so far are on the replicas, else 503. */
+  private async confirmReplicas(): Promise<void> {
+    const r = this.d.replicas;
+    if (r?.gate.enabled) await r.gate.confirm(...r.connections);
   }
 
   async get(id: string): Promise<NotificationStatus> {
