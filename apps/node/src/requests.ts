@@ -69,17 +69,21 @@ export abstract class Requests extends Delivery {
 
   // ---- subscriptions ----
 
+  /** False, after a `topic_invalid` error frame, for a topic that is not valid. */
+  private validTopic(topic: string): boolean {
+    if (isValidTopic(topic)) return true;
+    this.error(
+      FrameError.TopicInvalid,
+      'topic must be dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters',
+      topic,
+    );
+    return false;
+  }
+
   protected async subscribe(topic: string, cursor: number | undefined, durable: boolean): Promise<void> {
     const { deps } = this;
     const id = this.identity!;
-    if (!isValidTopic(topic)) {
-      this.error(
-        FrameError.TopicInvalid,
-        'topic must be dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters',
-        topic,
-      );
-      return;
-    }
+    if (!this.validTopic(topic)) return;
     if (!topicAllowed(id.topics, topic)) {
       this.error(FrameError.TopicForbidden, `token does not allow topic ${topic}`, topic);
       return;
@@ -117,14 +121,7 @@ export abstract class Requests extends Delivery {
   }
 
   protected async unsubscribe(topic: string, durable: boolean): Promise<void> {
-    if (!isValidTopic(topic)) {
-      this.error(
-        FrameError.TopicInvalid,
-        'topic must be dot-separated words of A-Z a-z 0-9 _ -, at most 128 characters',
-        topic,
-      );
-      return;
-    }
+    if (!this.validTopic(topic)) return;
     const name = topicStream(topic);
     if (durable) await this.deps.devices.unsubscribe(this.identity!.device, topic);
     if (this.topics?.delete(name)) {
