@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { CLOSE_MESSAGE_TOO_BIG, closeLabel } from '@herald/protocol';
 import type { RawData, WebSocket } from 'ws';
 import { corkForTick } from './cork.js';
 import type { Peer, SharedFrame, Transport } from './transport.js';
@@ -21,7 +22,7 @@ function onPong(this: WebSocket): void {
   (this as Tagged)[kPeer].heard();
 }
 function onClose(this: WebSocket, code: number): void {
-  (this as Tagged)[kPeer].ended(code === 1009 ? 'message_too_big' : 'peer');
+  (this as Tagged)[kPeer].ended(code === CLOSE_MESSAGE_TOO_BIG ? closeLabel(code) : 'peer');
 }
 function onError(this: WebSocket, err: Error): void {
   (this as Tagged)[kPeer].failed(err);

@@ -19,6 +19,7 @@ import {
   type WelcomeFrame,
 } from '@herald/protocol';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import { CLOSE_ABNORMAL, CloseCode } from './close-codes.js';
 import { type CursorStorage, CursorTracker, MemoryCursorStorage, type StorageLike } from './cursors.js';
 import { RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
@@ -147,15 +148,9 @@ export interface HeraldEvents {
   retry: RetryEvent;
 }
 
-/** Code reported in `disconnect` when the client itself gave up on a socket (timeouts). */
-export const CLOSE_ABNORMAL = 1006;
 /** Close codes after which a static token is not retried. */
-/**
- * The close codes the client acts on, as in the protocol's catalog (`CloseCode`; a test checks they
- * match). Not imported: `CloseCode` is derived from the catalog, and importing it pulls every
- * close code's documentation into the browser bundle (measured: +4.5 KB raw, over the 8 KiB gzip budget).
- */
-export const CloseCode = { BadFrame: 4000, Unauthorized: 4001, TokenExpired: 4003, Draining: 4012 } as const;
+export { CLOSE_ABNORMAL, CloseCode };
+
 /** Close codes after which the same token is not retried (the catalog's final codes, and expiry). */
 export const AUTH_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCode.BadFrame,
