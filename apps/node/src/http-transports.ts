@@ -16,9 +16,8 @@ import type { HttpAcks } from './acks.js';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import { takeSocket } from './http-detach.js';
 import { attachPoll, PollConn, pollTransport } from './poll-transport.js';
-import type { SessionDeps } from './ports.js';
+import type { Refusal, SessionDeps } from './ports.js';
 import { clientAddress } from './proxy-protocol.js';
-import type { TokenBucket } from './rate.js';
 import { Session } from './session.js';
 import { attachSse, SseConn, type SseSink, sseTransport } from './sse-transport.js';
 import type { Transport } from './transport.js';
@@ -37,15 +36,14 @@ const ACKS_BODY_BYTES = 64 * 1024;
 /** What the HTTP transports need of their node. */
 export interface HttpContext {
   readonly deps: SessionDeps;
-  readonly hub: { readonly size: number };
-  readonly accepts: TokenBucket;
   readonly origins: ReadonlySet<string> | undefined;
   readonly acks: HttpAcks;
   /** Open SSE streams (their heartbeat). */
   readonly sse: Set<SseConn>;
   readonly pollMaxWaitMs: number;
   readonly drainMs: number;
-  isDraining(): boolean;
+  /** Whether a new session may start on this node, else why not (node.ts `admission`). */
+  admission(): Refusal | undefined;
 }
 
 interface Opened {
@@ -189,14 +187,6 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
   /** Reconnect hint of a draining node: spread over its drain window. */
   const spread = (): number => Math.floor(Math.random() * Math.max(250, ctx.drainMs));
 
-  /** Node cap or accept rate: the reason a new session is refused, if it is. */
-  const refusal = (): string | undefined =>
-    ctx.hub.size >= deps.limits.maxConnections
-      ? 'node at capacity'
-      : !ctx.accepts.take()
-        ? 'accept rate exceeded'
-        : undefined;
-
   app.get(SSE_PATH, async (req, reply) => {
     const o = await open(req, reply, true);
     if (!o) return reply;
@@ -208,7 +198,8 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       'x-accel-buffering': 'no',
     };
     for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') headers[k] = v;
-    if (!ctx.isDraining() && !refusal()) {
+    const refused = ctx.admission();
+    if (!refused) {
       // The stream: on the socket itself when Node's HTTP server lets go of it (http-detach.ts).
       releaseFastify(res);
       const socket = takeSocket(req.raw, res);
@@ -231,16 +222,15 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       return;
     }
     res.writeHead(200, headers);
-    if (ctx.isDraining()) {
+    if (refused.code === CloseCode.Draining) {
       const delayMs = spread();
       res.end(
-        `retry: ${delayMs}\n${event('reconnect', { type: 'reconnect', delayMs, reason: 'node draining' })}${event('error', { code: CloseCode.Draining, reason: 'node draining' })}`,
+        `retry: ${delayMs}\n${event('reconnect', { type: 'reconnect', delayMs, reason: refused.reason })}${event('error', refused)}`,
       );
       return;
     }
-    // Refused by the node cap or the accept rate (already counted by `refusal` above).
-    const reason = ctx.hub.size >= deps.limits.maxConnections ? 'node at capacity' : 'accept rate exceeded';
-    res.end(`retry: ${SSE_RETRY_MS}\n\n${event('error', { code: CloseCode.Capacity, reason })}`);
+    // Refused by the node cap or the accept rate.
+    res.end(`retry: ${SSE_RETRY_MS}\n\n${event('error', refused)}`);
   });
 
   app.get(POLL_PATH, async (req, reply) => {
@@ -250,13 +240,13 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     if (w instanceof Error || (w !== undefined && !/^\d{1,6}$/.test(w)))
       return httpError(reply, HttpError.BadRequest, 'wait must be a whole number of seconds');
     const waitMs = Math.min(w === undefined ? DEFAULT_WAIT_S * 1000 : Number(w) * 1000, ctx.pollMaxWaitMs);
-    if (ctx.isDraining())
+    const refused = ctx.admission();
+    if (refused?.code === CloseCode.Draining)
       return reply.header('cache-control', 'no-store').send({
         cursors: encodeCursors(o.cursors),
-        frames: [{ type: 'reconnect', delayMs: spread(), reason: 'node draining' }],
+        frames: [{ type: 'reconnect', delayMs: spread(), reason: refused.reason }],
       });
-    const refused = refusal();
-    if (refused) return httpError(reply, HttpError.NodeBusy, refused);
+    if (refused) return httpError(reply, HttpError.NodeBusy, refused.reason);
     const res: ServerResponse = reply.raw;
     for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') res.setHeader(k, v);
     reply.hijack();

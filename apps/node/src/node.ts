@@ -18,7 +18,7 @@ import { httpTransports } from './http-transports.js';
 import { Hub } from './hub.js';
 import { LOG_REDACTION } from './log.js';
 import { nodeMetrics } from './metrics.js';
-import type { NodeLimits, SessionDeps } from './ports.js';
+import type { NodeLimits, Refusal, SessionDeps } from './ports.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 import { Session } from './session.js';
@@ -201,14 +201,12 @@ export class HeraldNode {
     );
     httpTransports(app, {
       deps: this.sessionDeps,
-      hub: this.hub,
-      accepts: this.accepts,
       origins: this.origins,
       acks: this.acks,
       sse: this.sse,
       pollMaxWaitMs: this.opts.pollMaxWaitMs ?? 60_000,
       drainMs: this.opts.drainMs,
-      isDraining: () => this.draining,
+      admission: () => this.admission(),
     });
     const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.hub);
     this.probes(app, metrics);
@@ -243,11 +241,21 @@ export class HeraldNode {
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
   }
 
+  /**
+   * Whether a new session (any transport) may start on this node, else why not: draining, the
+   * node's connection cap, or the accept rate (which this call counts against when it admits).
+   */
+  private admission(): Refusal | undefined {
+    if (this.draining) return { code: CloseCode.Draining, reason: 'node draining' };
+    if (this.hub.size >= this.opts.limits.maxConnections)
+      return { code: CloseCode.Capacity, reason: 'node at capacity' };
+    if (!this.accepts.take()) return { code: CloseCode.Capacity, reason: 'accept rate exceeded' };
+    return undefined;
+  }
+
   private onSocket(ws: WebSocket, remote: string): void {
-    if (this.draining) ws.close(CloseCode.Draining, 'node draining');
-    else if (this.hub.size >= this.opts.limits.maxConnections)
-      ws.close(CloseCode.Capacity, 'node at capacity');
-    else if (!this.accepts.take()) ws.close(CloseCode.Capacity, 'accept rate exceeded');
+    const refused = this.admission();
+    if (refused) ws.close(refused.code, refused.reason);
     else {
       const session = new Session(this.sessionDeps, wsTransport as Transport<unknown>, ws, remote);
       attachWs(ws, session);

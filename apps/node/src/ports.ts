@@ -121,3 +121,9 @@ export interface SessionDeps {
   readonly receipts: Receipts;
   readonly expiries: ExpiryClock;
 }
+
+/** Why a node refuses a new session: the close code (4012 draining, 4013 capacity) and reason. */
+export interface Refusal {
+  code: number;
+  reason: string;
+}
