@@ -43,6 +43,8 @@ if (process.argv[2] === 'client') {
     const evBuf = Buffer.from(ev);
     const id = (seq: number) =>
       `id: 1.${Buffer.from(`{"inbox":0,"broadcast":0,"topic:bench.broadcast":${seq}}`, 'latin1').toString('base64url')}\n`;
+    const evBody = Buffer.from(ev.slice(0, -1));
+    const head = 'id: 2.inbox=0,broadcast=0,topic:bench.broadcast=';
     const cork = (s: net.Socket) => {
       if (s.writableCorked) return;
       s.cork();
@@ -59,6 +61,43 @@ if (process.argv[2] === 'client') {
         s.write(id(seq));
         s.write(evBuf);
       },
+      // The `2.` id: a per-connection head cached, the moving stream's seq appended.
+      'v2 id + Buffer': (s, seq) => {
+        cork(s);
+        s.write(`${head}${seq}\n`);
+        s.write(evBuf);
+      },
+      // One Buffer per event and connection: the shared bytes (without the blank line) + the id.
+      'v2 one Buffer': (s, seq) => {
+        cork(s);
+        const tail = `${head}${seq}\n\n`;
+        const b = Buffer.allocUnsafe(evBody.length + tail.length);
+        evBody.copy(b, 0);
+        b.write(tail, evBody.length, 'latin1');
+        s.write(b);
+      },
+      // Each connection gathers the tick's events (shared bytes + id text) and writes one Buffer.
+      'v2 tick batch': (s, seq) => {
+        let p = pend.get(s);
+        if (!p) {
+          p = { parts: [], bytes: 0 };
+          pend.set(s, p);
+          if (pend.size === 1) process.nextTick(flush);
+        }
+        const tail = `${head}${seq}\n\n`;
+        p.parts.push(evBody, tail);
+        p.bytes += evBody.length + tail.length;
+      },
+    };
+    const pend = new Map<net.Socket, { parts: (Buffer | string)[]; bytes: number }>();
+    const flush = () => {
+      for (const [s, p] of pend) {
+        const b = Buffer.allocUnsafe(p.bytes);
+        let o = 0;
+        for (const x of p.parts) o += typeof x === 'string' ? b.write(x, o, 'latin1') : x.copy(b, o);
+        s.write(b);
+      }
+      pend.clear();
     };
     for (const rep of [1, 2])
       for (const [name, write] of Object.entries(variants)) {

@@ -1,6 +1,7 @@
 import {
   BROADCAST,
   CloseCode,
+  CURSORS_TEXT_VERSION,
   closeLabel,
   encodeNotification,
   type GapFrame,
@@ -248,20 +249,20 @@ export abstract class Delivery implements Listener {
   }
 
   /**
-   * The cursor of every stream this session delivers (what was written), with `stream` at `seq`
-   * when given: what an SSE event's `id:` and a long-poll answer carry. As JSON text, built
-   * without an object per call: SSE writes one per event and connection.
+   * The cursors of every stream this session delivers (what was written), in the text form of an
+   * SSE event's `id:` (`2.stream:seq,...`, @herald/protocol cursors.ts). With `moving`, that
+   * stream comes last with its seq left off: the head an SSE connection keeps while only that
+   * stream moves, appending each event's seq (sse-transport.ts). Built without an object.
    */
-  cursorsJson(stream?: string, seq?: number): string {
-    let out = '';
-    const add = (st: StreamState | undefined) => {
-      if (!st) return;
-      out += `${out ? ',' : '{'}${st.json}:${st.name === stream && seq !== undefined ? seq : st.sent}`;
-    };
-    add(this.inbox);
-    add(this.bcast);
-    if (this.topics) for (const st of this.topics.values()) add(st);
-    return out ? `${out}}` : '{}';
+  cursorsText(moving?: string): string {
+    let out = CURSORS_TEXT_VERSION;
+    let first = true;
+    for (const st of this.streams()) {
+      if (st.name === moving) continue;
+      out += `${first ? '' : ','}${st.name}:${st.sent}`;
+      first = false;
+    }
+    return moving === undefined ? out : `${out}${first ? '' : ','}${moving}:`;
   }
 
   private slow(): void {

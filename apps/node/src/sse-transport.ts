@@ -1,5 +1,5 @@
-import { encodeCursorsJson } from '@herald/protocol';
-import { type Corkable, corkForTick } from './cork.js';
+import { corkForTick } from './cork.js';
+import { Gather } from './sse-gather.js';
 import type { Encoding, Peer, SharedFrame, Transport } from './transport.js';
 
 /** A stream closed by the server is cut after this long if the peer does not take its last bytes. */
@@ -10,46 +10,78 @@ export const REFRESH_BEFORE_MS = 60_000;
 /** What the SSE transport asks of its session (a `Session`; an interface, so no import circle). */
 export interface SsePeer extends Peer {
   readonly identity: { exp: number } | undefined;
-  cursorsJson(stream?: string, seq?: number): string;
+  cursorsText(moving?: string): string;
 }
 
 /**
  * Where a stream's bytes go: the TCP socket taken from the HTTP server (http-detach.ts), or the
  * `ServerResponse` when it could not be taken. Both are Node writables with these members.
  */
-export interface SseSink extends Corkable {
+export interface SseSink {
   write(chunk: string | Buffer): boolean;
   end(chunk: string): unknown;
   destroy(): unknown;
   readonly writableLength: number;
   readonly writableFinished: boolean;
+  readonly writableEnded: boolean;
+  readonly destroyed: boolean;
   on(event: 'close', l: () => void): unknown;
   on(event: 'error', l: (err: Error) => void): unknown;
 }
 
 /**
- * The handle of one SSE connection: where the events are written, and its session (the `id:`
- * of an event carries the session's cursors).
+ * The handle of one SSE connection: where the events are written (gathered per tick, sse-gather.ts),
+ * and its session (the `id:` of an event carries the session's cursors).
  */
-export class SseConn {
+export class SseConn extends Gather {
   peer: SsePeer | undefined = undefined;
   /** The `refresh` event was sent for the current token. */
   refreshSent = false;
   ended = false;
+  /**
+   * The `id:` line of this connection's events up to the moving stream's seq: `id: 2.` and the
+   * cursors of every other stream, then `<idStream>:`, as bytes. Kept while only `idStream`
+   * moves (a broadcast, a topic's burst), rebuilt when another stream moves, which is the only
+   * way the other cursors change.
+   */
+  private idHead: Buffer | undefined = undefined;
+  private idStream: string | undefined = undefined;
 
   constructor(
     readonly res: SseSink,
     /** The node's open streams (their heartbeat), which this one is in until it ends. */
     private readonly open: Set<SseConn>,
   ) {
+    super();
     open.add(this);
+  }
+
+  protected get sink(): SseSink {
+    return this.res;
   }
 
   /** The response closed (either end). */
   closed(): void {
     this.ended = true;
+    this.discard();
     this.open.delete(this);
     this.peer?.ended('peer');
+  }
+
+  /** Adds the `id:` line, and the blank line that ends the event, of an event at `stream`'s `seq`. */
+  putId(stream: string, seq: number): void {
+    if (stream !== this.idStream || this.idHead === undefined) {
+      this.idHead = Buffer.from(`id: ${this.peer?.cursorsText(stream) ?? ''}`, 'latin1');
+      this.idStream = stream;
+    }
+    this.put(this.idHead);
+    this.putSeq(seq);
+  }
+
+  /** The `id:` line of every stream's cursor (welcome); the next event rebuilds its head. */
+  fullIdLine(): string {
+    this.idStream = undefined;
+    return `id: ${this.peer?.cursorsText() ?? ''}\n`;
   }
 }
 
@@ -87,12 +119,12 @@ function event(type: string, text: string): string {
 
 /**
  * The SSE encoding of a shared notification frame, as bytes made once for every stream it goes
- * to (the `id:` line, per connection, is written before it; corked, both leave in one writev).
- * Converting the event text per write was the largest item of the SSE broadcast profile
+ * to: the event without its closing blank line, which each connection's `id:` line (ASCII) then
+ * adds. Converting the event text per write was the largest item of the SSE broadcast profile
  * (writeUtf8String, BENCHMARKS.md SSE section).
  */
 const SSE_NOTIFICATION: Encoding<Buffer> = {
-  encode: (text) => Buffer.from(event('notification', text)),
+  encode: (text) => Buffer.from(event('notification', text).slice(0, -1)),
 };
 
 /** The `retry:` hint of a `reconnect` frame: its `delayMs`. */
@@ -119,25 +151,30 @@ export const sseTransport: Transport<SseConn> = {
   kind: 'sse',
   write(c: SseConn, frame: string | SharedFrame, stream?: string, seq?: number): void {
     if (c.ended) return;
-    corkForTick(c.res);
-    const id =
-      stream !== undefined && c.peer ? `id: ${encodeCursorsJson(c.peer.cursorsJson(stream, seq))}\n` : '';
+    corkForTick(c);
     if (typeof frame !== 'string') {
-      if (id) c.res.write(id);
-      c.res.write(frame.as(SSE_NOTIFICATION));
+      c.put(frame.as(SSE_NOTIFICATION));
+      if (stream === undefined || seq === undefined) c.put('\n', true);
+      else c.putId(stream, seq);
       return;
     }
     const type = frameType(frame);
     let out = event(type, frame);
     if (type === 'reconnect') out = `retry: ${retryOf(frame)}\n${out}`;
-    else if (type === 'welcome' && c.peer) out = `id: ${encodeCursorsJson(c.peer.cursorsJson())}\n${out}`;
-    c.res.write(id + out);
+    else if (type === 'welcome') out = c.fullIdLine() + out;
+    // A gap's `id:` ends the event: the text goes first, then the id line and the blank line.
+    if (stream === undefined || seq === undefined) c.put(out);
+    else {
+      c.put(out.slice(0, -1));
+      c.putId(stream, seq);
+    }
   },
   buffered(c: SseConn): number {
-    return c.res.writableLength;
+    return c.res.writableLength + c.pending;
   },
   close(c: SseConn, code: number, reason: string): void {
     if (c.ended) return;
+    c.uncork();
     c.ended = true;
     c.res.end(event('error', JSON.stringify({ code, reason })));
     setTimeout(end, END_GRACE_MS, c).unref();
@@ -166,6 +203,6 @@ export function sseBeat(conns: Iterable<SseConn>, now = Date.now()): void {
       c.refreshSent = true;
       out += event('refresh', JSON.stringify({ exp: Math.floor(exp / 1000) }));
     }
-    c.res.write(out);
+    c.put(out, true);
   }
 }

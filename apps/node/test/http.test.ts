@@ -154,17 +154,23 @@ describe('SSE', () => {
     const n1 = await r.event('notification', 1);
     const n2 = await r.event('notification', 2);
     expect(JSON.parse(n1.data)).toMatchObject({ type: 'notification', stream: 'inbox', seq: s1 });
+    // The text form (2.): every stream's cursor, the one that moved last.
+    expect(n1.id).toMatch(/^2\.[a-z:.,0-9]+$/);
     expect(cursorsOf(n1.id).inbox).toBe(s1);
     expect(cursorsOf(n2.id)).toMatchObject({ inbox: s1, 'topic:chat': t1 });
+    // Back to the inbox: the topic's cursor stays in the id.
+    const s2 = await toDevice('d-sse');
+    const n3 = await r.event('notification', 3);
+    expect(cursorsOf(n3.id)).toEqual({ inbox: s2, broadcast: cursorsOf(w.id).broadcast, 'topic:chat': t1 });
     r.close();
     // Published while away: exactly these come back, none twice.
     const missed = [await toDevice('d-sse'), await toDevice('d-sse')];
-    const r2 = await sse('d-sse', '?topics=chat', { 'last-event-id': n2.id! });
+    const r2 = await sse('d-sse', '?topics=chat', { 'last-event-id': n3.id! });
     await r2.event('notification', 2);
     await new Promise((res) => setTimeout(res, 100));
     expect(r2.of('notification').map((e) => seqOf(e.data))).toEqual(missed);
-    // ?cursors= works the same (the header wins when both are given).
-    const r3 = await sse('d-sse', `?topics=chat&cursors=${encodeCursors({ inbox: s1, 'topic:chat': t1 })}`);
+    // ?cursors= works the same (the header wins when both are given), in the JSON form (1.) too.
+    const r3 = await sse('d-sse', `?topics=chat&cursors=${encodeCursors({ inbox: s2, 'topic:chat': t1 })}`);
     await r3.event('notification', 2);
     expect(r3.of('notification').map((e) => seqOf(e.data))).toEqual(missed);
     r2.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursors, encodeCursors, MAX_ENCODED_CURSORS } from '../src/index.js';
+import { decodeCursors, encodeCursors, encodeCursorsText, MAX_ENCODED_CURSORS } from '../src/index.js';
 
 describe('cursor encoding', () => {
   it('is the documented form and round-trips', () => {
@@ -7,6 +7,17 @@ describe('cursor encoding', () => {
     const c = { inbox: 3, broadcast: 0, 'topic:news.sport': 12, 'topic:a-b_c': 9_007_199_254_740_991 };
     expect(decodeCursors(encodeCursors(c))).toEqual({ ok: true, cursors: c });
     expect(decodeCursors(encodeCursors({}))).toEqual({ ok: true, cursors: {} });
+  });
+
+  it('has a text form (2.), the one SSE ids carry, decoded like the JSON one', () => {
+    const c = { inbox: 3, broadcast: 0, 'topic:news.sport': 12, 'topic:a-b_c': 9_007_199_254_740_991 };
+    const enc = encodeCursorsText(c);
+    expect(enc).toBe('2.inbox:3,broadcast:0,topic:news.sport:12,topic:a-b_c:9007199254740991');
+    expect(decodeCursors(enc)).toEqual({ ok: true, cursors: c });
+    expect(decodeCursors('2.')).toEqual({ ok: true, cursors: {} });
+    expect(encodeCursorsText({})).toBe('2.');
+    // Unreserved or query-safe characters only: it goes in a URL as it is.
+    expect(enc).toMatch(/^2\.[A-Za-z0-9_.:,-]+$/);
   });
 
   it('has no padding or URL-unsafe characters', () => {
@@ -20,7 +31,21 @@ describe('cursor encoding', () => {
   it('refuses malformed input with a reason', () => {
     const bad: [string, RegExp][] = [
       ['', /version/],
-      ['2.eyJpbmJveCI6M30', /version/],
+      ['3.eyJpbmJveCI6M30', /version/],
+      ['2.eyJpbmJveCI6M30', /not stream:seq/],
+      ['2.inbox', /not stream:seq/],
+      ['2.inbox:', /not stream:seq/],
+      ['2.:3', /not stream:seq/],
+      ['2.inbox:3,', /not stream:seq/],
+      ['2.inbox:-1', /not stream:seq/],
+      ['2.inbox:1.5', /not stream:seq/],
+      ['2.inbox:12345678901234567', /not stream:seq/],
+      ['2.inbox:99999999999999999', /not stream:seq/],
+      ['2.inbox:9999999999999999', /non-negative integer/],
+      ['2.inbox:1,inbox:2', /given twice/],
+      ['2.nope:1', /unknown stream/],
+      ['2.topic:a..b:1', /unknown stream/],
+      ['2.__proto__:1', /unknown stream/],
       ['1.eyJpbmJveCI6M30=', /base64url/],
       ['1.ey+J', /base64url/],
       ['1.e', /base64url/],
