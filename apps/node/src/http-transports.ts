@@ -20,6 +20,7 @@ import type { Refusal, SessionDeps } from './ports.js';
 import { clientAddress } from './proxy-protocol.js';
 import { Session } from './session.js';
 import { attachSse, SseConn, type SseSink, sseTransport } from './sse-transport.js';
+import { COOKIE_PATH, clearTokenCookie, secureRequest, setTokenCookie, tokenCookie } from './token-cookie.js';
 import type { Transport } from './transport.js';
 
 export const SSE_PATH = '/v1/sse';
@@ -42,6 +43,8 @@ export interface HttpContext {
   readonly sse: Set<SseConn>;
   readonly pollMaxWaitMs: number;
   readonly drainMs: number;
+  /** Mark the token cookie `Secure` on every request, not only TLS ones (HERALD_COOKIE_SECURE). */
+  readonly cookieSecure?: boolean;
   /** Whether a new session may start on this node, else why not (node.ts `admission`). */
   admission(): Refusal | undefined;
 }
@@ -112,6 +115,8 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     }
     reply.header('access-control-allow-origin', origin);
     reply.header('vary', 'origin');
+    // Cookies (the token cookie) cross origins only to the origins listed, never to "any".
+    if (ctx.origins) reply.header('access-control-allow-credentials', 'true');
     return true;
   };
 
@@ -156,20 +161,26 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     return { id, cursors, topics };
   };
 
-  /** The device token: `Authorization: Bearer`, else the `token` query parameter (never logged). */
+  /**
+   * The device token: `Authorization: Bearer`, else the `token` query parameter, else the token
+   * cookie (token-cookie.ts); `headerOnly` for the route that sets the cookie. Never logged.
+   */
   const authenticate = async (
     req: FastifyRequest,
     reply: FastifyReply,
+    headerOnly = false,
   ): Promise<DeviceIdentity | undefined> => {
     const h = req.headers.authorization;
     let token: string | undefined | Error;
     if (h !== undefined) token = h.startsWith('Bearer ') ? h.slice(7).trim() : new Error('not Bearer');
-    else token = param(req.query as Query, 'token');
+    else if (!headerOnly) token = param(req.query as Query, 'token') ?? tokenCookie(req.headers.cookie);
     if (token === undefined || token instanceof Error || token === '' || token.length > MAX_TOKEN_LENGTH) {
       httpError(
         reply,
         HttpError.Unauthorized,
-        'a device token is required: Authorization: Bearer <token>, or the token query parameter',
+        headerOnly
+          ? 'a device token is required: Authorization: Bearer <token>'
+          : 'a device token is required: Authorization: Bearer <token>, the token query parameter, or the herald_token cookie (POST /v1/cookie)',
       );
       return undefined;
     }
@@ -309,12 +320,41 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     },
   );
 
+  // The token cookie (token-cookie.ts): set from a verified `Authorization: Bearer` token for
+  // the rest of its life, or cleared.
+  app.post(COOKIE_PATH, async (req, reply) => {
+    if (!cors(req, reply)) return reply;
+    const id = await authenticate(req, reply, true);
+    if (!id) return reply;
+    const maxAgeS = Math.max(0, Math.floor((id.exp - Date.now()) / 1000));
+    return reply
+      .code(204)
+      .header('cache-control', 'no-store')
+      .header(
+        'set-cookie',
+        setTokenCookie(
+          req.headers.authorization!.slice(7).trim(),
+          maxAgeS,
+          secureRequest(req, ctx.cookieSecure === true),
+        ),
+      )
+      .send();
+  });
+  app.delete(COOKIE_PATH, async (req, reply) => {
+    if (!cors(req, reply)) return reply;
+    return reply
+      .code(204)
+      .header('cache-control', 'no-store')
+      .header('set-cookie', clearTokenCookie(secureRequest(req, ctx.cookieSecure === true)))
+      .send();
+  });
+
   // Preflight of a browser on another origin (Authorization and a JSON body are not "simple").
   app.options('/v1/*', async (req, reply) => {
     if (!cors(req, reply)) return reply;
     return reply
       .code(204)
-      .header('access-control-allow-methods', 'GET, POST')
+      .header('access-control-allow-methods', 'GET, POST, DELETE')
       .header('access-control-allow-headers', 'authorization, content-type, last-event-id')
       .header('access-control-max-age', '600')
       .send();

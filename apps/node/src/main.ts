@@ -46,6 +46,7 @@ const node = new HeraldNode(
       issuer: cfg.HERALD_TOKEN_ISSUER || undefined,
     },
     allowedOrigins: origins.includes('*') ? undefined : origins,
+    cookieSecure: cfg.HERALD_COOKIE_SECURE,
     acceptRate: cfg.HERALD_ACCEPT_RATE,
     proxyProtocol: cfg.HERALD_PROXY_PROTOCOL,
     healthPort: cfg.HERALD_HEALTH_PORT,

@@ -50,6 +50,8 @@ export interface NodeOptions {
   listenBacklog?: number;
   /** Longest a long-poll is held (HERALD_POLL_MAX_WAIT_S; default 60 s). */
   pollMaxWaitMs?: number;
+  /** Mark the device-token cookie `Secure` on every request (HERALD_COOKIE_SECURE). */
+  cookieSecure?: boolean;
   /** SSE heartbeat comment interval (default 15 s, below common proxy idle timeouts). */
   sseHeartbeatMs?: number;
   limits: NodeLimits;
@@ -206,6 +208,7 @@ export class HeraldNode {
       sse: this.sse,
       pollMaxWaitMs: this.opts.pollMaxWaitMs ?? 60_000,
       drainMs: this.opts.drainMs,
+      cookieSecure: this.opts.cookieSecure,
       admission: () => this.admission(),
     });
     const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.hub);

@@ -30,7 +30,7 @@ const token = {
   in: 'query',
   required: false,
   description:
-    'The device token, for clients that cannot set `Authorization` (a browser `EventSource`). Never logged.',
+    'The device token, for clients that cannot set `Authorization` (a browser `EventSource`); the `herald_token` cookie (`POST /v1/cookie`) is the other way. Never logged.',
   schema: { type: 'string', maxLength: 8192 },
 };
 const topics = {
@@ -64,7 +64,16 @@ export function nodeOpenApi(): Record<string, unknown> {
         "Server-Sent Events, long-poll and acks over HTTP on the push nodes' port (the same balancer as `/v1/ws`). Any node answers any request; cursors make resume exact. Prose: docs/protocol.md. The publish API is docs/openapi.json.",
     },
     components: {
-      securitySchemes: { deviceToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        deviceToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        tokenCookie: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'herald_token',
+          description:
+            'The device token in the cookie `POST /v1/cookie` sets; read when there is no `Authorization` header and no `token` parameter.',
+        },
+      },
       schemas: {
         Error: {
           type: 'object',
@@ -76,10 +85,10 @@ export function nodeOpenApi(): Record<string, unknown> {
         },
         Cursors: {
           type: 'string',
-          description: `\`1.\` + base64url (no padding) of the JSON \`{stream: seq}\`; at most ${MAX_CURSORS} streams and ${MAX_ENCODED_CURSORS} characters. Opaque to clients.`,
-          pattern: '^1\\.[A-Za-z0-9_-]*$',
+          description: `\`2.\` + \`stream:seq\` pairs joined by \`,\` (SSE ids), or \`1.\` + base64url (no padding) of the JSON \`{stream: seq}\` (long-poll answers); both accepted everywhere. At most ${MAX_CURSORS} streams and ${MAX_ENCODED_CURSORS} characters. Opaque to clients.`,
+          pattern: '^(1\\.[A-Za-z0-9_-]*|2\\.[A-Za-z0-9_.:,-]*)$',
           maxLength: MAX_ENCODED_CURSORS,
-          example: '1.eyJpbmJveCI6M30',
+          example: '2.inbox:3,topic:news:7',
         },
         CursorMap: {
           type: 'object',
@@ -103,8 +112,31 @@ export function nodeOpenApi(): Record<string, unknown> {
         },
       },
     },
-    security: [{ deviceToken: [] }],
+    security: [{ deviceToken: [] }, { tokenCookie: [] }],
     paths: {
+      '/v1/cookie': {
+        post: {
+          summary: 'Sets the device token in an HttpOnly cookie for the SSE, long-poll and ack routes',
+          description:
+            'Verifies the `Authorization: Bearer` token (only the header: not `token` or the cookie) and answers with `Set-Cookie: herald_token=<token>; Max-Age=<seconds the token has left>; Path=/v1; HttpOnly; SameSite=Strict`, plus `Secure` over TLS, with `X-Forwarded-Proto: https` or with `HERALD_COOKIE_SECURE`. A browser on a listed origin (`HERALD_ALLOWED_ORIGINS`) gets `Access-Control-Allow-Credentials: true`.',
+          security: [{ deviceToken: [] }],
+          responses: {
+            204: { description: 'The cookie is set.' },
+            401: error(
+              '`HERALD_UNAUTHORIZED` (no Bearer header, invalid) or `HERALD_TOKEN_EXPIRED`; no cookie',
+            ),
+            403: error('`HERALD_ORIGIN_FORBIDDEN`'),
+          },
+        },
+        delete: {
+          summary: 'Clears the token cookie (`Max-Age=0`)',
+          security: [],
+          responses: {
+            204: { description: 'The cookie is cleared.' },
+            403: error('`HERALD_ORIGIN_FORBIDDEN`'),
+          },
+        },
+      },
       '/v1/sse': {
         get: {
           summary: 'Server-Sent Events: welcome, notification, gap, refresh, reconnect and error events',

@@ -174,6 +174,11 @@ export const nodeSchema = Type.Object({
     description:
       'Comma-separated Origins allowed for browser clients (`*` any). Requests without Origin (native clients) are always allowed.',
   }),
+  HERALD_COOKIE_SECURE: Type.Boolean({
+    default: false,
+    description:
+      'Mark the device-token cookie (`POST /v1/cookie`) `Secure` on every request, not only TLS ones or `X-Forwarded-Proto: https`: set it when TLS ends at an L4 balancer.',
+  }),
   HERALD_PROXY_PROTOCOL: Type.Boolean({
     default: false,
     description:
