@@ -115,7 +115,9 @@ describe("Chromium's native EventSource through nginx", () => {
     expect((await sys.publish({ to: { devices: ['es-cookie'] }, data: { c: 1 } })).status).toBe(202);
     await page.waitForFunction(() => (globalThis as unknown as { got: unknown[] }).got.length === 1);
     // Page scripts cannot read it (HttpOnly).
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(
+      await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie),
+    ).toBe('');
     await page.evaluate(() => (globalThis as unknown as { es: { close(): void } }).es.close());
     await page.close();
   }, 60_000);

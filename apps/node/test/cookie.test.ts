@@ -3,7 +3,7 @@ import { http, SseReader, startRedis } from '@herald/stack';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOG_REDACTION } from '../src/log.js';
+import { LOG_REDACTION, redactUrl } from '../src/log.js';
 import type { HeraldNode } from '../src/node.js';
 import { makeNode, SECRET } from './helpers.js';
 
@@ -156,7 +156,9 @@ describe('the token cookie', () => {
     expect(any.headers.get('access-control-allow-credentials')).toBeNull();
   });
 
-  it('never reaches the node log', async () => {
+  it('never reaches the node log, nor does the token query parameter', async () => {
+    expect(redactUrl('/v1/sse?topics=a&token=abc.def.ghi&x=1')).toBe('/v1/sse?topics=a&token=[redacted]&x=1');
+    expect(redactUrl('/v1/poll?token=abc')).toBe('/v1/poll?token=[redacted]');
     const t = await token('c-5');
     const sig = t.split('.')[2]!;
     await http('POST', `${base}/v1/cookie`, { headers: { authorization: `Bearer ${t}` } });

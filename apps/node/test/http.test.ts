@@ -6,7 +6,6 @@ import { createRedis, encodeDoorbell, Keys, type NewEntry, StatusStore, Streams 
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redactUrl } from '../src/log.js';
 import type { HeraldNode } from '../src/node.js';
 import { makeNode, SECRET } from './helpers.js';
 
@@ -154,11 +153,10 @@ describe('SSE', () => {
     const n1 = await r.event('notification', 1);
     const n2 = await r.event('notification', 2);
     expect(JSON.parse(n1.data)).toMatchObject({ type: 'notification', stream: 'inbox', seq: s1 });
-    // The text form (2.): every stream's cursor, the one that moved last.
+    // 2. ids, with every stream's cursor (back on the inbox, the topic's stays).
     expect(n1.id).toMatch(/^2\.[a-z:.,0-9]+$/);
     expect(cursorsOf(n1.id).inbox).toBe(s1);
     expect(cursorsOf(n2.id)).toMatchObject({ inbox: s1, 'topic:chat': t1 });
-    // Back to the inbox: the topic's cursor stays in the id.
     const s2 = await toDevice('d-sse');
     const n3 = await r.event('notification', 3);
     expect(cursorsOf(n3.id)).toEqual({ inbox: s2, broadcast: cursorsOf(w.id).broadcast, 'topic:chat': t1 });
@@ -175,7 +173,7 @@ describe('SSE', () => {
     expect(r3.of('notification').map((e) => seqOf(e.data))).toEqual(missed);
     r2.close();
     r3.close();
-  });
+  }, 20_000);
 
   it('sends retry first, heartbeat comments, and refresh before the token expires', async () => {
     const exp = Math.floor(Date.now() / 1000) + 30;
@@ -302,11 +300,6 @@ describe('acks over HTTP', () => {
 });
 
 describe('tokens in logs', () => {
-  it('redacts the token query parameter', () => {
-    expect(redactUrl('/v1/sse?topics=a&token=abc.def.ghi&x=1')).toBe('/v1/sse?topics=a&token=[redacted]&x=1');
-    expect(redactUrl('/v1/poll?token=abc')).toBe('/v1/poll?token=[redacted]');
-  });
-
   it('never writes a device token to the node log', async () => {
     const t = await token('d-log');
     await http('GET', `${base}/v1/nowhere?token=${t}`, { headers: { authorization: `Bearer ${t}` } });
