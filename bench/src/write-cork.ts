@@ -1,10 +1,12 @@
 /**
  * `node bench/dist/write-cork.js [sockets] [eventsPerRound] [rounds]`: server CPU per SSE-sized
- * event written to many sockets, three ways: one uncorked `socket.write(id + event)` per event
+ * event written to many sockets, several ways: one uncorked `socket.write(id + event)` per event
  * (what Herald's SSE transport did when BENCHMARKS.md's SSE section was recorded), the same
- * corked per tick (as Herald's WebSocket transport does), and corked with the shared event as one
- * pre-encoded Buffer. A forked child holds the client ends and discards what it reads; every
- * round waits for all sockets to drain, so nothing queues without bound.
+ * corked per tick (as Herald's WebSocket transport does), corked with the shared event as one
+ * pre-encoded Buffer, then with the `2.` text id (a cached per-connection head + the seq) as a
+ * second write, copied into one Buffer per event, or gathered into one Buffer per connection per
+ * tick (what apps/node/src/sse-gather.ts does). A forked child holds the client ends and discards
+ * what it reads; every round waits for all sockets to drain, so nothing queues without bound.
  */
 import { fork } from 'node:child_process';
 import net from 'node:net';
