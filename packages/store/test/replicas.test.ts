@@ -131,6 +131,33 @@ describe('ReplicaGate on a master with one replica', () => {
   });
 });
 
+describe('ReplicaGate on a connection that reached a replica (an old master after a failover)', () => {
+  let master: RedisHandle;
+  let replica: RedisHandle;
+  let onReplica: RedisClient;
+
+  beforeAll(async () => {
+    master = await startRedis();
+    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+    onReplica = createRedis(replica.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(gates.splice(0).map((g) => g.close()));
+    onReplica?.disconnect();
+    await replica?.stop();
+    await master?.stop();
+  });
+
+  // The Cluster campaign (seed 1) got `ERR WAIT cannot be used with replica instances` as a 500.
+  it('answers "not confirmed" (503), not the server error', async () => {
+    const gate = new ReplicaGate({ minReplicas: 1, timeoutMs: 200 });
+    gates.push(gate);
+    await onReplica.ping();
+    for (let i = 0; i < 2; i++)
+      await expect(gate.confirm(onReplica)).rejects.toBeInstanceOf(ReplicasNotConfirmed);
+  });
+});
+
 describe('ReplicaGate on a Redis Cluster', () => {
   let cluster: RedisClusterHandle;
   let redis: RedisClient;
