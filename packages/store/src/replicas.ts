@@ -225,7 +225,11 @@ export class ReplicaGate {
     try {
       return await this.sendWait(c, barrier);
     } catch (err) {
-      if ((err as Error).name === 'ReplyError') return 0;
+      const name = (err as Error).name;
+      // AbortError: the connection closed while the WAIT (pipelined behind the barrier write)
+      // was in flight, e.g. the old master's connections cut by a Sentinel failover (the
+      // Sentinel campaign, seed 11: a publish answered 500).
+      if (name === 'ReplyError' || name === 'AbortError') return 0;
       throw err;
     }
   }
