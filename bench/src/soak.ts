@@ -83,6 +83,50 @@ const stack = await startStack({
   },
 });
 
+// Every process the stack started runs in a process group of its own (ManagedProcess spawns
+// detached children), led by the PID we hold. nginx's workers are in its master's group: when the
+// master dies from SIGKILL (a stop past its deadline, or the exit hook that SIGKILLs every managed
+// child), they are reparented and keep running. A run on 2026-12-01 left such orphan workers. So
+// the soak also SIGKILLs each group it started, by the leader's PID, after the stack's own stop and
+// on any exit or signal, and then reports whatever of those groups is still there.
+const groups = new Set<number>([
+  stack.api.pid,
+  stack.worker.pid,
+  ...stack.nodes.map((n) => n.pid),
+  stack.balancer.pid,
+  ...(stack.redis ? [stack.redis.pid] : []),
+]);
+function killGroups(): void {
+  for (const g of groups) {
+    try {
+      process.kill(-g, 'SIGKILL');
+    } catch {
+      // group already empty
+    }
+  }
+}
+/** PIDs still alive in the groups this soak started (read from /proc: pgrp is field 5 of stat). */
+function groupLeftovers(): number[] {
+  const left: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z' && groups.has(Number(fields[2]))) left.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return left;
+}
+process.on('exit', killGroups);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.on(sig, () => {
+    killGroups();
+    process.exit(1);
+  });
+
 // ------------------------------------------------------------------ devices
 
 interface Device {
@@ -316,7 +360,12 @@ try {
   if (ok < 0.95 * published) failed.push(`only ${ok} of ${published} publishes answered 202`);
 } finally {
   for (const d of devices) d.ws?.terminate();
-  await stack.stop();
+  await stack.stop().catch((err: Error) => failed.push(`stack stop: ${err.message}`));
+  const left = groupLeftovers();
+  if (left.length > 0) {
+    failed.push(`processes left after the stack's stop, SIGKILLed by group: ${left.join(', ')}`);
+    killGroups();
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
 if (failed.length > 0) {

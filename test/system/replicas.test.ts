@@ -1,4 +1,7 @@
-import { type RedisSentinelHandle, redisCli, startRedisSentinel, waitFor } from '@herald/stack';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type RedisSentinelHandle, redisCli, startRedis, startRedisSentinel, waitFor } from '@herald/stack';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, type SystemStack, startSystem } from '../support/system.js';
@@ -214,4 +217,79 @@ describe('HERALD_REDIS_MIN_REPLICAS on Sentinel, kill -9 of the master right aft
     // Accepted while the replica was stopped: all on the dead master only.
     expect(new Set([...lagging.noStatus, ...lagging.noEntries]).size).toBeGreaterThan(0);
   }, 180_000);
+});
+
+/**
+ * Found by the Sentinel fault campaign (seed 1): a node delivered entries its replica did not
+ * hold yet (from the doorbell, rung inside the append's script, and from stream reads), so a
+ * publish answered 503 reached devices, a failover then took it back (the inbox's seq stepped
+ * back: `reset` gaps) and the publisher's retry delivered it again under a new id. With
+ * HERALD_REDIS_MIN_REPLICAS=1 a node now delivers only what the replica holds: here a replica
+ * stopped while one publish is made reaches neither the connected device (doorbell) nor one that
+ * connects afterwards (stream read: it gets nothing, the replica confirms a read whole) before
+ * the replica is resumed; both get it after.
+ */
+describe('HERALD_REDIS_MIN_REPLICAS=1 on the nodes', () => {
+  it('delivers nothing the replica does not hold yet, and delivers it once it does', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-replica-read-'));
+    const master = await startRedis({ dir: path.join(dir, 'master') });
+    const replica = await startRedis({
+      dir: path.join(dir, 'replica'),
+      extraArgs: ['--replicaof', '127.0.0.1', String(master.port)],
+    });
+    let stopped = false;
+    try {
+      await waitFor(
+        async () => (await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up'),
+        { timeoutMs: 20_000, what: 'replica linked' },
+      );
+      sys = await startSystem({
+        nodes: 1,
+        redisUrl: master.url,
+        env: { HERALD_REDIS_MIN_REPLICAS: '1', HERALD_REDIS_REPLICA_TIMEOUT_MS: '250' },
+      });
+      const live = await sys.connect('rr-live');
+      const first = await sys.publish({ to: { devices: ['rr-live', 'rr-late'] }, data: 'first' });
+      expect(first.status).toBe(202);
+      await live.until(
+        () => live.notifications().length === 1 || undefined,
+        'the first notification',
+        10_000,
+      );
+
+      process.kill(replica.pid, 'SIGSTOP');
+      stopped = true;
+      expect(await redisCli(master.port, 'CLIENT', 'KILL', 'TYPE', 'replica')).toBe('1');
+      const held = await sys.publish({ to: { devices: ['rr-live', 'rr-late'] }, data: 'held' });
+      // Not confirmed by the replica: 503 (the entry is on the master and may or may not survive).
+      expect(held.status).toBe(503);
+      // A device connecting now reads its inbox from the start (cursor 0): both entries, which
+      // the replica confirms together or not at all.
+      const late = await sys.connect('rr-late', { cursors: { inbox: 0 } });
+      // What the node delivers meanwhile (before the fix: 'held' to both, within milliseconds).
+      await new Promise((r) => setTimeout(r, 1500));
+      const whileStopped = [live, late].map((p) => p.notifications().map((f) => f.data));
+
+      process.kill(replica.pid, 'SIGCONT');
+      stopped = false;
+      for (const p of [live, late])
+        await p.until(
+          () => p.notifications().length === 2 || undefined,
+          "'held' once the replica has it",
+          20_000,
+        );
+      expect(whileStopped).toEqual([['first'], []]);
+      expect([live, late].map((p) => p.notifications().map((f) => f.data))).toEqual([
+        ['first', 'held'],
+        ['first', 'held'],
+      ]);
+    } finally {
+      if (stopped) process.kill(replica.pid, 'SIGCONT');
+      await sys?.teardown();
+      sys = undefined;
+      await replica.stop();
+      await master.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

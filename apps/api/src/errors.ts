@@ -68,6 +68,8 @@ export function isRedisOutage(err: unknown): boolean {
     return true;
   return (
     err.name === 'MaxRetriesPerRequestError' ||
+    // ioredis: a pipelined command cut off by the connection closing (a failover closes them).
+    err.name === 'AbortError' ||
     /Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|enableOfflineQueue/.test(
       err.message,
     )

@@ -92,7 +92,8 @@ export abstract class Delivery implements Listener {
       return;
     }
     if (seq <= st.sent) return;
-    if (seq !== st.sent + 1) {
+    // HERALD_REDIS_MIN_REPLICAS: the doorbell's entry may not be on a replica yet; the read waits.
+    if (seq !== st.sent + 1 || this.deps.streams.gated) {
       void this.sync(st);
       return;
     }

@@ -57,6 +57,7 @@ const node = new HeraldNode(
     listenBacklog: cfg.HERALD_LISTEN_BACKLOG,
     pollMaxWaitMs: cfg.HERALD_POLL_MAX_WAIT_S * 1000,
     deviceRetentionMs: cfg.HERALD_DEVICE_RETENTION_S * 1000,
+    replicas: { minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS, timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS },
     limits: {
       heartbeatMs: cfg.HERALD_HEARTBEAT_MS,
       helloTimeoutMs: cfg.HERALD_HELLO_TIMEOUT_MS,

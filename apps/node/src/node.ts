@@ -3,7 +3,17 @@ import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
 import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { Devices, Keys, Nodes, Presence, StatusStore, Streams, Subscriber } from '@herald/store';
+import {
+  Devices,
+  Keys,
+  Nodes,
+  Presence,
+  ReplicaGate,
+  type ReplicaSettings,
+  StatusStore,
+  Streams,
+  Subscriber,
+} from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -54,6 +64,8 @@ export interface NodeOptions {
   cookieSecure?: boolean;
   /** SSE heartbeat comment interval (default 15 s, below common proxy idle timeouts). */
   sseHeartbeatMs?: number;
+  /** HERALD_REDIS_MIN_REPLICAS: deliver only what that many replicas hold (default: none). */
+  replicas?: ReplicaSettings;
   limits: NodeLimits;
 }
 
@@ -116,6 +128,7 @@ export class HeraldNode {
   private started = false;
   private beatSlice = 0;
   private readonly origins: ReadonlySet<string> | undefined;
+  private readonly replicas: ReplicaGate;
 
   constructor(
     private readonly opts: NodeOptions,
@@ -131,8 +144,13 @@ export class HeraldNode {
     this.devices = devices;
     this.presence = new Presence(redis, keys, opts.presenceTtlMs);
     this.nodes = new Nodes(redis, keys);
-    // The node only reads streams; the limits matter to the worker's appends.
-    const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 });
+    // The node only reads streams; the limits matter to the worker's appends. With
+    // HERALD_REDIS_MIN_REPLICAS, reads wait for the replicas (Streams.read).
+    this.replicas = new ReplicaGate(
+      opts.replicas ?? { minReplicas: 0, timeoutMs: 250 },
+      `${keys.prefix}:replica-barrier`,
+    );
+    const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }, this.replicas);
     this.broker = new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log);
     this.flusher = new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log);
     this.sessionDeps = {
@@ -363,5 +381,6 @@ export class HeraldNode {
     await this.nodes.remove(this.nodeId).catch(() => undefined);
     await this.app.close();
     await this.health?.close();
+    await this.replicas.close();
   }
 }

@@ -74,6 +74,8 @@ export interface StreamReader {
   read(keys: StreamKeys, after: number, count: number): Promise<StreamRead>;
   head(keys: StreamKeys): Promise<number>;
   heads(keys: readonly StreamKeys[]): Promise<number[]>;
+  /** Reads wait for HERALD_REDIS_MIN_REPLICAS: doorbell entries are read back, not delivered as they come. */
+  readonly gated?: boolean;
 }
 
 /** A device's durable subscriptions and stored cursors. */

@@ -38,13 +38,13 @@ export const streams = {
   HERALD_STREAM_KEEP_S: Int(86400, 1, 30 * 86400, 'How long a stream outlives its longest-lived entry.'),
 };
 
-/** Synchronous replication: whoever writes deliveries (the API's direct path and queue, the worker) waits alike. */
+/** Synchronous replication: whoever writes deliveries (the API's direct path and queue, the worker) waits alike; nodes deliver only what the replicas hold. */
 export const replication = {
   HERALD_REDIS_MIN_REPLICAS: Int(
     0,
     0,
     16,
-    'Replicas that must hold a publish before it is answered 202 (API) or its fan-out step counts as done (worker): Redis WAIT, or WAITAOF on Redis 7.2+ with AOF on. 0: asynchronous replication, a failover right after a 202 can lose it (docs/guarantees.md).',
+    'Replicas that must hold a publish before it is answered 202 (API), its fan-out step counts as done (worker) or a node delivers it (node): Redis WAIT, or WAITAOF on Redis 7.2+ with AOF on. 0: asynchronous replication, a failover right after a 202 can lose it (docs/guarantees.md).',
   ),
   HERALD_REDIS_REPLICA_TIMEOUT_MS: Int(
     250,
@@ -147,6 +147,7 @@ export const workerSchema = Type.Object({
 
 export const nodeSchema = Type.Object({
   ...common,
+  ...replication,
   HERALD_PORT: Int(8090, 0, 65535, 'HTTP port of this process.'),
   HERALD_NODE_ID: Type.String({
     default: '',

@@ -51,6 +51,13 @@ export class Keys {
   noPresence(k: StreamKeys): string {
     return `${k.stream}:nopresence`;
   }
+  /**
+   * A key in a stream's slot that a reader writes (SET PX, gone within a second) just before it
+   * WAITs for the replicas, on a Redis Cluster: WAIT covers only the connection's own writes.
+   */
+  readBarrier(k: StreamKeys): string {
+    return `${k.stream}:rb`;
+  }
   broadcast(): StreamKeys {
     const tag = `${this.prefix}:{b}`;
     return { stream: `${tag}:stream`, seq: `${tag}:seq` };

@@ -123,6 +123,38 @@ export class ReplicaGate {
       throw new ReplicasNotConfirmed(least, this.settings.minReplicas, this.settings.timeoutMs);
   }
 
+  /**
+   * Before a read whose results confirmRead will vouch for: where the reading connection is
+   * (undefined while it is not connected, or on a Cluster).
+   */
+  fence(c: RedisClient): string | undefined {
+    return isCluster(c) ? undefined : endpoint(c);
+  }
+
+  /**
+   * Resolves once what a read on `c` returned is on enough replicas; else throws
+   * ReplicasNotConfirmed. Redis's WAIT covers the WAITing connection's own writes, so a reader
+   * writes first, after its read: on one Redis or Sentinel the barrier (same server as the read,
+   * before and after it, or this throws: during a failover the read may come from the old
+   * master); on a Cluster `slotKey` (in the read stream's slot, expiring in a second), then every
+   * master's connection WAITs as in confirm().
+   */
+  async confirmRead(c: RedisClient, fence: string | undefined, slotKey: string): Promise<void> {
+    if (!this.enabled) return;
+    const { minReplicas, timeoutMs } = this.settings;
+    if (isCluster(c)) {
+      await c.set(slotKey, '1', 'PX', 1000);
+      return this.confirm(c);
+    }
+    const now = endpoint(c);
+    if (now === undefined || fence !== now) throw new ReplicasNotConfirmed(0, minReplicas, timeoutMs);
+    // The barrier connection when it is on that server; else (not connected yet) the reading
+    // connection itself writes the barrier key and WAITs (blocking it meanwhile).
+    const barrier = this.barrierFor(c);
+    const n = await this.waitOn(endpoint(barrier) === now ? barrier : c, true);
+    if (n < minReplicas) throw new ReplicasNotConfirmed(n, minReplicas, timeoutMs);
+  }
+
   /** Closes the barrier connection, if one was made. */
   async close(): Promise<void> {
     const b = this.barrier;
@@ -182,7 +214,27 @@ export class ReplicaGate {
     if (slot.tail === tail) slot.tail = undefined;
   }
 
+  /**
+   * Replicas that confirmed; 0 when the server refuses (a ReplyError): during a failover the
+   * connection may still be on the old master, now a replica (`ERR WAIT cannot be used with
+   * replica instances`, `READONLY` for the barrier write; a Cluster client's list of masters is
+   * refreshed only after its next MOVED), which is "not confirmed" (503, retry), not a bug (500).
+   * Found by the Cluster fault campaign (seed 1): two publishes answered 500 after a CLUSTER FAILOVER.
+   */
   private async send(c: Redis, barrier: boolean): Promise<number> {
+    try {
+      return await this.sendWait(c, barrier);
+    } catch (err) {
+      const name = (err as Error).name;
+      // AbortError: the connection closed while the WAIT (pipelined behind the barrier write)
+      // was in flight, e.g. the old master's connections cut by a Sentinel failover (the
+      // Sentinel campaign, seed 11: a publish answered 500).
+      if (name === 'ReplyError' || name === 'AbortError') return 0;
+      throw err;
+    }
+  }
+
+  private async sendWait(c: Redis, barrier: boolean): Promise<number> {
     const { minReplicas, timeoutMs } = this.settings;
     const command = await this.commandOf(c);
     // Sent just before the WAIT on the same connection (not awaited first: one round trip).

@@ -2,6 +2,7 @@ import { parseStream } from '@herald/protocol';
 import { decodeEntry, type Entry, type NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
+import type { ReplicaGate } from './replicas.js';
 import { withScripts } from './scripts.js';
 
 export interface StreamLimits {
@@ -34,6 +35,14 @@ export class Streams {
     redis: RedisClient,
     private readonly keys: Keys,
     readonly limits: StreamLimits,
+    /**
+     * HERALD_REDIS_MIN_REPLICAS on a reader (the nodes): entries are returned only once the
+     * replicas hold them, else the read throws ReplicasNotConfirmed (the node retries). A publish
+     * answered 503 because its replicas did not confirm leaves its entry on the master; a node
+     * resyncing a stream would otherwise deliver it, and a failover then take it back (the
+     * stream's seq steps back: `reset` gaps, and the publisher's retry delivered under a new id).
+     */
+    private readonly gate?: ReplicaGate,
   ) {
     this.redis = withScripts(redis);
   }
@@ -78,6 +87,15 @@ export class Streams {
     return [entry.id, entry.data, entry.ts, entry.exp, maxLen, now, this.limits.keepMs];
   }
 
+  /**
+   * True when reads wait for the replicas (HERALD_REDIS_MIN_REPLICAS on a node): a doorbell's
+   * entry was published before its replicas confirmed it, so it is read back (gated) rather
+   * than delivered from the doorbell.
+   */
+  get gated(): boolean {
+    return this.gate?.enabled ?? false;
+  }
+
   /** Keys of a wire stream name as seen by one device. */
   keysOf(stream: string, device: string): StreamKeys {
     const s = parseStream(stream);
@@ -89,7 +107,10 @@ export class Streams {
 
   /** Entries after `after` (exclusive), at most `count`, with the stream's head. */
   async read(k: StreamKeys, after: number, count: number): Promise<StreamRead> {
+    const gate = this.gate?.enabled ? this.gate : undefined;
+    const fence = gate?.fence(this.redis);
     const [head, raw] = await this.redis.heraldRead(k.stream, k.seq, `${after + 1}-0`, count);
+    if (gate && raw.length > 0) await gate.confirmRead(this.redis, fence, this.keys.readBarrier(k));
     return { head: Number(head), entries: raw.map(decodeEntry) };
   }
 

@@ -4,6 +4,7 @@ import {
   redisCli,
   startRedis,
   startRedisCluster,
+  waitFor,
 } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -128,6 +129,83 @@ describe('ReplicaGate on a master with one replica', () => {
       process.kill(replica.pid, 'SIGCONT');
     }
     await delivery.deliver({ broadcast: true }, entry('s2'), 'sent');
+  });
+});
+
+describe('ReplicaGate on a connection that reached a replica (an old master after a failover)', () => {
+  let master: RedisHandle;
+  let replica: RedisHandle;
+  let onReplica: RedisClient;
+
+  beforeAll(async () => {
+    master = await startRedis();
+    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+    onReplica = createRedis(replica.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(gates.splice(0).map((g) => g.close()));
+    onReplica?.disconnect();
+    await replica?.stop();
+    await master?.stop();
+  });
+
+  // The Cluster campaign (seed 1) got `ERR WAIT cannot be used with replica instances` as a 500.
+  it('answers "not confirmed" (503), not the server error', async () => {
+    const gate = new ReplicaGate({ minReplicas: 1, timeoutMs: 200 });
+    gates.push(gate);
+    await onReplica.ping();
+    for (let i = 0; i < 2; i++)
+      await expect(gate.confirm(onReplica)).rejects.toBeInstanceOf(ReplicasNotConfirmed);
+  });
+});
+
+describe('ReplicaGate when the connection closes during its WAIT', () => {
+  let master: RedisHandle;
+  let replica: RedisHandle;
+  let redis: RedisClient;
+
+  beforeAll(async () => {
+    master = await startRedis();
+    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const deadline = Date.now() + 20_000;
+    while (!(await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up')) {
+      if (Date.now() > deadline) throw new Error('replica not linked within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    redis = createRedis(master.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(gates.splice(0).map((g) => g.close()));
+    redis?.disconnect();
+    await replica?.stop();
+    await master?.stop();
+  });
+
+  // The Sentinel campaign (seed 11) got ioredis's AbortError as a 500.
+  it('answers "not confirmed" (503), not the aborted command', async () => {
+    const gate = new ReplicaGate({ minReplicas: 1, timeoutMs: 5000 });
+    gates.push(gate);
+    await redis.set('abort:k', '1');
+    await gate.confirm(redis); // the barrier connection is made and connected
+    await redis.set('abort:k', '2');
+    process.kill(replica.pid, 'SIGSTOP');
+    try {
+      await redisCli(master.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
+      const pending = gate.confirm(redis).then(
+        () => 'confirmed',
+        (err: unknown) => err,
+      );
+      // The WAIT is blocked (no replica acks); cut every client connection meanwhile.
+      await waitFor(async () => /cmd=wait\b/.test(await redisCli(master.port, 'CLIENT', 'LIST')), {
+        timeoutMs: 4000,
+        intervalMs: 20,
+        what: 'the WAIT in flight',
+      });
+      await redisCli(master.port, 'CLIENT', 'KILL', 'TYPE', 'normal');
+      expect(await pending).toBeInstanceOf(ReplicasNotConfirmed);
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
   });
 });
 

@@ -1,9 +1,15 @@
 import type { AppHandle } from '@herald/stack';
-import type { ChaosCluster } from './cluster.js';
+import type { ChaosCluster, RedisMode } from './cluster.js';
 import { type ChaosDevice, sleep } from './load.js';
+import {
+  clusterFailover,
+  clusterMasterKill9,
+  sentinelFailover,
+  sentinelMasterKill9,
+} from './redis-failover.js';
 import type { Rng } from './rng.js';
 
-/** Every fault the campaign injects; a short campaign injects each at least once. */
+/** Every fault the campaign injects; a campaign injects each kind of its mode (kindsFor) at least once. */
 export const FAULT_KINDS = [
   'node-kill9',
   'node-sigterm',
@@ -19,9 +25,32 @@ export const FAULT_KINDS = [
   'node-link-blackhole',
   'node-link-reset',
   'nginx-reload',
+  'haproxy-reload',
   'device-restart',
+  'sentinel-failover',
+  'sentinel-master-kill9',
+  'cluster-failover',
+  'cluster-master-kill9',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Faults that act on the one Redis server or on the fault proxies in front of it. */
+const STANDALONE_ONLY: readonly FaultKind[] = [
+  'redis-restart',
+  'node-redis-partition',
+  'api-redis-partition',
+  'worker-redis-partition',
+  'redis-latency',
+];
+
+/** The kinds that apply in a Redis mode (docs/guarantees.md, "Fault campaign", lists them). */
+export function kindsFor(mode: RedisMode): FaultKind[] {
+  return FAULT_KINDS.filter((k) => {
+    if (k.startsWith('sentinel-')) return mode === 'sentinel';
+    if (k.startsWith('cluster-')) return mode === 'cluster';
+    return mode === 'standalone' || !STANDALONE_ONLY.includes(k);
+  });
+}
 
 /** One line per fault, for the log of a run (printed on failure with the seed). */
 export interface FaultRecord {
@@ -71,7 +100,7 @@ export async function inject(
       return `down ${pause} ms`;
     case 'redis-restart': {
       // SIGTERM (the AOF is flushed), started again on the same port and dir.
-      await c.redis.restart();
+      await c.redis!.restart();
       return 'restarted';
     }
     case 'node-redis-partition':
@@ -112,6 +141,20 @@ export async function inject(
     case 'nginx-reload':
       await c.reloadBalancer();
       return `master ${c.nginx.pid} reloaded`;
+    case 'haproxy-reload': {
+      const before = await c.haproxy.procs();
+      await c.reloadHaproxy();
+      const after = await c.haproxy.procs();
+      return `SIGUSR2 to master ${before.master}: workers ${before.workers.join(',')} -> ${after.workers.join(',')}`;
+    }
+    case 'sentinel-failover':
+      return sentinelFailover(c.sentinel!);
+    case 'sentinel-master-kill9':
+      return sentinelMasterKill9(c.sentinel!, rng.int(0, 1500));
+    case 'cluster-failover':
+      return clusterFailover(c.redisCluster!, rng);
+    case 'cluster-master-kill9':
+      return clusterMasterKill9(c.redisCluster!, rng, rng.int(0, 1500));
     case 'device-restart': {
       const picked = rng.shuffle(devices).slice(0, rng.int(1, 3));
       await Promise.all(picked.map((d) => d.restart(pause)));
@@ -126,7 +169,7 @@ function component(kind: FaultKind): string {
 }
 
 /**
- * The schedule: every kind once in a seeded order, then (long runs) random kinds until `untilMs`
+ * The schedule: every kind once (and `again` twice) in a seeded order, then random kinds until `untilMs`
  * (a performance.now() bound). Between faults a quiet spell of 1 to 4 s; about one time in three
  * two faults on different components run at once (say, Redis restarts while a node is cut off).
  */
@@ -134,18 +177,26 @@ export async function runSchedule(
   c: ChaosCluster,
   devices: readonly ChaosDevice[],
   rng: Rng,
-  opts: { untilMs: number; log: (r: FaultRecord) => void; maxFaults: number },
+  opts: {
+    untilMs: number;
+    log: (r: FaultRecord) => void;
+    maxFaults: number;
+    /** The kinds to draw from (kindsFor(mode)). */
+    kinds: readonly FaultKind[];
+    /** Kinds queued once more at the start (a mode's own failovers, so a short run has a few). */
+    again?: readonly FaultKind[];
+  },
 ): Promise<{ counts: Map<FaultKind, number>; overlapped: number }> {
   const counts = new Map<FaultKind, number>();
-  const queue = rng.shuffle(FAULT_KINDS);
-  const take = (): FaultKind => queue.shift() ?? rng.pick(FAULT_KINDS);
+  const queue = rng.shuffle([...opts.kinds, ...(opts.again ?? [])]);
+  const take = (): FaultKind => queue.shift() ?? rng.pick(opts.kinds);
   let done = 0;
   let overlapped = 0;
   while (done < opts.maxFaults && (queue.length > 0 || performance.now() < opts.untilMs)) {
     const kinds = [take()];
     if (rng.next() < 0.35) {
       const i = queue.findIndex((k) => component(k) !== component(kinds[0]!));
-      const other = i >= 0 ? queue.splice(i, 1)[0]! : rng.pick(FAULT_KINDS);
+      const other = i >= 0 ? queue.splice(i, 1)[0]! : rng.pick(opts.kinds);
       if (component(other) !== component(kinds[0]!)) kinds.push(other);
       else queue.push(other);
     }
