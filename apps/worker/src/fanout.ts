@@ -57,11 +57,12 @@ const STARTABLE: NotificationState[] = ['queued', 'scheduled', 'sending'];
  * the status, ring the nodes that can deliver it live).
  *
  * Retries resume from the saved progress. A step and the save of its progress are not atomic,
- * so a retry may deliver the step that was in flight a second time (for users: the devices of the
- * one user in flight). That is within the contract: delivery is at-least-once and the client SDK
- * drops duplicates by notification id. A step's targets are counted by the step itself, so a
- * resumed job counts finished steps once; only a step that was delivered but whose progress was
- * not saved is counted twice.
+ * so a retry may run the step that was in flight a second time (for users: the devices of the one
+ * user in flight). The delivery door makes that harmless for devices: a fan-out step appends at
+ * most once per notification id and stream (lib/append.lua's mark, kept longer than the queue's
+ * retry schedule), so a step run again appends no second copy and rings the nodes again. Its
+ * targets are counted by each run, so a step that was delivered but whose progress was not saved
+ * is counted twice in `targets` (a statistic).
  */
 export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}

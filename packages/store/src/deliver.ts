@@ -22,7 +22,10 @@ export type StatusRecord =
   | 'count';
 
 export interface Delivered {
-  /** Entries appended: one per device inbox, one for a topic or broadcast. */
+  /**
+   * Entries appended: one per device inbox, one for a topic or broadcast; a fan-out step run
+   * again ('count') appends nothing where its first run did.
+   */
   appended: number;
   /** Devices it is addressed to: the devices (deduplicated), the topic's members or every known device. */
   targets: number;
@@ -93,19 +96,24 @@ export class SteppedDelivery implements Delivery {
 
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
     const { streams, devices, redis, keys } = this.p;
+    // A fan-out step ('count') appends at most once per id and stream, so a step run again
+    // (retry, stalled job) appends no second copy. Its targets are counted again: the append and
+    // the count are two round trips here, and a run that failed between them counted nothing.
+    const once = record === 'count';
     if ('devices' in to) {
       const ids = unique(to.devices);
-      const appended = await streams.appendInboxes(ids, entry);
+      const appended = await streams.appendInboxes(ids, entry, Date.now(), once);
       const [, bells] = await Promise.all([
         this.record(entry, 'devices', record, ids.length),
         ringInboxes(redis, keys, entry, appended),
       ]);
-      return { appended: appended.length, targets: ids.length, bells };
+      return { appended: appended.filter((a) => !a.dup).length, targets: ids.length, bells };
     }
-    const [seq, targets] =
-      'topic' in to
-        ? await Promise.all([streams.appendTopic(to.topic, entry), devices.topicMemberCount(to.topic)])
-        : await Promise.all([streams.appendBroadcast(entry), devices.deviceCount()]);
+    const k = 'topic' in to ? keys.topic(to.topic) : keys.broadcast();
+    const [{ seq, dup }, targets] = await Promise.all([
+      streams.appendShared(k, entry, Date.now(), once),
+      'topic' in to ? devices.topicMemberCount(to.topic) : devices.deviceCount(),
+    ]);
     const [channel, stream] =
       'topic' in to
         ? [keys.topicChannel(to.topic), topicStream(to.topic)]
@@ -114,7 +122,7 @@ export class SteppedDelivery implements Delivery {
       this.record(entry, 'topic' in to ? 'topic' : 'broadcast', record, targets),
       ringStream(redis, channel, stream, seq, entry),
     ]);
-    return { appended: 1, targets, bells: 1 };
+    return { appended: dup ? 0 : 1, targets, bells: 1 };
   }
 
   private record(entry: NewEntry, target: TargetKind, record: StatusRecord, targets: number) {
@@ -197,11 +205,12 @@ export class ScriptedDelivery implements Delivery {
     now = Date.now(),
   ): Promise<Delivered> {
     const { keys, streams, status } = this.p;
-    const [, targets, bells] = await this.redis.heraldDeliver(
+    const [, targets, bells, dup] = await this.redis.heraldDeliver(
       k.stream,
       k.seq,
       audience,
       keys.status(entry.id),
+      keys.appendMark(k, entry.id),
       entry.id,
       entry.data,
       entry.ts,
@@ -216,7 +225,7 @@ export class ScriptedDelivery implements Delivery {
       o.bell.tail,
       o.channel,
     );
-    return { appended: 1, targets: Number(targets), bells: Number(bells) };
+    return { appended: dup === 1 ? 0 : 1, targets: Number(targets), bells: Number(bells) };
   }
 
   subscribe(device: string, topic: string): Promise<void> {

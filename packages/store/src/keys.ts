@@ -58,6 +58,13 @@ export class Keys {
   readBarrier(k: StreamKeys): string {
     return `${k.stream}:rb`;
   }
+  /**
+   * In a stream's slot: the seq a fan-out step appended notification `id` at (lib/append.lua),
+   * so a step run again appends nothing. Kept up to 15 minutes (the queue's retry schedule).
+   */
+  appendMark(k: StreamKeys, id: string): string {
+    return `${k.stream}:m:${id}`;
+  }
   broadcast(): StreamKeys {
     const tag = `${this.prefix}:{b}`;
     return { stream: `${tag}:stream`, seq: `${tag}:seq` };

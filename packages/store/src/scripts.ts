@@ -20,6 +20,7 @@ declare module 'ioredis' {
       stream: string,
       seq: string,
       presence: string,
+      mark: string,
       ...argv: (string | number)[]
     ): Result<(number | string)[], Context>;
     heraldDeliver(
@@ -27,8 +28,9 @@ declare module 'ioredis' {
       seq: string,
       audience: string,
       status: string,
+      mark: string,
       ...argv: (string | number)[]
-    ): Result<[seq: number, targets: number, bells: number], Context>;
+    ): Result<[seq: number, targets: number, bells: number, dup: number], Context>;
     heraldMembership(
       deviceTopics: string,
       members: string,
@@ -69,8 +71,8 @@ declare module 'ioredis' {
 }
 
 const SCRIPTS = {
-  heraldAppend: { lua: withLibs('append', 'append'), numberOfKeys: 3 },
-  heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 4 },
+  heraldAppend: { lua: withLibs('append', 'append'), numberOfKeys: 4 },
+  heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 5 },
   heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
   heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
   heraldHello: { lua: lua('hello'), numberOfKeys: 5 },

@@ -19,6 +19,8 @@ export interface InboxAppend {
   seq: number;
   /** Nodes the device is connected to right now. */
   nodes: string[];
+  /** Appended by an earlier run of the same fan-out step (`once`): nothing was appended now. */
+  dup: boolean;
 }
 
 export interface StreamRead {
@@ -49,42 +51,61 @@ export class Streams {
 
   /**
    * Appends one entry to many inboxes in one round trip (auto-pipelined, per shard on a
-   * cluster); returns seq and presence per device.
+   * cluster); returns seq and presence per device. `once`: at most once per notification id and
+   * inbox (a fan-out step, which a retry may run again; lib/append.lua).
    */
-  async appendInboxes(devices: readonly string[], entry: NewEntry, now = Date.now()): Promise<InboxAppend[]> {
-    const argv = this.argv(entry, this.limits.inboxMaxLen, now);
+  async appendInboxes(
+    devices: readonly string[],
+    entry: NewEntry,
+    now = Date.now(),
+    once = false,
+  ): Promise<InboxAppend[]> {
+    const argv = this.argv(entry, this.limits.inboxMaxLen, now, once);
     const replies = await Promise.all(
       devices.map((device) => {
         const k = this.keys.inbox(device);
-        return this.redis.heraldAppend(k.stream, k.seq, this.keys.presence(device), ...argv);
+        return this.redis.heraldAppend(
+          k.stream,
+          k.seq,
+          this.keys.presence(device),
+          this.keys.appendMark(k, entry.id),
+          ...argv,
+        );
       }),
     );
     return replies.map((reply, i) => {
-      const [seq, ...nodes] = reply;
-      return { device: devices[i] as string, seq: Number(seq), nodes: nodes as string[] };
+      const [seq, dup, ...nodes] = reply;
+      return { device: devices[i] as string, seq: Number(seq), nodes: nodes as string[], dup: dup === 1 };
     });
   }
 
   async appendTopic(topic: string, entry: NewEntry, now = Date.now()): Promise<number> {
-    return this.appendShared(this.keys.topic(topic), entry, now);
+    return (await this.appendShared(this.keys.topic(topic), entry, now)).seq;
   }
 
   async appendBroadcast(entry: NewEntry, now = Date.now()): Promise<number> {
-    return this.appendShared(this.keys.broadcast(), entry, now);
+    return (await this.appendShared(this.keys.broadcast(), entry, now)).seq;
   }
 
-  private async appendShared(k: StreamKeys, entry: NewEntry, now: number): Promise<number> {
-    const [seq] = await this.redis.heraldAppend(
+  /** Appends to a topic or the broadcast stream (its seq); `once` and `dup` as for appendInboxes. */
+  async appendShared(
+    k: StreamKeys,
+    entry: NewEntry,
+    now = Date.now(),
+    once = false,
+  ): Promise<{ seq: number; dup: boolean }> {
+    const [seq, dup] = await this.redis.heraldAppend(
       k.stream,
       k.seq,
       this.keys.noPresence(k),
-      ...this.argv(entry, this.limits.topicMaxLen, now),
+      this.keys.appendMark(k, entry.id),
+      ...this.argv(entry, this.limits.topicMaxLen, now, once),
     );
-    return Number(seq);
+    return { seq: Number(seq), dup: dup === 1 };
   }
 
-  private argv(entry: NewEntry, maxLen: number, now: number): (string | number)[] {
-    return [entry.id, entry.data, entry.ts, entry.exp, maxLen, now, this.limits.keepMs];
+  private argv(entry: NewEntry, maxLen: number, now: number, once: boolean): (string | number)[] {
+    return [entry.id, entry.data, entry.ts, entry.exp, maxLen, now, this.limits.keepMs, once ? '1' : '0'];
   }
 
   /**

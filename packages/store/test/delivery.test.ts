@@ -206,6 +206,40 @@ describe.each(modes)('Delivery on $name', (mode) => {
     expect(await redis.exists(w.keys.status('gone'))).toBe(0);
   });
 
+  it("a fan-out step run again ('count') appends nothing it already appended, and rings again", async () => {
+    const w = world();
+    const now = Date.now();
+    await w.status.create('r1', { state: 'sending', target: 'users', createdAt: now, exp: now + 60_000 });
+    await w.hello('n-r', 'r1');
+    await sub.subscribe(w.keys.nodeChannel('n-r'));
+    const first = [
+      await w.delivery.deliver({ devices: ['r1'] }, entry('r1'), 'count'),
+      await w.delivery.deliver({ devices: ['r2', 'r3'] }, entry('r1'), 'count'),
+      await w.delivery.deliver({ topic: 'rt' }, entry('r1'), 'count'),
+    ];
+    // The same steps again (a retry), then a step with one new device beside a done one.
+    const again = [
+      await w.delivery.deliver({ devices: ['r1'] }, entry('r1'), 'count'),
+      await w.delivery.deliver({ devices: ['r2', 'r3'] }, entry('r1'), 'count'),
+      await w.delivery.deliver({ topic: 'rt' }, entry('r1'), 'count'),
+      await w.delivery.deliver({ devices: ['r3', 'r4'] }, entry('r1'), 'count'),
+    ];
+    expect(first.map((d) => d.appended)).toEqual([1, 2, 1]);
+    expect(again.map((d) => d.appended)).toEqual([0, 0, 0, 1]);
+    const heads = await w.streams.heads(['r1', 'r2', 'r3', 'r4'].map((d) => w.keys.inbox(d)));
+    expect(heads).toEqual([1, 1, 1, 1]);
+    expect(await w.streams.heads([w.keys.topic('rt')])).toEqual([1]);
+    // Targets are counted by every run (a run may have failed between append and count):
+    // 1 + 2 + 0 (the topic has no members), then 1 + 2 + 0 + 2.
+    expect((await w.status.get('r1'))?.counts.targets).toBe(8);
+    // The device on n-r was rung by both runs (its node drops the second by seq).
+    expect(await bells(w.keys.nodeChannel('n-r'), 2)).toHaveLength(2);
+    // A direct publish ('sent') is not marked: the API's Idempotency-Key covers its retries.
+    expect(await redis.exists(w.keys.appendMark(w.keys.inbox('r1'), 'r1'))).toBe(1);
+    await w.delivery.deliver({ devices: ['r5'] }, entry('s5'), 'sent');
+    expect(await redis.exists(w.keys.appendMark(w.keys.inbox('r5'), 's5'))).toBe(0);
+  });
+
   it('subscribes from the head (keeping a cursor it has), unsubscribes, and rings the nodes holding the device', async () => {
     const w = world();
     await w.hello('node-s', 's1');

@@ -1,8 +1,22 @@
 -- Shared by append.lua, deliver.lua and membership.lua (prepended when the script is loaded, see scripts.ts).
 
+-- How long a fan-out step's mark (below) is kept at most: longer than the fan-out queue's whole
+-- retry schedule (10 attempts, exponential from 500 ms: 8.5 minutes, packages/store/src/queue.ts)
+-- plus its stalled re-runs (seconds each), so every retry of a step finds the marks of its first run.
+local HERALD_MARK_MAX_MS = 900000
+
 -- Appends one entry with the next contiguous seq, trims what expired or overflows, and keeps the
--- stream and its counter alive as long as their longest-lived entry plus keepMs. Returns the seq.
-local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, keepMs)
+-- stream and its counter alive as long as their longest-lived entry plus keepMs.
+-- mark: nil, or a key in the stream's slot (keys.ts appendMark) that makes the append happen once
+-- per notification id: a worker's fan-out step that is run again (a retry after an error, a
+-- stalled job taken over) finds the mark and appends nothing, instead of a second copy under the
+-- same id with a higher seq, which an app restarted in between would show twice (issue #19's
+-- Sentinel campaign). Returns the seq and whether it was already there.
+local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, keepMs, mark)
+  if mark then
+    local prev = redis.call('GET', mark)
+    if prev then return tonumber(prev), true end
+  end
   local seq = redis.call('INCR', seqKey)
   if seq == 1 and redis.call('EXISTS', stream) == 1 then
     -- The counter was lost but the stream was not: continue after the stream's last id.
@@ -41,7 +55,13 @@ local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, kee
       redis.call('PEXPIRE', key, ttl)
     end
   end
-  return seq
+  if mark then
+    local markMs = exp - now
+    if markMs > HERALD_MARK_MAX_MS then markMs = HERALD_MARK_MAX_MS end
+    if markMs < 1000 then markMs = 1000 end
+    redis.call('SET', mark, seq, 'PX', markMs)
+  end
+  return seq, false
 end
 
 -- Nodes where a device is connected now (presence hash nodeId -> expiry ms); drops expired ones.
