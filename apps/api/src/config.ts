@@ -49,7 +49,10 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const apiKeys = [...new Set(list(e.HERALD_API_KEYS))];
   const problems: string[] = [];
   // The schema can only bound the whole list; each key must be long enough on its own.
-  if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
+  if (!e.HERALD_APPS_FILE) {
+    if (!e.HERALD_API_KEYS) problems.push('HERALD_API_KEYS is required (or HERALD_APPS_FILE)');
+    else if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
+  }
   if (apiKeys.some((k) => k.length < MIN_API_KEY_LENGTH))
     problems.push(`HERALD_API_KEYS: each key must be at least ${MIN_API_KEY_LENGTH} characters`);
   if (e.HERALD_TTL_DEFAULT_S > e.HERALD_TTL_MAX_S)

@@ -23,6 +23,11 @@ export const common = {
     pattern: '^[A-Za-z0-9_-]{1,32}$',
     description: 'Prefix of every Redis key and channel.',
   }),
+  HERALD_APPS_FILE: Type.String({
+    default: '',
+    description:
+      'Apps file (JSON, or YAML if it ends in .yaml/.yml): apps with their keys, token verification, origins and limits (docs/tenancy.md). Reloaded on SIGHUP and when it changes. Empty: one app `default` from the variables here.',
+  }),
   HERALD_DEVICE_RETENTION_S: Int(
     30 * 86400,
     60,
@@ -58,8 +63,9 @@ export const apiSchema = Type.Object({
   ...common,
   HERALD_PORT: Int(8080, 0, 65535, 'HTTP port of this process.'),
   HERALD_API_KEYS: Type.String({
-    minLength: 16,
-    description: 'Comma-separated API keys for publishers (each at least 16 characters).',
+    default: '',
+    description:
+      'Comma-separated API keys for publishers (each at least 16 characters), all scopes, app `default`. Required without HERALD_APPS_FILE; ignored with it.',
   }),
   HERALD_MAX_BODY_BYTES: Int(1 << 20, 1024, 16 << 20, 'Largest publish request body (413 above).'),
   HERALD_MAX_DATA_BYTES: Int(4096, 16, 1 << 20, 'Largest notification `data`, as JSON text (413 above).'),
@@ -80,6 +86,31 @@ export const apiSchema = Type.Object({
   ),
   ...streams,
   ...replication,
+  HERALD_RATE_PUBLISHES_PER_S: Int(
+    0,
+    0,
+    10_000_000,
+    'Without HERALD_APPS_FILE: publish requests per second of the app across all API processes (0: unlimited); above: 429 HERALD_RATE_LIMITED.',
+  ),
+  HERALD_RATE_PUBLISH_BURST: Int(0, 0, 10_000_000, 'Burst of HERALD_RATE_PUBLISHES_PER_S (0: the rate).'),
+  HERALD_RATE_KEY_PUBLISHES_PER_S: Int(
+    0,
+    0,
+    10_000_000,
+    'Without HERALD_APPS_FILE: publish requests per second of each API key (0: unlimited).',
+  ),
+  HERALD_RATE_KEY_PUBLISH_BURST: Int(
+    0,
+    0,
+    10_000_000,
+    'Burst of HERALD_RATE_KEY_PUBLISHES_PER_S (0: the rate).',
+  ),
+  HERALD_RATE_NOTIFICATIONS_PER_S: Int(
+    0,
+    0,
+    100_000_000,
+    'Without HERALD_APPS_FILE: notifications fanned out per second (one per listed device or user, one per topic or broadcast publish; 0: unlimited).',
+  ),
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
   HERALD_REDIS_TIMEOUT_MS: Int(
     1000,
