@@ -65,6 +65,8 @@ declare module 'ioredis' {
     heraldCounts(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     heraldIdempotencyRelease(key: string, id: string): Result<number, Context>;
     heraldIdempotency(key: string, id: string, hash: string, windowMs: number): Result<string[], Context>;
+    /** numKeys, node registry, app connection hashes..., since, nodeId, counts... (app-connections.lua). */
+    heraldAppConnections(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number[], Context>;
   }
 }
 
@@ -81,6 +83,7 @@ const SCRIPTS = {
   heraldCounts: { lua: withLibs('counts', 'status') },
   heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
+  heraldAppConnections: { lua: lua('app-connections') },
 } as const;
 
 const loaded = new WeakSet<RedisClient>();
