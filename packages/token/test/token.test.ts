@@ -25,7 +25,14 @@ describe('mintDeviceToken', () => {
     const token = await mintDeviceToken({ secret: 's', device: 'd', user: 'u', expiresIn: 60 });
     const { payload } = await jwtVerify(token, new TextEncoder().encode('s'));
     expect(payload).not.toHaveProperty('topics');
+    expect(payload).not.toHaveProperty('aud');
     expect(payload.exp! - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(60);
+  });
+
+  it("names the device's app in aud", async () => {
+    const token = await mintDeviceToken({ secret: 's', device: 'd', user: 'u', app: 'shop' });
+    const { payload } = await jwtVerify(token, new TextEncoder().encode('s'), { audience: 'shop' });
+    expect(payload.aud).toBe('shop');
   });
 });
 
@@ -37,6 +44,7 @@ describe('checkDeviceTokenOptions', () => {
       [{ user: '' }, 'user', /"" is not a valid id/],
       [{ topics: ['news.>.x'] }, 'topics', /is not a topic pattern/],
       [{ expiresIn: 'forever' }, 'expiresIn', /is not a duration/],
+      [{ app: 'Shop' }, 'app', /"Shop" is not an app id/],
       [{ expiresIn: -5 }, 'expiresIn', /is not a duration/],
       [{ secret: '' }, 'secret', /secret is empty/],
     ];
