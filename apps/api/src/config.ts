@@ -1,4 +1,4 @@
-import { apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { AppRegistry, apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
 import { parseTrustProxy } from './trust-proxy.js';
 
 export type ApiEnv = Static<typeof apiSchema>;
@@ -11,6 +11,13 @@ export interface ApiConfig {
   logLevel: string;
   redisPrefix: string;
   apiKeys: string[];
+  /**
+   * The apps (HERALD_APPS_FILE, or the single app `default` from HERALD_API_KEYS and friends),
+   * loaded and checked at start; main.ts makes it follow SIGHUP and file changes.
+   */
+  apps: AppRegistry;
+  /** HERALD_API_KEY_CACHE_MS: how long a runtime key lookup is reused (and a revoke may lag). */
+  keyCacheMs: number;
   maxBodyBytes: number;
   maxDataBytes: number;
   ttlDefaultS: number;
@@ -45,12 +52,20 @@ export const MIN_TOKEN_SECRET_LENGTH = 16;
 
 /** Reads and checks the API's environment; throws ConfigError naming every bad setting. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const e = loadConfig(apiSchema, env);
+  const noKeys = !env.HERALD_API_KEYS && !env.HERALD_APPS_FILE;
+  const KEYS_REQUIRED = 'HERALD_API_KEYS is required (or HERALD_APPS_FILE)';
+  let e: ApiEnv;
+  try {
+    e = loadConfig(apiSchema, env);
+  } catch (err) {
+    if (err instanceof ConfigError && noKeys) throw new ConfigError([...err.problems, KEYS_REQUIRED]);
+    throw err;
+  }
   const apiKeys = [...new Set(list(e.HERALD_API_KEYS))];
   const problems: string[] = [];
   // The schema can only bound the whole list; each key must be long enough on its own.
   if (!e.HERALD_APPS_FILE) {
-    if (!e.HERALD_API_KEYS) problems.push('HERALD_API_KEYS is required (or HERALD_APPS_FILE)');
+    if (noKeys) problems.push(KEYS_REQUIRED);
     else if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
   }
   if (apiKeys.some((k) => k.length < MIN_API_KEY_LENGTH))
@@ -69,7 +84,14 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     );
   const trustProxy = parseTrustProxy(e.HERALD_TRUST_PROXY);
   if (typeof trustProxy === 'object') problems.push(trustProxy.problem);
-  if (problems.length > 0 || typeof trustProxy === 'object') throw new ConfigError(problems);
+  let apps: AppRegistry | undefined;
+  try {
+    apps = new AppRegistry(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (problems.length > 0 || typeof trustProxy === 'object' || !apps) throw new ConfigError(problems);
   return {
     redisUrl: e.REDIS_URL,
     host: e.HERALD_HOST,
@@ -77,6 +99,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     logLevel: e.HERALD_LOG_LEVEL,
     redisPrefix: e.HERALD_REDIS_PREFIX,
     apiKeys,
+    apps,
+    keyCacheMs: e.HERALD_API_KEY_CACHE_MS,
     maxBodyBytes: e.HERALD_MAX_BODY_BYTES,
     maxDataBytes: e.HERALD_MAX_DATA_BYTES,
     ttlDefaultS: e.HERALD_TTL_DEFAULT_S,

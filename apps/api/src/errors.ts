@@ -73,3 +73,18 @@ export function isRedisOutage(err: unknown): boolean {
     )
   );
 }
+
+export const ForbiddenScope = define<'ForbiddenScope', [string]>(
+  'ForbiddenScope',
+  'this API key lacks the scope %s',
+);
+export const ConfigKey = define<'ConfigKey', [string]>(
+  'ConfigKey',
+  'key %s comes from the apps file (or HERALD_API_KEYS): remove it there and reload',
+);
+export const BatchTooLarge = define<'BatchTooLarge', [number, number]>(
+  'BatchTooLarge',
+  'a batch of %d notifications is over the app limit of %d',
+);
+/** Sent with Retry-After (seconds), set by the limiter before it throws. */
+export const RateLimited = define<'RateLimited', [string]>('RateLimited', '%s');

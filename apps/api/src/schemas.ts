@@ -176,13 +176,13 @@ export const HeraldError = Type.Object(
 
 /** OpenAPI description of each error status: the catalog's codes with that status. */
 const ERRORS = Object.fromEntries(
-  [400, 401, 404, 409, 413, 415, 503].map((status) => [
+  [400, 401, 403, 404, 409, 413, 415, 429, 503].map((status) => [
     status,
     HTTP_ERRORS.filter((e) => e.status === status && !/^(console|push node) only/.test(e.meaning))
       .map((e) => `\`${e.code}\`: ${e.meaning}`)
       .join(' '),
   ]),
-) as Record<400 | 401 | 404 | 409 | 413 | 415 | 503, string>;
+) as Record<400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503, string>;
 
 /** Response schemas of the given error statuses, for route schemas (and so for OpenAPI). */
 export function errorResponses<const S extends readonly (keyof typeof ERRORS & number)[]>(...statuses: S) {

@@ -152,7 +152,7 @@ export class AppRegistry {
 
   constructor(
     private readonly env: NodeJS.ProcessEnv = process.env,
-    private readonly opts: { log?: AppsLog; debounceMs?: number; watchFile?: boolean } = {},
+    private readonly opts: { log?: AppsLog | undefined; debounceMs?: number; watchFile?: boolean } = {},
   ) {
     this.config = loadApps(env);
     this.index();
@@ -203,8 +203,12 @@ export class AppRegistry {
     return true;
   }
 
-  /** Reloads on SIGHUP and, with a file, when it changes (debounced: editors write in steps). */
-  watch(): this {
+  /**
+   * Reloads on SIGHUP and, with a file, when it changes (debounced: editors write in steps).
+   * `log` (pino-compatible) replaces the constructor's, for processes that have one only later.
+   */
+  watch(log?: AppsLog): this {
+    if (log) this.opts.log = log;
     if (this.watcher || this.listenersOnSignal()) return this;
     process.on('SIGHUP', this.onHup);
     const file = this.file;

@@ -86,6 +86,12 @@ export const apiSchema = Type.Object({
   ),
   ...streams,
   ...replication,
+  HERALD_API_KEY_CACHE_MS: Int(
+    5000,
+    0,
+    60_000,
+    'How long an API process reuses its lookup of a runtime API key (created with the admin API or `herald keys`): a revoked key may keep working this long on other API processes.',
+  ),
   HERALD_RATE_PUBLISHES_PER_S: Int(
     0,
     0,

@@ -1,3 +1,4 @@
+export * from './api-keys.js';
 export * from './bus.js';
 export * from './deliver.js';
 export * from './devices.js';

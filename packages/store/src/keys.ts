@@ -154,4 +154,14 @@ export class Keys {
   broadcastChannel(): string {
     return `${this.prefix}:bell:broadcast`;
   }
+
+  // ---- runtime API keys (api-keys.ts), global: a key is looked up by hash before its app is known ----
+  /** Hash of a runtime API key by its sha256 hex: app, id, scopes, createdAt, expiresAt, name. */
+  apiKey(sha256: string): string {
+    return `${this.root}:{apikeys}:key:${sha256}`;
+  }
+  /** Hash of an app's runtime API keys, key id -> sha256 hex (listing, revoke by id). Same tag: one MULTI. */
+  apiKeyIndex(appId: string): string {
+    return `${this.root}:{apikeys}:app:${appId}`;
+  }
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { type Devices, Inspect, type Keys, Nodes, type Presence, type Streams } from '@herald/store';
+import { Devices, Inspect, type Keys, Nodes, Presence, type StreamLimits, Streams } from '@herald/store';
 import {
   AdminDeviceParams,
   AdminTopicParams,
@@ -13,10 +13,10 @@ import {
 
 export interface AdminRoutesOptions {
   redis: RedisClient;
+  /** The deployment's keys (the node registry is global). */
   keys: Keys;
-  devices: Devices;
-  streams: Streams;
-  presence: Presence;
+  streamLimits: StreamLimits;
+  deviceRetentionMs: number;
 }
 
 /** Nodes whose last heartbeat is older than this are left out of the node list. */
@@ -29,13 +29,29 @@ function streamOrder(a: string, b: string): number {
 }
 
 /**
- * Read-only views of what Redis holds, for operators and support (same API key as publishing).
- * Nothing here writes, so looking at a device never keeps it alive or moves a cursor.
+ * Read-only views of what Redis holds, for operators and support: the node list needs the
+ * `admin` scope, a device's or a topic's view `presence:read` (or `admin`), and show the caller's
+ * app only. Nothing here writes, so looking at a device never keeps it alive or moves a cursor.
  */
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o) => {
   const nodes = new Nodes(o.redis, o.keys);
-  const inspect = new Inspect(o.redis, o.keys);
   const tags = ['admin'];
+  // The views of the caller's app (request.tenant), made once per app: a few small objects.
+  const views = new Map<Keys, { inspect: Inspect; devices: Devices; streams: Streams; presence: Presence }>();
+  const of = (keys: Keys) => {
+    let v = views.get(keys);
+    if (!v) {
+      v = {
+        inspect: new Inspect(o.redis, keys),
+        devices: new Devices(o.redis, keys, o.deviceRetentionMs),
+        streams: new Streams(o.redis, keys, o.streamLimits),
+        // The API only reads presence: its TTL is the nodes'.
+        presence: new Presence(o.redis, keys, 0),
+      };
+      views.set(keys, v);
+    }
+    return v;
+  };
 
   app.get(
     '/nodes',
@@ -44,7 +60,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         summary: 'Live push nodes',
         description: 'Nodes with a heartbeat in the last 2 minutes, with their connection counts.',
         tags,
-        response: { 200: NodeList, ...errorResponses(401, 503) },
+        response: { 200: NodeList, ...errorResponses(401, 403, 503) },
       },
     },
     async () => {
@@ -69,16 +85,17 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           'The nodes where the device is connected now (with its client address), its durable topics, and per stream the head and its acked cursor.',
         tags,
         params: AdminDeviceParams,
-        response: { 200: DeviceView, ...errorResponses(400, 401, 503) },
+        response: { 200: DeviceView, ...errorResponses(400, 401, 403, 503) },
       },
     },
     async (req) => {
       const { device } = req.params;
+      const { inspect, ...v } = of(req.tenant.keys);
       const [registered, live, addresses, topics, cursors] = await Promise.all([
         inspect.registered(device),
-        o.presence.nodesOf(device),
-        o.presence.addresses(device),
-        o.devices.topicsOf(device),
+        v.presence.nodesOf(device),
+        v.presence.addresses(device),
+        v.devices.topicsOf(device),
         inspect.cursors(device),
       ]);
       // Every stream the device reads: its inbox, broadcast, its topics, and any other cursor it
@@ -86,7 +103,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       const names = new Set<string>([INBOX, BROADCAST, ...topics.map((t) => topicStream(t))]);
       for (const s of Object.keys(cursors)) if (parseStream(s)) names.add(s);
       const streams = [...names].sort(streamOrder);
-      const heads = await o.streams.heads(streams.map((s) => o.streams.keysOf(s, device)));
+      const heads = await v.streams.heads(streams.map((s) => v.streams.keysOf(s, device)));
       return {
         device,
         registered,
@@ -109,14 +126,15 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         description: 'How many devices are durably subscribed, and the last seq of the topic stream.',
         tags,
         params: AdminTopicParams,
-        response: { 200: TopicView, ...errorResponses(400, 401, 503) },
+        response: { 200: TopicView, ...errorResponses(400, 401, 403, 503) },
       },
     },
     async (req) => {
       const { topic } = req.params;
+      const v = of(req.tenant.keys);
       const [subscribers, head] = await Promise.all([
-        o.devices.topicMemberCount(topic),
-        o.streams.head(o.keys.topic(topic)),
+        v.devices.topicMemberCount(topic),
+        v.streams.head(req.tenant.keys.topic(topic)),
       ]);
       return { topic, subscribers, head };
     },
