@@ -10,7 +10,12 @@ import {
   jwtVerify,
 } from 'jose';
 
+/** The app of a token without `aud` (docs/tenancy.md). */
+export const DEFAULT_APP = 'default';
+
 export interface DeviceIdentity {
+  /** The app the token names in `aud` (`default` without one). */
+  app: string;
   device: string;
   user: string;
   /** Allowed topic patterns; undefined means any topic. */
@@ -146,13 +151,44 @@ export class TokenVerifier {
   }
 
   private identity(payload: Record<string, unknown>): DeviceIdentity {
-    const { sub, uid, topics, exp } = payload;
+    const { sub, uid, topics, exp, aud } = payload;
+    if (aud !== undefined && typeof aud !== 'string')
+      throw new TokenError('invalid token: aud must be one app id (a string)');
     if (typeof sub !== 'string' || !isValidId(sub))
       throw new TokenError('invalid token: sub is not a device id');
     if (typeof uid !== 'string' || !isValidId(uid))
       throw new TokenError('invalid token: uid is not a user id');
     if (topics !== undefined && !(Array.isArray(topics) && topics.every((t) => typeof t === 'string')))
       throw new TokenError('invalid token: topics must be an array of patterns');
-    return { device: sub, user: uid, topics: topics as string[] | undefined, exp: (exp as number) * 1000 };
+    return {
+      app: aud ?? DEFAULT_APP,
+      device: sub,
+      user: uid,
+      topics: topics as string[] | undefined,
+      exp: (exp as number) * 1000,
+    };
+  }
+}
+
+/**
+ * The app a token names, read from its payload before any verification: only to choose whose
+ * keys verify it (the verified payload is the same bytes, so the verified `aud` is this one).
+ * `default` without `aud`; undefined when the payload cannot be read or `aud` is not a string
+ * (the token is then refused as invalid).
+ */
+export function tokenApp(token: string): string | undefined {
+  const dot1 = token.indexOf('.');
+  const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
+  if (dot2 < 0) return undefined;
+  const p = token.slice(dot1 + 1, dot2);
+  if (!isB64url(p)) return undefined;
+  try {
+    const claims: unknown = JSON.parse(strictUtf8.decode(Buffer.from(p, 'base64url')));
+    if (!isJsonObject(claims)) return undefined;
+    const aud = claims.aud;
+    if (aud === undefined) return DEFAULT_APP;
+    return typeof aud === 'string' ? aud : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -1,12 +1,15 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Hub } from './hub.js';
 import type { Stats } from './stats.js';
 
-/** Prometheus metrics of a push node, read from `Stats` and the hub at scrape time. */
+/**
+ * Prometheus metrics of a push node, read from `Stats`, the node's connections and its apps'
+ * hubs at scrape time.
+ */
 export function nodeMetrics(
   nodeId: string,
   stats: Stats,
-  hub: Hub<{ readonly transportKind: string }>,
+  connections: ReadonlySet<{ readonly transportKind: string }>,
+  deviceCount: () => number,
 ): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
@@ -28,7 +31,7 @@ export function nodeMetrics(
     help: 'Open connections on this node: WebSockets, SSE streams and held long-polls.',
     registers: [registry],
     collect() {
-      this.set(hub.size);
+      this.set(connections.size);
     },
   });
   new Gauge({
@@ -39,7 +42,7 @@ export function nodeMetrics(
     collect() {
       // One pass over the hub per scrape (about 1 ms for 50,000 connections).
       const n: Record<string, number> = { ws: 0, sse: 0, poll: 0 };
-      for (const c of hub.connections) n[c.transportKind] = (n[c.transportKind] ?? 0) + 1;
+      for (const c of connections) n[c.transportKind] = (n[c.transportKind] ?? 0) + 1;
       for (const [transport, v] of Object.entries(n)) this.set({ transport }, v);
     },
   });
@@ -48,7 +51,7 @@ export function nodeMetrics(
     help: 'Distinct devices connected to this node.',
     registers: [registry],
     collect() {
-      this.set(hub.deviceCount());
+      this.set(deviceCount());
     },
   });
   const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>
