@@ -24,6 +24,7 @@ import { BadRequest } from './errors.js';
 import { frameworkErrorOptions, jsonTooDeep, MAX_JSON_DEPTH } from './framework-errors.js';
 import { type FanoutQueue, NotificationService } from './notifications.js';
 import { installOperability } from './operability.js';
+import { installRateLimits } from './rate-limit.js';
 import { requestOptions } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -164,6 +165,7 @@ export function buildApp(deps: AppDeps) {
   app.register(
     async (v1) => {
       v1.addHook('onRequest', authenticate);
+      await installRateLimits(v1, { redis, keys });
       // Every /v1 route may answer 403 (scope), a publish 429 (limits): say so in OpenAPI.
       v1.addHook('onRoute', (route) => {
         const response = route.schema?.response as Record<number, unknown> | undefined;

@@ -10,6 +10,7 @@ export * from './keys.js';
 export * from './nodes.js';
 export * from './presence.js';
 export * from './queue.js';
+export * from './rate-weighted.js';
 export * from './redis.js';
 export * from './replicas.js';
 export * from './scripts.js';

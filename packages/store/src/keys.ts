@@ -164,4 +164,14 @@ export class Keys {
   apiKeyIndex(appId: string): string {
     return `${this.root}:{apikeys}:app:${appId}`;
   }
+
+  // ---- rate limits (apps/api/src/rate-limit.ts): counters of fixed windows, global ----
+  /** Namespace of @fastify/rate-limit's Redis store counters (it appends its own key). */
+  rateLimitPrefix(): string {
+    return `${this.root}:rl:`;
+  }
+  /** An app's counter of notifications fanned out in the current window. */
+  notificationRate(appId: string): string {
+    return `${this.root}:rl:n:${appId}`;
+  }
 }
