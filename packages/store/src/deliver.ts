@@ -52,6 +52,33 @@ export interface Delivery {
   subscribe(device: string, topic: string): Promise<void>;
   /** Unsubscribes a device from a topic, forgets its cursor there, and tells the nodes holding it. */
   unsubscribe(device: string, topic: string): Promise<void>;
+  /** The same delivery for another app (`keys.forApp(id)`), one object per app (cached). */
+  forKeys(keys: Keys): Delivery;
+}
+
+/** Per-app deliveries of a delivery built for one Keys. */
+const appDeliveries = new WeakMap<DeliveryParts, WeakMap<Keys, Delivery>>();
+
+/** The delivery of `parts` for another app's `keys`: its stores on those keys, cached per app. */
+function deliveryFor(parts: DeliveryParts, keys: Keys, self: Delivery): Delivery {
+  if (keys === parts.keys) return self;
+  let m = appDeliveries.get(parts);
+  if (!m) {
+    m = new WeakMap();
+    appDeliveries.set(parts, m);
+  }
+  let d = m.get(keys);
+  if (!d) {
+    d = createDelivery({
+      ...parts,
+      keys,
+      streams: parts.streams.withKeys(keys),
+      status: parts.status.withKeys(keys),
+      devices: parts.devices.withKeys(keys),
+    });
+    m.set(keys, d);
+  }
+  return d;
 }
 
 /** The store parts a delivery is made of, on one connection (a 'request' one in the API). */
@@ -89,6 +116,10 @@ export class SteppedDelivery implements Delivery {
   constructor(private readonly p: DeliveryParts) {
     // Only read here (nodesOf): the TTL is the nodes'.
     this.presence = new Presence(p.redis, p.keys, 0);
+  }
+
+  forKeys(keys: Keys): Delivery {
+    return deliveryFor(this.p, keys, this);
   }
 
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
@@ -158,6 +189,10 @@ export class ScriptedDelivery implements Delivery {
   constructor(private readonly p: DeliveryParts) {
     this.redis = withScripts(p.redis);
     this.steps = new SteppedDelivery(p);
+  }
+
+  forKeys(keys: Keys): Delivery {
+    return deliveryFor(this.p, keys, this);
   }
 
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
@@ -258,6 +293,11 @@ export class ReplicatedDelivery implements Delivery {
     private readonly redis: RedisClient,
     private readonly gate: ReplicaGate,
   ) {}
+
+  forKeys(keys: Keys): Delivery {
+    // The inner delivery was made with the same parts and gate: its per-app one is replicated.
+    return this.inner.forKeys(keys);
+  }
 
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
     const done = await this.inner.deliver(to, entry, record);

@@ -43,6 +43,11 @@ export class Devices {
     this.redis = withScripts(redis);
   }
 
+  /** The same registry for another app's keys (`keys.forApp(id)`). */
+  withKeys(keys: Keys): Devices {
+    return keys === this.keys ? this : new Devices(this.redis, keys, this.retentionMs);
+  }
+
   /**
    * Hellos of many devices on one node, in one round trip: per device one script (presence on
    * `nodeId` with the client address, topics, cursors and inbox head, atomically), per user one

@@ -34,6 +34,11 @@ export class StatusStore {
     this.redis = withScripts(redis);
   }
 
+  /** The same store for another app's keys (`keys.forApp(id)`). */
+  withKeys(keys: Keys): StatusStore {
+    return keys === this.keys ? this : new StatusStore(this.redis, keys, this.keepMs);
+  }
+
   /** Writes a new status (lib/status.lua), kept until `keepMs` after the notification expires. */
   async create(id: string, s: NewStatus): Promise<void> {
     await this.redis.heraldStatus(

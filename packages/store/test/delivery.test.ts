@@ -245,13 +245,10 @@ describe.each(modes)('Delivery on $name', (mode) => {
     const bStreams = new Streams(redis, kb, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 });
     const bStatus = new StatusStore(redis, kb, 60_000);
     const bDevices = new Devices(redis, kb, 60_000);
-    const bDelivery = createDelivery({
-      redis,
-      keys: kb,
-      streams: bStreams,
-      status: bStatus,
-      devices: bDevices,
-    });
+    // The app's delivery from the other app's (what the API does per request), cached per app.
+    const bDelivery = a.delivery.forKeys(kb);
+    expect(a.delivery.forKeys(kb)).toBe(bDelivery);
+    expect(a.delivery.forKeys(ka)).toBe(a.delivery);
     await a.hello('node-1', 'same');
     await bDevices.connect([{ device: 'same', user: 'u' }], 'node-1', 60_000);
     await sub.subscribe(ka.nodeChannel('node-1'), kb.nodeChannel('node-1'), ka.topicChannel('news'));
