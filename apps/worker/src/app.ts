@@ -1,8 +1,10 @@
 import type { Static, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import {
+  APP_ID,
   createDelivery,
   createRedis,
+  DEFAULT_APP,
   Devices,
   FANOUT_QUEUE,
   Keys,
@@ -69,14 +71,6 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     });
   }
 
-  const streams = new Streams(redis, keys, {
-    inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
-    topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
-    keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
-  });
-  const devices = new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000);
-  // keepMs only matters when a status is created, which the API does; the worker only counts.
-  const status = new StatusStore(redis, keys, 0);
   // HERALD_REDIS_MIN_REPLICAS: each fan-out step waits for the replicas (in its Delivery) before
   // its progress is saved, and the job for its final status before BullMQ completes it.
   const replicas = new ReplicaGate(
@@ -84,16 +78,34 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
       minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS,
       timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS,
     },
-    `${keys.prefix}:replica-barrier`,
+    keys.replicaBarrier(),
   );
-  const fanout = new Fanout({
-    delivery: createDelivery({ redis, keys, streams, status, devices, replicas }),
-    devices,
-    status,
-    chunk: cfg.HERALD_FANOUT_CHUNK,
-    log,
-    observer: metrics,
-  });
+  /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
+  const fanouts = new Map<string, Fanout>();
+  const fanoutOf = (app: string): Fanout => {
+    let f = fanouts.get(app);
+    if (f) return f;
+    const k = keys.forApp(app);
+    const streams = new Streams(redis, k, {
+      inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
+      topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
+      keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
+    });
+    const devices = new Devices(redis, k, cfg.HERALD_DEVICE_RETENTION_S * 1000);
+    // keepMs only matters when a status is created, which the API does; the worker only counts.
+    const status = new StatusStore(redis, k, 0);
+    f = new Fanout({
+      delivery: createDelivery({ redis, keys: k, streams, status, devices, replicas }),
+      devices,
+      status,
+      chunk: cfg.HERALD_FANOUT_CHUNK,
+      log,
+      observer: metrics,
+    });
+    fanouts.set(app, f);
+    return f;
+  };
+  const fanout = fanoutOf(DEFAULT_APP);
 
   const order = new TargetOrder();
   const worker = new Worker<FanoutJob, FanoutResult>(
@@ -102,9 +114,11 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     // A job stops at its next chunk once this worker has lost its lock (lock.ts).
     (job, token, signal) => {
       const locked = lockedJob(job, token, signal, lockHeld);
-      return order.run(orderKeys(job.data.to), () =>
+      // A job from before apps has no app: the default app's, as it was then.
+      const app = typeof job.data.app === 'string' && APP_ID.test(job.data.app) ? job.data.app : DEFAULT_APP;
+      return order.run(orderKeys(job.data.to, app), () =>
         metrics.job(job.data, async () => {
-          const result = await fanout.process(locked);
+          const result = await fanoutOf(app).process(locked);
           await replicas.confirm(redis);
           return result;
         }),

@@ -1,5 +1,13 @@
 import type { FanoutJob, NotificationState } from '@herald/protocol';
-import type { Delivered, Delivery, DeliveryTarget, Devices, NewEntry, StatusStore } from '@herald/store';
+import {
+  APP_ID,
+  type Delivered,
+  type Delivery,
+  type DeliveryTarget,
+  type Devices,
+  type NewEntry,
+  type StatusStore,
+} from '@herald/store';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 
@@ -183,6 +191,7 @@ function checkJob(d: unknown): FanoutJob {
   if (typeof j.id !== 'string' || j.id === '') bad('id');
   if (typeof j.data !== 'string') bad('data must be JSON text');
   if (typeof j.ts !== 'number' || typeof j.exp !== 'number') bad('ts and exp must be numbers');
+  if (j.app !== undefined && (typeof j.app !== 'string' || !APP_ID.test(j.app))) bad('app');
   const to = j.to as Record<string, unknown> | undefined;
   if (typeof to !== 'object' || to === null) return bad('to');
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');

@@ -23,6 +23,8 @@ export interface FanoutJob {
   ts: number;
   /** Expiry, ms since epoch: never delivered after this. */
   exp: number;
+  /** The app the notification belongs to (docs/tenancy.md); absent (jobs from before apps) = `default`. */
+  app?: string;
 }
 
 /** Notification lifecycle as reported by `GET /v1/notifications/:id`. */
