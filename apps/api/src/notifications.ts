@@ -5,6 +5,7 @@ import {
   FANOUT_JOB,
   fanoutJobOptions,
   type Idempotency,
+  type Keys,
   type RedisClient,
   type ReplicaGate,
   type StatusStore,
@@ -53,6 +54,11 @@ export interface IdempotencyInput {
 
 export interface NotificationServiceDeps {
   config: ApiConfig;
+  /**
+   * The app whose notifications these are (docs/tenancy.md): `status`, `idempotency` and
+   * `direct` are on its keys, and its fan-out jobs say so. Absent: `default`.
+   */
+  app?: string;
   status: StatusStore;
   idempotency: Idempotency;
   queue: FanoutQueue;
@@ -100,7 +106,31 @@ export function bodyHash(body: unknown): string {
 
 /** Publish, status and cancel: the notification lifecycle as the API sees it. */
 export class NotificationService {
+  /** The services of the other apps, by their Keys (one object per app: Keys.forApp caches). */
+  private readonly apps = new WeakMap<Keys, NotificationService>();
+
   constructor(private readonly d: NotificationServiceDeps) {}
+
+  /**
+   * The same service for the app of `keys` (the request's `tenant.keys`): its statuses,
+   * Idempotency-Keys and direct deliveries on the app's keys, its jobs carrying the app id. This
+   * service itself for its own app (no new object per request).
+   */
+  forApp(keys: Keys): NotificationService {
+    if (keys.appId === (this.d.app ?? 'default')) return this;
+    let s = this.apps.get(keys);
+    if (!s) {
+      s = new NotificationService({
+        ...this.d,
+        app: keys.appId,
+        status: this.d.status.withKeys(keys),
+        idempotency: this.d.idempotency.withKeys(keys),
+        direct: this.d.direct?.forKeys(keys),
+      });
+      this.apps.set(keys, s);
+    }
+    return s;
+  }
 
   async publish(body: PublishBody, idem?: IdempotencyInput, now = Date.now()): Promise<PublishResult> {
     const p = this.prepare(body, now);
@@ -242,6 +272,8 @@ export class NotificationService {
       jobId: id,
     });
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
+    // Jobs of the default app carry no app, as before apps (a worker reads none as default).
+    if (this.d.app !== undefined && this.d.app !== 'default') job.app = this.d.app;
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
     // On one Redis the job's connection alone would do (the status was written before it), on a
