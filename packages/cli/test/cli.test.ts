@@ -231,6 +231,12 @@ describe('token', () => {
     const exp = decodeJwt(short.stdout.trim()).exp as number;
     expect(exp - Date.now() / 1000).toBeLessThanOrEqual(90);
     expect(decodeJwt(short.stdout.trim()).uid).toBe('d2'); // user defaults to the device
+    expect(decodeJwt(short.stdout.trim()).aud).toBeUndefined(); // no app: the app `default`
+    const shop = await herald(['token', '--device', 'd3', '--app', 'shop']);
+    expect(decodeJwt(shop.stdout.trim()).aud).toBe('shop');
+    const bad = await herald(['token', '--device', 'd3', '--app', 'Shop!']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^herald: token: --app "Shop!" is not an app id/);
   });
 });
 
