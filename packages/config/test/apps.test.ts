@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,6 +82,16 @@ describe('apps file', () => {
     const fromJson = loadApps({ HERALD_APPS_FILE: json });
     expect(fromJson.apps[0]?.limits).toEqual({ publishesPerSecond: 10 });
     expect(loadApps({ HERALD_APPS_FILE: yml }).apps).toEqual(fromJson.apps);
+  });
+
+  it('accepts the example of docs/tenancy.md', () => {
+    const doc = readFileSync(new URL('../../../docs/tenancy.md', import.meta.url), 'utf8');
+    const json = doc.split('```json\n')[1]?.split('\n```')[0] ?? '';
+    const f = join(tmp(), 'apps.json');
+    writeFileSync(f, json);
+    const { apps } = loadApps({ HERALD_APPS_FILE: f });
+    expect(apps.map((a) => a.id)).toEqual(['shop', 'blog']);
+    expect(apps[0]?.keys[1]?.expiresAt).toBe(Date.parse('2027-06-30T00:00:00Z'));
   });
 
   it('names the field path of every problem', () => {
