@@ -104,12 +104,12 @@ export const HttpError = {
     413,
     '`data`, as JSON text, is over `HERALD_MAX_DATA_BYTES` (UTF-8 bytes)',
   ),
-  UnsupportedMediaType: http('HERALD_UNSUPPORTED_MEDIA_TYPE', 415, 'a body that is not `application/json`'),
   BatchTooLarge: http(
     'HERALD_BATCH_TOO_LARGE',
     413,
     "a batch publish with more items than its app's `limits.maxBatch`",
   ),
+  UnsupportedMediaType: http('HERALD_UNSUPPORTED_MEDIA_TYPE', 415, 'a body that is not `application/json`'),
   RateLimited: http(
     'HERALD_RATE_LIMITED',
     429,
