@@ -35,7 +35,8 @@ export function registerOpenApi(app: FastifyInstance): void {
           [API_KEY_SCHEME]: {
             type: 'http',
             scheme: 'bearer',
-            description: 'An API key from HERALD_API_KEYS: `Authorization: Bearer <key>`.',
+            description:
+              'An API key (HERALD_API_KEYS, the apps file, or POST /v1/admin/keys): `Authorization: Bearer <key>`. Each route needs a scope (docs/tenancy.md).',
           },
         },
       },
