@@ -98,6 +98,16 @@ export class NodeApps implements AppDirectory, Verifier {
     if (added.length > 0) this.log.info({ apps: added.map((s) => s.id) }, 'apps added');
   }
 
+  /** Distinct devices connected to this node, all apps (metrics). */
+  readonly deviceCount = (): number => {
+    let n = 0;
+    for (const s of this.scopes.values()) n += s.hub.deviceCount();
+    return n;
+  };
+
+  /** Each app's sessions on this node (metrics). */
+  readonly counts = (): [string, number][] => [...this.scopes.values()].map((s) => [s.id, s.hub.appSize]);
+
   /** Writes every app's pending counts and cursors. */
   async flush(): Promise<void> {
     await Promise.all([...this.scopes.values()].map((s) => s.flush()));

@@ -1,6 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Stats } from './stats.js';
 
+/** Apps with a label of their own in `herald_app_connections` (bounded series per node). */
+const MAX_APP_LABELS = 100;
+
 /**
  * Prometheus metrics of a push node, read from `Stats`, the node's connections and its apps'
  * hubs at scrape time.
@@ -10,6 +13,8 @@ export function nodeMetrics(
   stats: Stats,
   connections: ReadonlySet<{ readonly transportKind: string }>,
   deviceCount: () => number,
+  /** Each app's sessions on this node (past hello). */
+  appCounts: () => Iterable<[app: string, connections: number]> = () => [],
 ): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
@@ -44,6 +49,22 @@ export function nodeMetrics(
       const n: Record<string, number> = { ws: 0, sse: 0, poll: 0 };
       for (const c of connections) n[c.transportKind] = (n[c.transportKind] ?? 0) + 1;
       for (const [transport, v] of Object.entries(n)) this.set({ transport }, v);
+    },
+  });
+  new Gauge({
+    name: 'herald_app_connections',
+    help: `Sessions on this node per app (docs/tenancy.md); past ${MAX_APP_LABELS} apps, the rest under tenant="other".`,
+    labelNames: ['tenant'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const all = [...appCounts()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      let other = 0;
+      all.forEach(([tenant, n], i) => {
+        if (i < MAX_APP_LABELS) this.set({ tenant }, n);
+        else other += n;
+      });
+      if (all.length > MAX_APP_LABELS) this.set({ tenant: 'other' }, other);
     },
   });
   new Gauge({

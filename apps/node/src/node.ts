@@ -231,11 +231,14 @@ export class HeraldNode {
       drainMs: this.opts.drainMs,
       admission: () => this.admission(),
     });
-    const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.connections, () => {
-      let n = 0;
-      for (const s of this.apps.all()) n += s.hub.deviceCount();
-      return n;
-    });
+    const { apps } = this;
+    const metrics = nodeMetrics(
+      this.opts.nodeId,
+      this.stats,
+      this.connections,
+      apps.deviceCount,
+      apps.counts,
+    );
     this.probes(app, metrics);
     if (this.opts.healthPort > 0) {
       // Probes and scrapers do not speak PROXY protocol: give them a plain port of their own.

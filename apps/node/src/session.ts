@@ -272,7 +272,7 @@ export class Session extends Requests implements Peer, Expiring {
       heartbeatMs: limits.heartbeatMs,
       streams: welcome,
     });
-    deps.log.debug({ conn: this.connId, device: id.device, remote: this.remote }, 'hello');
+    deps.log.debug({ conn: this.connId, app: id.app, device: id.device, remote: this.remote }, 'hello');
     if (this.transportKind !== 'ws') {
       // HTTP acks count from the stored cursor: a stream read without one gets one where it
       // starts (as a subscribe does).

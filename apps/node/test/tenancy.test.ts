@@ -144,6 +144,8 @@ describe('apps on a node', () => {
       await p.frame('welcome');
       held.push(p);
     }
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^herald_app_connections\{tenant="shop"[^}]*\} 2$/m);
     const over = await connect(await token('shop', 'cap-3', SHOP_SECRET));
     const c = await over.waitClose();
     expect(c.code).toBe(4014);
