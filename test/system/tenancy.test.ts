@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { sha256Hex } from '@herald/config';
+import { readAppsFile, sha256Hex } from '@herald/config';
 import { Probe } from '@herald/stack';
 import { mintDeviceToken } from '@herald/token';
 import { Redis } from 'ioredis';
@@ -238,5 +238,24 @@ describe('apps through nginx', () => {
     expect(ids(stays)).not.toContain(r.body.id);
     stays.close();
     blog.close();
+  });
+});
+
+describe('infra/local/apps.example.json', () => {
+  it('is a valid apps file whose keys are the demo keys docs/tenancy.md lists', () => {
+    const file = path.join(import.meta.dirname, '../../infra/local/apps.example.json');
+    const { apps } = readAppsFile(file);
+    expect(apps.map((a) => a.id)).toEqual(['default', 'shop']);
+    const hashes = apps.flatMap((a) => a.keys.map((k) => k.sha256));
+    for (const k of [
+      'demo-default-api-key-change-me',
+      'demo-shop-api-key-change-me',
+      'demo-shop-admin-key-change-me',
+    ])
+      expect(hashes).toContain(sha256Hex(k));
+    expect(apps.map((a) => a.tokens.secret)).toEqual([
+      'demo-default-token-secret-change-me',
+      'demo-shop-token-secret-change-me',
+    ]);
   });
 });
