@@ -114,7 +114,7 @@ export function buildApp(deps: AppDeps) {
   installErrorHandlers(app, config.maxBodyBytes);
   // Every /v1 route waits only for Redis: bound the wait, stalled Redis included (docs/api.md).
   installRedisDeadline(app, config.redisTimeoutMs, ['/v1/'], ['/v1/notifications/batch']);
-  const ops = installOperability(app, [redis, deps.queueRedis]);
+  const ops = installOperability(app, [redis, deps.queueRedis], { appLabel: config.metricsAppLabel });
 
   const keys = new Keys(config.redisPrefix);
   const queue: FanoutQueue = new Queue<FanoutJob>(FANOUT_QUEUE, {

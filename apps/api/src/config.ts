@@ -18,6 +18,8 @@ export interface ApiConfig {
   apps: AppRegistry;
   /** HERALD_API_KEY_CACHE_MS: how long a runtime key lookup is reused (and a revoke may lag). */
   keyCacheMs: number;
+  /** HERALD_METRICS_APP_LABEL: per-app metrics carry the app id (bounded) or `all`. */
+  metricsAppLabel: boolean;
   maxBodyBytes: number;
   maxDataBytes: number;
   ttlDefaultS: number;
@@ -101,6 +103,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     apiKeys,
     apps,
     keyCacheMs: e.HERALD_API_KEY_CACHE_MS,
+    metricsAppLabel: e.HERALD_METRICS_APP_LABEL,
     maxBodyBytes: e.HERALD_MAX_BODY_BYTES,
     maxDataBytes: e.HERALD_MAX_DATA_BYTES,
     ttlDefaultS: e.HERALD_TTL_DEFAULT_S,

@@ -183,4 +183,15 @@ describe('limits', () => {
     expect(over.json().message).toBe('app shop is over its 10 notifications per second');
     expect((await publish(ADMIN, ['y1', 'y2'])).statusCode).toBe(202);
   });
+
+  it('metrics count publishes per app (tenant label) and status', async () => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const value = (labels: string) =>
+      Number(
+        new RegExp(`^herald_tenant_publish_requests_total\\{${labels}[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ??
+          0,
+      );
+    expect(value('tenant="shop",status="429"')).toBeGreaterThan(0);
+    expect(value('tenant="blog",status="202"')).toBeGreaterThan(0);
+  });
 });

@@ -3,3 +3,4 @@ export * from './apps.js';
 export { APP_ID_PATTERN, appsFileProblems, appsFileSchema, fieldPath, limitsSchema } from './apps-schema.js';
 export * from './load.js';
 export * from './settings.js';
+export * from './tenant-label.js';

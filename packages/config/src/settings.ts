@@ -28,6 +28,11 @@ export const common = {
     description:
       'Apps file (JSON, or YAML if it ends in .yaml/.yml): apps with their keys, token verification, origins and limits (docs/tenancy.md). Reloaded on SIGHUP and when it changes. Empty: one app `default` from the variables here.',
   }),
+  HERALD_METRICS_APP_LABEL: Type.Boolean({
+    default: true,
+    description:
+      'Per-app metrics carry the app id in a `tenant` label (the first 100 app ids a process sees; later ones share `other`). false: every app is `all`.',
+  }),
   HERALD_DEVICE_RETENTION_S: Int(
     30 * 86400,
     60,

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppRegistry, ConfigError, loadApps, SCOPES, sha256Hex } from '../src/index.js';
+import { AppRegistry, ConfigError, loadApps, SCOPES, sha256Hex, tenantLabel } from '../src/index.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -195,5 +195,13 @@ describe('AppRegistry', () => {
     expect(problemsOf(() => new AppRegistry({ HERALD_APPS_FILE: f }))).toEqual([
       `${f}: (root): must be object`,
     ]);
+  });
+});
+
+describe('tenantLabel', () => {
+  it('keeps the first app ids as they are, then `other`; `all` when switched off', () => {
+    const label = tenantLabel(true, 2);
+    expect(['a', 'b', 'c', 'a', 'd'].map(label)).toEqual(['a', 'b', 'other', 'a', 'other']);
+    expect(tenantLabel(false)('a')).toBe('all');
   });
 });
