@@ -122,6 +122,18 @@ describe('apps on a node', () => {
     expect(a.notifications('inbox').map((f) => f.id)).toEqual([idA]);
     expect(await cmd.hkeys(shopKeys.presence('same'))).toEqual(['node-t']);
     expect(await cmd.exists('herald:a:shop:{d:same}:inbox', 'herald:{d:same}:inbox')).toBe(2);
+    // An HTTP ack with the shop token moves shop's cursor only.
+    const ack = await fetch(`http://127.0.0.1:${port}/v1/acks`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await token('shop', 'same', SHOP_SECRET)}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ cursors: { inbox: 1 } }),
+    });
+    expect(ack.status).toBe(204);
+    expect(await cmd.hget(shopKeys.cursors('same'), 'inbox')).toBe('1');
+    expect(await cmd.hget(root.cursors('same'), 'inbox')).toBeNull();
     // A subscription by the backend (sub doorbell) of the same device in one app only.
     await cmd.publish(
       shopKeys.nodeChannel('node-t'),
@@ -156,6 +168,11 @@ describe('apps on a node', () => {
     expect(sse.status).toBe(429);
     expect(sse.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(await sse.json()).toMatchObject({ code: 'HERALD_RATE_LIMITED' });
+    const poll = await fetch(`http://127.0.0.1:${port}/v1/poll?wait=0`, {
+      headers: { authorization: `Bearer ${await token('shop', 'cap-5', SHOP_SECRET)}` },
+    });
+    expect(poll.status).toBe(429);
+    expect(await poll.json()).toMatchObject({ code: 'HERALD_RATE_LIMITED' });
     // Another app is not counted against shop's cap.
     const other = await connect(await token(undefined, 'cap-3'));
     await other.frame('welcome');
