@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppConfig, AppRegistry, Scope } from '@herald/config';
 import type { ApiKeyStore, Keys } from '@herald/store';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenScope, Unauthorized } from './errors.js';
 
 /** Who is calling: the app and key a request's API key resolved to (docs/tenancy.md). */
@@ -74,7 +74,7 @@ export interface AuthDeps {
  * since the caller cannot choose the hash.
  */
 export function authenticator(deps: AuthDeps) {
-  return async function authenticate(req: FastifyRequest): Promise<void> {
+  return async function authenticate(req: FastifyRequest, reply?: FastifyReply): Promise<void> {
     const header = req.headers.authorization;
     if (!header) throw new Unauthorized('missing API key: send Authorization: Bearer <key>');
     const m = BEARER.exec(header);
@@ -83,7 +83,11 @@ export function authenticator(deps: AuthDeps) {
     const tenant = await resolve(deps, hash, Date.now());
     req.apiKeyId = hash.slice(0, 16);
     req.tenant = tenant;
+    // Later lines of this request (its `request completed` too) name the app and the key's id.
     req.log = req.log.child({ app: tenant.app.id, key: tenant.keyId });
+    if (reply) reply.log = req.log;
+    // No route matched: the answer is a 404 whatever the key's scopes.
+    if (req.routeOptions.url === undefined) return;
     const need = routeScopes(req.method, req.routeOptions.url);
     if (!need.some((s) => tenant.scopes.has(s))) throw new ForbiddenScope(need.join(' or '));
   };

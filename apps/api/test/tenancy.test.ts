@@ -92,6 +92,9 @@ describe('scoped keys', () => {
       expect(r.json().code).toBe('HERALD_FORBIDDEN_SCOPE');
     }
     expect((await call(ADMIN, 'GET', `/v1/notifications/${ok.json().id}`)).statusCode).toBe(200);
+    expect((await call(PUB, 'GET', '/v1/nowhere')).statusCode).toBe(404);
+    // Request log lines name the app and the key's id.
+    expect(logs.lines.some((l) => l.includes('"app":"shop"') && l.includes('"key":"pub"'))).toBe(true);
   });
 
   it('an expired key is 401 with its own message; an unknown key 401 invalid', async () => {

@@ -14,7 +14,7 @@ export const DEMO_TOKEN_TTL_S = 15 * 60;
 export interface ConsoleRoutesOptions {
   config: ApiConfig;
   /** The API-key hook of /v1 (auth.ts): the demo token is for the key's app. */
-  authenticate: (req: FastifyRequest) => Promise<void>;
+  authenticate: (req: FastifyRequest, reply?: FastifyReply) => Promise<void>;
 }
 
 /** What the page needs before it has a key; nothing secret. */
