@@ -183,7 +183,7 @@ export const Close = {
   Unauthorized: close(
     4001,
     'unauthorized',
-    'token invalid (signature, algorithm, claims), or a `refresh` token for another device',
+    "token invalid (signature, algorithm, claims, an `aud` app the deployment does not have or signed with another app's keys), a `refresh` token for another device, the token's app removed by a reload (`app <id> removed`), or a browser `Origin` the token's app does not allow",
     'get a new token (final with the same token)',
     true,
   ),
