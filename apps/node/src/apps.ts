@@ -13,6 +13,9 @@ import type { AppDirectory, Refusal, SessionDeps, Verifier } from './ports.js';
  */
 export const APP_COUNT_MS = 2000;
 
+/** A node counts in an app's connections while its heartbeat is this many HERALD_HEARTBEAT_MS old. */
+const APP_NODE_WINDOW_FACTOR = 3;
+
 /**
  * The apps a node serves (docs/tenancy.md): one `AppScope` each, the token verifier that picks
  * the app from the token's `aud`, each app's origins, and its connection cap across all nodes.
@@ -43,7 +46,8 @@ export class NodeApps implements AppDirectory, Verifier {
     return this.scopes.values();
   }
 
-  async start(nodes: Nodes, withinMs: number): Promise<void> {
+  async start(nodes: Nodes, heartbeatMs: number): Promise<void> {
+    const withinMs = APP_NODE_WINDOW_FACTOR * heartbeatMs;
     await Promise.all([...this.scopes.values()].map((s) => s.start()));
     this.counter = setInterval(() => void this.count(nodes, withinMs), APP_COUNT_MS);
     this.counter.unref();

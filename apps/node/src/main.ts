@@ -53,6 +53,7 @@ const node = new HeraldNode(
     port: cfg.HERALD_PORT,
     redisPrefix: cfg.HERALD_REDIS_PREFIX,
     apps: apps.all(),
+    metricsAppLabel: cfg.HERALD_METRICS_APP_LABEL,
     acceptRate: cfg.HERALD_ACCEPT_RATE,
     proxyProtocol: cfg.HERALD_PROXY_PROTOCOL,
     healthPort: cfg.HERALD_HEALTH_PORT,

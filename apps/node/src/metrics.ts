@@ -1,9 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Stats } from './stats.js';
 
-/** Apps with a label of their own in `herald_app_connections` (bounded series per node). */
-const MAX_APP_LABELS = 100;
-
 /**
  * Prometheus metrics of a push node, read from `Stats`, the node's connections and its apps'
  * hubs at scrape time.
@@ -12,9 +9,14 @@ export function nodeMetrics(
   nodeId: string,
   stats: Stats,
   connections: ReadonlySet<{ readonly transportKind: string }>,
-  deviceCount: () => number,
-  /** Each app's sessions on this node (past hello). */
-  appCounts: () => Iterable<[app: string, connections: number]> = () => [],
+  apps: {
+    /** Distinct devices on this node, all apps. */
+    deviceCount(): number;
+    /** Each app's sessions on this node (past hello). */
+    counts(): Iterable<[app: string, connections: number]>;
+  },
+  /** The `tenant` label of an app (HERALD_METRICS_APP_LABEL: `tenantLabel` of @herald/config). */
+  tenant: (app: string) => string = (app) => app,
 ): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
@@ -53,18 +55,17 @@ export function nodeMetrics(
   });
   new Gauge({
     name: 'herald_app_connections',
-    help: `Sessions on this node per app (docs/tenancy.md); past ${MAX_APP_LABELS} apps, the rest under tenant="other".`,
+    help: 'Sessions on this node per app (docs/tenancy.md: the tenant label is bounded by HERALD_METRICS_APP_LABEL).',
     labelNames: ['tenant'],
     registers: [registry],
     collect() {
       this.reset();
-      const all = [...appCounts()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-      let other = 0;
-      all.forEach(([tenant, n], i) => {
-        if (i < MAX_APP_LABELS) this.set({ tenant }, n);
-        else other += n;
-      });
-      if (all.length > MAX_APP_LABELS) this.set({ tenant: 'other' }, other);
+      const sums = new Map<string, number>();
+      for (const [app, n] of apps.counts()) {
+        const t = tenant(app);
+        sums.set(t, (sums.get(t) ?? 0) + n);
+      }
+      for (const [t, n] of sums) this.set({ tenant: t }, n);
     },
   });
   new Gauge({
@@ -72,7 +73,7 @@ export function nodeMetrics(
     help: 'Distinct devices connected to this node.',
     registers: [registry],
     collect() {
-      this.set(deviceCount());
+      this.set(apps.deviceCount());
     },
   });
   const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>

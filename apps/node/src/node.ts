@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
+import { tenantLabel } from '@herald/config';
 import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { type Devices, Keys, Nodes, Subscriber } from '@herald/store';
@@ -37,6 +38,8 @@ export interface NodeOptions {
    * `tokens` and `allowedOrigins`. `reloadApps` applies a new list.
    */
   apps?: readonly NodeApp[];
+  /** HERALD_METRICS_APP_LABEL: the app id as the `tenant` label (first 100), else `all`. */
+  metricsAppLabel?: boolean;
   /** Token keys of the app `default` when `apps` is not given. */
   tokens?: TokenVerifierOptions;
   /** Allowed browser Origins of the app `default` when `apps` is not given; undefined allows any. */
@@ -60,9 +63,6 @@ export interface NodeOptions {
   sseHeartbeatMs?: number;
   limits: NodeLimits;
 }
-
-/** A node counts in an app's connections while its heartbeat is this many HERALD_HEARTBEAT_MS old. */
-const APP_NODE_WINDOW_FACTOR = 3;
 
 /** The heartbeat runs in this many slices per HERALD_HEARTBEAT_MS (see beat). */
 const BEAT_SLICES = 10;
@@ -231,14 +231,8 @@ export class HeraldNode {
       drainMs: this.opts.drainMs,
       admission: () => this.admission(),
     });
-    const { apps } = this;
-    const metrics = nodeMetrics(
-      this.opts.nodeId,
-      this.stats,
-      this.connections,
-      apps.deviceCount,
-      apps.counts,
-    );
+    const t = tenantLabel(this.opts.metricsAppLabel ?? true);
+    const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.connections, this.apps, t);
     this.probes(app, metrics);
     if (this.opts.healthPort > 0) {
       // Probes and scrapers do not speak PROXY protocol: give them a plain port of their own.
@@ -255,7 +249,7 @@ export class HeraldNode {
       onError: (err) => this.log.debug({ err: err.message }, 'PROXY protocol header refused'),
     });
     this.bells.start();
-    await this.apps.start(this.nodes, APP_NODE_WINDOW_FACTOR * this.opts.limits.heartbeatMs);
+    await this.apps.start(this.nodes, this.opts.limits.heartbeatMs);
     this.heartbeat = setInterval(() => void this.beat(), this.opts.limits.heartbeatMs / BEAT_SLICES);
     this.heartbeat.unref();
     this.sseHeartbeat = setInterval(() => sseBeat(this.sse), this.opts.sseHeartbeatMs ?? SSE_HEARTBEAT_MS);
