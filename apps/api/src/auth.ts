@@ -9,7 +9,7 @@ export interface Tenant {
   app: AppConfig;
   /** The app's Redis keys (`Keys.forApp(app.id)`; the deployment's own keys for `default`). */
   keys: Keys;
-  /** The key's id (apps file, HERALD_API_KEYS: first 16 hex of its sha256, runtime: `k_...`). */
+  /** The key's id: the apps file's, `env-N` for the N-th of HERALD_API_KEYS, `k_...` for runtime keys. */
   keyId: string;
   scopes: ReadonlySet<Scope>;
   /** Where the key is defined: the apps file / HERALD_API_KEYS, or created at runtime in Redis. */

@@ -61,11 +61,13 @@ const positive = (v: string | undefined): number | undefined => {
 
 /** The single app `default` from today's variables (values are checked by each app's settings schema). */
 export function appsFromEnv(env: NodeJS.ProcessEnv): AppsConfig {
-  const keys = [...new Set(list(env.HERALD_API_KEYS ?? ''))].map((k) => {
-    const sha256 = sha256Hex(k);
-    // The id is the first 16 hex of the hash: the apiKeyId that already scopes Idempotency-Keys.
-    return { id: sha256.slice(0, 16), sha256, scopes: [...SCOPES] };
-  });
+  // Ids by position (`env-1`, ...): listings and logs then show nothing of a key or its hash.
+  // Idempotency-Keys stay scoped by the API's apiKeyId (from the hash), as before.
+  const keys = [...new Set(list(env.HERALD_API_KEYS ?? ''))].map((k, i) => ({
+    id: `env-${i + 1}`,
+    sha256: sha256Hex(k),
+    scopes: [...SCOPES],
+  }));
   const tokens: AppTokens = {};
   if (env.HERALD_TOKEN_SECRET) tokens.secret = env.HERALD_TOKEN_SECRET;
   if (env.HERALD_JWKS_URL) tokens.jwksUrl = env.HERALD_JWKS_URL;

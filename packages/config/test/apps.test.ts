@@ -44,8 +44,8 @@ describe('loadApps without HERALD_APPS_FILE', () => {
     const [a] = apps;
     expect(a?.id).toBe('default');
     expect(a?.keys.map((k) => k.sha256)).toEqual([sha256Hex(KEY_A), sha256Hex('other-key-0123456789')]);
-    // The id is today's apiKeyId (first 16 hex of the hash): Idempotency-Keys keep their Redis keys.
-    expect(a?.keys[0]?.id).toBe(sha256Hex(KEY_A).slice(0, 16));
+    // Listed and logged by position, never by anything derived from the key.
+    expect(a?.keys.map((k) => k.id)).toEqual(['env-1', 'env-2']);
     expect(a?.keys[0]?.scopes).toEqual([...SCOPES]);
     expect(a?.tokens).toEqual({ secret: 's'.repeat(16) });
     expect(a?.allowedOrigins).toEqual(['https://a.example']);
