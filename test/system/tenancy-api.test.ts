@@ -203,6 +203,20 @@ describe('scoped keys', () => {
       message: expect.stringMatching(/^API key expired at /),
     });
     for (const api of apis) expect((await publish(api, fresh, 'rot-dev')).status).toBe(202);
+
+    // Revoked on one process: refused there at once, on the other within its cache time (1 s here).
+    const id = (await call(api2(), BLOG_ADMIN, 'GET', '/v1/admin/keys')).body.keys as {
+      id: string;
+      source: string;
+    }[];
+    const freshId = id.filter((k) => k.source === 'redis').at(-1)?.id as string;
+    expect((await call(api1(), BLOG_ADMIN, 'DELETE', `/v1/admin/keys/${freshId}`)).status).toBe(200);
+    expect((await publish(api1(), fresh, 'rot-dev')).status).toBe(401);
+    await until(
+      async () => (await publish(api2(), fresh, 'rot-dev')).status === 401,
+      3000,
+      'api-2 to drop the key',
+    );
   }, 30_000);
 });
 
