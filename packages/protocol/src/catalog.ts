@@ -67,7 +67,17 @@ export const HttpError = {
     403,
     "push node only: a `topics` parameter or an acked topic stream that the token's `topics` claim does not allow",
   ),
+  DeviceForbidden: http(
+    'HERALD_DEVICE_FORBIDDEN',
+    403,
+    '`/v1/devices/:device/webpush` with a device token of another device',
+  ),
   NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, or no such route'),
+  WebPushUnavailable: http(
+    'HERALD_WEBPUSH_UNAVAILABLE',
+    404,
+    'Web Push is not configured on this API (no `HERALD_VAPID_PUBLIC_KEY`)',
+  ),
   DemoUnavailable: http(
     'HERALD_DEMO_UNAVAILABLE',
     404,
@@ -87,6 +97,11 @@ export const HttpError = {
     'HERALD_ALREADY_SENT',
     409,
     'cancel of a notification that is no longer scheduled (the message says its state)',
+  ),
+  PushTooLarge: http(
+    'HERALD_PUSH_TOO_LARGE',
+    400,
+    'the Web Push message of `push` (id, title, body and `payload` or `data`) is over 3993 bytes, which would encrypt to more than the 4096 push services take',
   ),
   PayloadTooLarge: http('HERALD_PAYLOAD_TOO_LARGE', 413, 'the request body is over `HERALD_MAX_BODY_BYTES`'),
   DataTooLarge: http(

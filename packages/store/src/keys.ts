@@ -92,4 +92,13 @@ export class Keys {
   broadcastChannel(): string {
     return `${this.prefix}:bell:broadcast`;
   }
+
+  // ---- Web Push (issue #16, docs/webpush.md) ----
+  /**
+   * Hash subscription id -> JSON {endpoint, keys, createdAt}: the device's Web Push
+   * subscriptions, in the device's slot so one script reads them with its cursors.
+   */
+  webpush(device: string): string {
+    return `${this.prefix}:{d:${device}}:webpush`;
+  }
 }
