@@ -12,12 +12,14 @@ import {
   ReplicaGate,
   StatusStore,
   Streams,
+  WebPushStore,
 } from '@herald/store';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { consoleRoutes } from './console/routes.js';
+import { deviceOrApiKey } from './device-auth.js';
 import { DirectPublisher } from './direct.js';
 import { installErrorHandlers } from './error-handler.js';
 import { BadRequest } from './errors.js';
@@ -29,6 +31,7 @@ import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { topicRoutes } from './routes/topics.js';
+import { webpushRoutes } from './routes/webpush.js';
 import { installRedisDeadline } from './timeout.js';
 import { formatValidation } from './validation.js';
 
@@ -157,12 +160,32 @@ export function buildApp(deps: AppDeps) {
     onRedisError: () => ops.metrics.redisErrors.inc(),
   });
   app.register(consoleRoutes, { config });
+  const apiKey = authenticator(config.apiKeys);
+  // Web Push registration: its own auth per route (API key or the device's token), the key route none.
+  app.register(webpushRoutes, {
+    prefix: '/v1',
+    redis,
+    keys,
+    config: config.webpush,
+    deviceRetentionS: config.deviceRetentionS,
+    authenticate: deviceOrApiKey(apiKey, config.deviceTokens),
+  });
   app.register(
     async (v1) => {
-      v1.addHook('onRequest', authenticator(config.apiKeys));
+      v1.addHook('onRequest', apiKey);
       await v1.register(notificationRoutes, { config, notifications });
       await v1.register(topicRoutes, { delivery });
-      await v1.register(adminRoutes, { prefix: '/admin', redis, keys, devices, streams, presence });
+      // Admin views read the default app's subscriptions (issue #18 will pass the tenant's keys).
+      const subs = new WebPushStore(redis, keys, { maxPerDevice: 1, retentionMs: 0 });
+      await v1.register(adminRoutes, {
+        prefix: '/admin',
+        redis,
+        keys,
+        devices,
+        streams,
+        presence,
+        webpush: (device) => subs.list(device),
+      });
     },
     { prefix: '/v1' },
   );

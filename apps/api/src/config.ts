@@ -1,4 +1,7 @@
 import { apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { parseAllowedHosts } from '@herald/protocol';
+import type { TokenVerifierOptions } from '@herald/token';
+import type { WebPushApiConfig } from './push-policy.js';
 import { parseTrustProxy } from './trust-proxy.js';
 
 export type ApiEnv = Static<typeof apiSchema>;
@@ -36,6 +39,10 @@ export interface ApiConfig {
   replicas: { minReplicas: number; timeoutMs: number };
   /** Stream bounds for direct appends (the same settings as the worker's). */
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
+  /** Device tokens for the device routes (the nodes' verifier settings); absent = API keys only. */
+  deviceTokens?: TokenVerifierOptions;
+  /** Web Push (docs/webpush.md); absent = off. */
+  webpush?: WebPushApiConfig;
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
@@ -94,6 +101,19 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       inboxMaxLen: e.HERALD_INBOX_MAXLEN,
       topicMaxLen: e.HERALD_TOPIC_MAXLEN,
       keepMs: e.HERALD_STREAM_KEEP_S * 1000,
+    },
+    deviceTokens: {
+      ...(e.HERALD_TOKEN_SECRET ? { secret: e.HERALD_TOKEN_SECRET } : {}),
+      ...(e.HERALD_JWKS_URL ? { jwksUrl: e.HERALD_JWKS_URL } : {}),
+      ...(e.HERALD_JWKS_FILE ? { jwksFile: e.HERALD_JWKS_FILE } : {}),
+      ...(e.HERALD_TOKEN_ISSUER ? { issuer: e.HERALD_TOKEN_ISSUER } : {}),
+    },
+    webpush: {
+      publicKey: e.HERALD_VAPID_PUBLIC_KEY,
+      allowedHosts: parseAllowedHosts(e.HERALD_WEBPUSH_ALLOWED_HOSTS),
+      allowLocalHttp: e.HERALD_WEBPUSH_ALLOW_LOCAL_HTTP,
+      maxPerDevice: e.HERALD_WEBPUSH_MAX_PER_DEVICE,
+      defaultAfterS: e.HERALD_WEBPUSH_DEFAULT_AFTER_S,
     },
   };
 }

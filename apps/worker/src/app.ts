@@ -19,6 +19,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
+import { startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
@@ -86,6 +87,17 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     },
     `${keys.prefix}:replica-barrier`,
   );
+  // Web Push fallback (docs/webpush.md): on when the VAPID keys are set.
+  const webpush: WebPushPart | undefined = startWebPush({
+    cfg,
+    redis,
+    bull,
+    keys,
+    devices,
+    status,
+    log,
+    metrics,
+  });
   const fanout = new Fanout({
     delivery: createDelivery({ redis, keys, streams, status, devices, replicas }),
     devices,
@@ -93,6 +105,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     chunk: cfg.HERALD_FANOUT_CHUNK,
     log,
     observer: metrics,
+    ...(webpush ? { push: webpush.scheduler } : {}),
   });
 
   const order = new TargetOrder();
@@ -155,6 +168,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     healthUrl = await health.listen({ host: cfg.HERALD_HOST, port: cfg.HERALD_PORT });
   } catch (err) {
     await worker.close(true);
+    await webpush?.close(true);
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -175,7 +189,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = worker.close().then(
+      const finished = Promise.all([worker.close(), webpush?.close()]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');

@@ -54,6 +54,22 @@ export const replication = {
   ),
 };
 
+/** Device-token verification beyond the HS256 secret: the nodes, and the API for its device routes, set them alike. */
+export const deviceTokens = {
+  HERALD_JWKS_URL: Type.String({
+    default: '',
+    description: 'JWKS URL for asymmetric device tokens (RS256, ES256, EdDSA).',
+  }),
+  HERALD_JWKS_FILE: Type.String({
+    default: '',
+    description: 'JWKS file for asymmetric device tokens, instead of a URL.',
+  }),
+  HERALD_TOKEN_ISSUER: Type.String({
+    default: '',
+    description: 'Required `iss` of device tokens (empty: not checked).',
+  }),
+};
+
 /** Web Push (docs/webpush.md): the API checks subscriptions and serves the public key; the worker signs and sends. */
 export const webpush = {
   HERALD_VAPID_PUBLIC_KEY: Type.String({
@@ -105,8 +121,9 @@ export const apiSchema = Type.Object({
   HERALD_TOKEN_SECRET: Type.String({
     default: '',
     description:
-      'HS256 secret of device tokens (at least 16 characters). Node: required unless a JWKS is set. API: optional, lets the web console (`/console`) mint tokens for its demo device.',
+      'HS256 secret of device tokens (at least 16 characters). Node: required unless a JWKS is set. API: optional, lets the web console (`/console`) mint tokens for its demo device and devices register their own Web Push subscription (with or instead of HERALD_JWKS_URL/FILE).',
   }),
+  ...deviceTokens,
   HERALD_PUBLIC_WS_URL: Type.String({
     default: '',
     pattern: '^(wss?://\\S+)?$',
@@ -215,18 +232,7 @@ export const nodeSchema = Type.Object({
     default: '',
     description: 'HS256 secret of device tokens (at least 16 characters). Required unless a JWKS is set.',
   }),
-  HERALD_JWKS_URL: Type.String({
-    default: '',
-    description: 'JWKS URL for asymmetric device tokens (RS256, ES256, EdDSA).',
-  }),
-  HERALD_JWKS_FILE: Type.String({
-    default: '',
-    description: 'JWKS file for asymmetric device tokens, instead of a URL.',
-  }),
-  HERALD_TOKEN_ISSUER: Type.String({
-    default: '',
-    description: 'Required `iss` of device tokens (empty: not checked).',
-  }),
+  ...deviceTokens,
   HERALD_ALLOWED_ORIGINS: Type.String({
     default: '*',
     description:

@@ -55,7 +55,7 @@ export const HttpError = {
   TokenExpired: http(
     'HERALD_TOKEN_EXPIRED',
     401,
-    'push node only (SSE, long-poll, acks): the device token expired; get a new one',
+    'push node (SSE, long-poll, acks) and `/v1/devices/:device/webpush`: the device token expired; get a new one',
   ),
   OriginForbidden: http(
     'HERALD_ORIGIN_FORBIDDEN',

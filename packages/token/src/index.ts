@@ -68,3 +68,4 @@ export async function mintDeviceToken(o: MintDeviceTokenOptions): Promise<string
     .setExpirationTime(exp)
     .sign(new TextEncoder().encode(o.secret));
 }
+export * from './verify.js';

@@ -1,7 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { type Devices, Inspect, type Keys, Nodes, type Presence, type Streams } from '@herald/store';
+import {
+  type Devices,
+  Inspect,
+  type Keys,
+  Nodes,
+  type Presence,
+  type StoredSubscription,
+  type Streams,
+} from '@herald/store';
 import {
   AdminDeviceParams,
   AdminTopicParams,
@@ -17,6 +25,8 @@ export interface AdminRoutesOptions {
   devices: Devices;
   streams: Streams;
   presence: Presence;
+  /** The device's Web Push subscriptions (docs/webpush.md). */
+  webpush: (device: string) => Promise<StoredSubscription[]>;
 }
 
 /** Nodes whose last heartbeat is older than this are left out of the node list. */
@@ -74,12 +84,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     },
     async (req) => {
       const { device } = req.params;
-      const [registered, live, addresses, topics, cursors] = await Promise.all([
+      const [registered, live, addresses, topics, cursors, subs] = await Promise.all([
         inspect.registered(device),
         o.presence.nodesOf(device),
         o.presence.addresses(device),
         o.devices.topicsOf(device),
         inspect.cursors(device),
+        o.webpush(device),
       ]);
       // Every stream the device reads: its inbox, broadcast, its topics, and any other cursor it
       // still has (a name that is not a valid stream is skipped rather than failing the view).
@@ -92,6 +103,12 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         registered,
         nodes: live.sort().map((id) => ({ id, address: addresses[id] ?? null })),
         topics: topics.sort(),
+        // The endpoint is a capability URL (anyone holding it can push): only its host is shown.
+        webpush: subs.map((s) => ({
+          id: s.id,
+          host: hostOf(s.endpoint),
+          createdAt: new Date(s.createdAt).toISOString(),
+        })),
         cursors: streams.map((stream, i) => ({
           stream,
           head: heads[i] ?? 0,
@@ -122,3 +139,11 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     },
   );
 };
+
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return '';
+  }
+}
