@@ -118,7 +118,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
     expect(await w.status.get('n1')).toMatchObject({
       state: 'sent',
       target: 'devices',
-      counts: { targets: 1, delivered: 0, acked: 0, expired: 0 },
+      counts: { targets: 1, delivered: 0, acked: 0, expired: 0, pushed: 0, pushFailed: 0 },
     });
     const ttl = await redis.pttl(w.keys.status('n1'));
     expect(ttl).toBeGreaterThan(100_000);
