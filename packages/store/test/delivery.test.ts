@@ -111,6 +111,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 1,
       bells: 2,
+      seqs: [['d1', 2]],
     });
 
     const r = await w.streams.read(w.keys.inbox('d1'), 1, 10);
@@ -140,6 +141,12 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 4,
       targets: 4,
       bells: 2,
+      seqs: [
+        ['a', 1],
+        ['b', 1],
+        ['c', 1],
+        ['d', 1],
+      ],
     });
     for (const d of ['a', 'b', 'c', 'd']) expect(await w.streams.head(w.keys.inbox(d))).toBe(1);
     expect(await w.status.get('m1')).toMatchObject({ state: 'sent', counts: { targets: 4 } });
@@ -167,11 +174,13 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 2,
       bells: 1,
+      seq: 1,
     });
     expect(await w.delivery.deliver({ broadcast: true }, b, 'sent')).toEqual({
       appended: 1,
       targets: 3,
       bells: 1,
+      seq: 1,
     });
     expect(await w.status.get('t1')).toMatchObject({
       state: 'sent',
