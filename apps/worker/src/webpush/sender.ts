@@ -34,7 +34,35 @@ export type PushOutcome =
  * (HERALD_WEBPUSH_ALLOW_LOCAL_HTTP, checked here again before any request leaves).
  */
 export class WebPushSender {
+  /** VAPID Authorization header per push-service origin, reused until an hour before it expires. */
+  private readonly vapidHeaders = new Map<string, { value: string; until: number }>();
+
   constructor(private readonly o: { vapid: VapidKeys; timeoutMs: number; allowLocalHttp: boolean }) {}
+
+  /**
+   * The VAPID JWT (RFC 8292) depends only on the push service's origin and its expiry, so it is
+   * signed once per origin for 12 hours (the RFC allows 24) instead of once per message. In
+   * test/system/webpush.test.ts (300 pushes, after = 3 s, one run each on the shared 2-core
+   * machine) the last push arrived 8.3 s after the publish with a signature per push, 7.0 s with this.
+   */
+  private vapidHeader(endpoint: string, now: number): string {
+    const audience = new URL(endpoint).origin;
+    const hit = this.vapidHeaders.get(audience);
+    if (hit && hit.until > now) return hit.value;
+    const exp = Math.floor(now / 1000) + 12 * 3600;
+    const { vapid } = this.o;
+    const h = webpush.getVapidHeaders(
+      audience,
+      vapid.subject,
+      vapid.publicKey,
+      vapid.privateKey,
+      'aes128gcm',
+      exp,
+    );
+    if (this.vapidHeaders.size >= 1000) this.vapidHeaders.clear(); // bounded: a few push services in practice
+    this.vapidHeaders.set(audience, { value: h.Authorization, until: (exp - 3600) * 1000 });
+    return h.Authorization;
+  }
 
   async send(sub: StoredSubscription, req: PushRequest, now = Date.now()): Promise<PushOutcome> {
     const problem = endpointProblem(sub.endpoint, {
@@ -45,7 +73,7 @@ export class WebPushSender {
     let details: ReturnType<typeof webpush.generateRequestDetails>;
     try {
       details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: sub.keys }, req.message, {
-        vapidDetails: this.o.vapid,
+        headers: { Authorization: this.vapidHeader(sub.endpoint, now) },
         TTL: Math.max(0, Math.floor(req.ttlS)),
         contentEncoding: 'aes128gcm',
         ...(req.urgency ? { urgency: req.urgency } : {}),
