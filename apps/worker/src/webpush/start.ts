@@ -1,3 +1,4 @@
+import type { Static, workerSchema } from '@herald/config';
 import type { WebPushJob } from '@herald/protocol';
 import {
   type Devices,
@@ -10,7 +11,6 @@ import {
 } from '@herald/store';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { WorkerConfig } from '../app.js';
 import type { WorkerMetrics } from '../metrics.js';
 import { WebPushMetrics } from './metrics.js';
 import { type AppStores, WebPushProcessor, type WebPushResult } from './processor.js';
@@ -26,7 +26,7 @@ export interface WebPushPart {
 }
 
 export interface WebPushStartDeps {
-  cfg: WorkerConfig;
+  cfg: Static<typeof workerSchema>;
   /** Background connection: checks, status counts, scheduling. */
   redis: RedisClient;
   /** BullMQ's connection (the Worker duplicates it for its blocking reads). */
