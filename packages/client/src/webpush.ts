@@ -23,7 +23,7 @@ export interface PushRegistrationLike {
     getSubscription(): Promise<PushSubscriptionLike | null>;
     subscribe(o: {
       userVisibleOnly: boolean;
-      applicationServerKey: Uint8Array;
+      applicationServerKey: Uint8Array<ArrayBuffer>;
     }): Promise<PushSubscriptionLike>;
   };
   getNotifications?(): Promise<{ data?: unknown }[]>;
@@ -51,7 +51,7 @@ export interface RegisterWebPushOptions {
   fetch?: typeof fetch;
 }
 
-function b64urlBytes(s: string): Uint8Array {
+function b64urlBytes(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
