@@ -19,7 +19,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
-import { startWebPush, type WebPushPart } from './webpush/start.js';
+import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
@@ -105,7 +105,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     chunk: cfg.HERALD_FANOUT_CHUNK,
     log,
     observer: metrics,
-    ...(webpush ? { push: webpush.scheduler } : {}),
+    push: webpush?.scheduler ?? pushOff(log),
   });
 
   const order = new TargetOrder();

@@ -119,3 +119,21 @@ export function startWebPush(d: WebPushStartDeps): WebPushPart | undefined {
     },
   };
 }
+
+/**
+ * The fan-out's push hook on a worker without VAPID keys: warns (once per process) that a
+ * notification asked for Web Push, instead of dropping the policy silently.
+ */
+export function pushOff(log: Logger): Pick<PushScheduler, 'afterDelivery'> {
+  let warned = false;
+  return {
+    async afterDelivery(n) {
+      if (!n.push || warned) return;
+      warned = true;
+      log.warn(
+        { id: n.id },
+        'a notification asks for Web Push but this worker has no VAPID keys (HERALD_VAPID_PUBLIC_KEY, HERALD_VAPID_PRIVATE_KEY): nothing is pushed',
+      );
+    },
+  };
+}
