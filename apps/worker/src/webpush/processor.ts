@@ -91,10 +91,11 @@ export class WebPushProcessor {
         for (const sub of dev.subscriptions)
           if (!j.only || j.only[dev.device]?.includes(sub.id)) sends.push([dev, sub]);
       await eachLimit(sends, this.d.concurrency, async ([dev, sub]) => {
-        request.ttlS = (j.exp - Date.now()) / 1000;
-        if (request.ttlS <= 0) return;
+        // TTL: what is left of the notification's life when this message leaves.
+        const ttlS = (j.exp - Date.now()) / 1000;
+        if (ttlS <= 0) return;
         const started = process.hrtime.bigint();
-        const r = await this.d.sender.send(sub, request);
+        const r = await this.d.sender.send(sub, { ...request, ttlS });
         this.d.observer?.sent(r.result, Number(process.hrtime.bigint() - started) / 1e9);
         if (r.result === 'sent') out.pushed++;
         else if (r.result === 'retry') {
