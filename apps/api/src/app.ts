@@ -18,6 +18,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyRequest, type FastifyServe
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { consoleRoutes } from './console/routes.js';
+import { deviceOrApiKey } from './device-auth.js';
 import { DirectPublisher } from './direct.js';
 import { installErrorHandlers } from './error-handler.js';
 import { BadRequest } from './errors.js';
@@ -31,6 +32,7 @@ import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { topicRoutes } from './routes/topics.js';
+import { webpushRoutes } from './routes/webpush.js';
 import { errorResponses } from './schemas.js';
 import { installRedisDeadline } from './timeout.js';
 import { formatValidation } from './validation.js';
@@ -162,6 +164,16 @@ export function buildApp(deps: AppDeps) {
     onRedisError: () => ops.metrics.redisErrors.inc(),
   });
   app.register(consoleRoutes, { config, authenticate });
+  // Web Push registration: its own auth per route (API key or the device's token, each of its
+  // app), the key route none (docs/webpush.md).
+  app.register(webpushRoutes, {
+    prefix: '/v1',
+    redis,
+    apps: config.apps,
+    config: config.webpush,
+    deviceRetentionS: config.deviceRetentionS,
+    authenticate: deviceOrApiKey({ apiKey: authenticate, apps: config.apps, keys }),
+  });
   app.register(
     async (v1) => {
       v1.addHook('onRequest', authenticate);

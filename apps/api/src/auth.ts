@@ -12,8 +12,11 @@ export interface Tenant {
   /** The key's id: the apps file's, `env-N` for the N-th of HERALD_API_KEYS, `k_...` for runtime keys. */
   keyId: string;
   scopes: ReadonlySet<Scope>;
-  /** Where the key is defined: the apps file / HERALD_API_KEYS, or created at runtime in Redis. */
-  source: 'config' | 'redis';
+  /**
+   * Where the key is defined: the apps file / HERALD_API_KEYS, or created at runtime in Redis;
+   * `device`: no API key but a device token, on the device routes (device-auth.ts, no scopes).
+   */
+  source: 'config' | 'redis' | 'device';
 }
 
 declare module 'fastify' {
@@ -47,6 +50,9 @@ const ROUTE_SCOPES: Record<string, readonly Scope[]> = {
   'DELETE /v1/notifications/:id': ['publish'],
   'GET /v1/notifications/:id': ['status:read'],
   'PUT /v1/topics/:topic/devices/:device': ['publish'],
+  // A backend registering a device's Web Push subscription (docs/webpush.md).
+  'PUT /v1/devices/:device/webpush': ['publish'],
+  'DELETE /v1/devices/:device/webpush': ['publish'],
   'DELETE /v1/topics/:topic/devices/:device': ['publish'],
   'GET /v1/admin/devices/:device': ['presence:read', 'admin'],
   'GET /v1/admin/topics/:topic': ['presence:read', 'admin'],

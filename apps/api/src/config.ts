@@ -1,4 +1,6 @@
 import { AppRegistry, apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { parseAllowedHosts } from '@herald/protocol';
+import type { WebPushApiConfig } from './push-policy.js';
 import { parseTrustProxy } from './trust-proxy.js';
 
 export type ApiEnv = Static<typeof apiSchema>;
@@ -45,6 +47,8 @@ export interface ApiConfig {
   replicas: { minReplicas: number; timeoutMs: number };
   /** Stream bounds for direct appends (the same settings as the worker's). */
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
+  /** Web Push (docs/webpush.md); absent = off. */
+  webpush?: WebPushApiConfig;
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
@@ -124,6 +128,13 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       inboxMaxLen: e.HERALD_INBOX_MAXLEN,
       topicMaxLen: e.HERALD_TOPIC_MAXLEN,
       keepMs: e.HERALD_STREAM_KEEP_S * 1000,
+    },
+    webpush: {
+      publicKey: e.HERALD_VAPID_PUBLIC_KEY,
+      allowedHosts: parseAllowedHosts(e.HERALD_WEBPUSH_ALLOWED_HOSTS),
+      allowLocalHttp: e.HERALD_WEBPUSH_ALLOW_LOCAL_HTTP,
+      maxPerDevice: e.HERALD_WEBPUSH_MAX_PER_DEVICE,
+      defaultAfterS: e.HERALD_WEBPUSH_DEFAULT_AFTER_S,
     },
   };
 }

@@ -36,6 +36,16 @@ export const DataTooLarge = define<'DataTooLarge', [number, number]>(
   'DataTooLarge',
   'data is %d bytes as JSON, more than the %d allowed',
 );
+export const PushTooLarge = define<'PushTooLarge', [number, number]>(
+  'PushTooLarge',
+  'the push message is %d bytes, more than the %d that fit in a 4096-byte encrypted Web Push message',
+);
+export const TokenExpired = define<'TokenExpired', [string]>('TokenExpired', '%s');
+export const DeviceForbidden = define<'DeviceForbidden', [string]>('DeviceForbidden', '%s');
+export const WebPushUnavailable = define<'WebPushUnavailable', []>(
+  'WebPushUnavailable',
+  'Web Push is not configured on this API (no HERALD_VAPID_PUBLIC_KEY)',
+);
 export const UnsupportedMediaType = define<'UnsupportedMediaType', [string]>('UnsupportedMediaType', '%s');
 export const Internal = define<'Internal', [{ cause: unknown }?]>('Internal', 'internal error');
 export const RedisUnavailable = define<'RedisUnavailable', [{ cause: unknown }?]>(

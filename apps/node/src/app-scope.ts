@@ -1,7 +1,6 @@
 import { Devices, type Keys, Presence, type RedisClient, StatusStore, Streams } from '@herald/store';
 import type { Logger } from 'pino';
-import type { TokenVerifierOptions } from './auth.js';
-import { TokenVerifier } from './auth.js';
+import { type TokenVerifier, type TokenVerifierOptions, verifierFor } from './auth.js';
 import type { Bells } from './bells.js';
 import { Broker } from './broker.js';
 import { Flusher } from './flusher.js';
@@ -104,7 +103,7 @@ export class AppScope {
   update(app: NodeApp): void {
     const t = app.tokens;
     try {
-      this.verifier = t.secret || t.jwksUrl || t.jwksFile ? new TokenVerifier(t) : undefined;
+      this.verifier = verifierFor(t);
     } catch (err) {
       // A JWKS file that cannot be read: the app's tokens are refused until a reload fixes it.
       this.verifier = undefined;

@@ -2,7 +2,7 @@ import { CloseCode } from '@herald/protocol';
 import type { Nodes } from '@herald/store';
 import type { Logger } from 'pino';
 import { AppScope, type NodeApp, type NodeParts } from './app-scope.js';
-import { type DeviceIdentity, TokenError, tokenApp } from './auth.js';
+import { type DeviceIdentity, verifyAppToken } from './auth.js';
 import type { AppDirectory, Refusal, SessionDeps, Verifier } from './ports.js';
 
 /**
@@ -157,15 +157,7 @@ export class NodeApps implements AppDirectory, Verifier {
    * is refused as an invalid token. With one app only, the token goes straight to its verifier
    * and the verified `aud` is compared after (the single-app hello does no extra parse).
    */
-  async verify(token: string): Promise<DeviceIdentity> {
-    const id = this.only ? this.only.id : tokenApp(token);
-    if (id === undefined) throw new TokenError('invalid token: aud must be one app id (a string)');
-    const s = this.scopes.get(id);
-    if (!s) throw new TokenError(`invalid token: unknown app ${JSON.stringify(id.slice(0, 64))}`);
-    if (!s.verifier) throw new TokenError(`invalid token: app ${id} has no token keys`);
-    const identity = await s.verifier.verify(token);
-    if (identity.app !== id)
-      throw new TokenError(`invalid token: unknown app ${JSON.stringify(identity.app.slice(0, 64))}`);
-    return identity;
+  verify(token: string): Promise<DeviceIdentity> {
+    return verifyAppToken(token, (id) => this.scopes.get(id), this.only?.id);
   }
 }

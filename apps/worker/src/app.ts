@@ -21,6 +21,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
+import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
@@ -80,6 +81,8 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     },
     keys.replicaBarrier(),
   );
+  // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
+  const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
   /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
   const fanouts = new Map<string, Fanout>();
   const fanoutOf = (app: string): Fanout => {
@@ -101,6 +104,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
       chunk: cfg.HERALD_FANOUT_CHUNK,
       log,
       observer: metrics,
+      push: webpush?.scheduler ?? pushOff(log),
     });
     fanouts.set(app, f);
     return f;
@@ -169,6 +173,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     healthUrl = await health.listen({ host: cfg.HERALD_HOST, port: cfg.HERALD_PORT });
   } catch (err) {
     await worker.close(true);
+    await webpush?.close(true);
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -189,7 +194,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = worker.close().then(
+      const finished = Promise.all([worker.close(), webpush?.close()]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');

@@ -296,7 +296,7 @@ describe('Fanout', () => {
     ] as const)
       expect(await w.status.get(j.id)).toMatchObject({
         state: 'expired',
-        counts: { targets: n, delivered: 0, acked: 0, expired: n },
+        counts: { targets: n, delivered: 0, acked: 0, expired: n, pushed: 0, pushFailed: 0 },
       });
   });
 
@@ -430,7 +430,7 @@ describe('a scheduled notification that expired while no worker ran (issue #12 i
           );
           expect(await w.status.get(job!.id)).toMatchObject({
             state: 'expired',
-            counts: { targets: n, delivered: 0, acked: 0, expired: n },
+            counts: { targets: n, delivered: 0, acked: 0, expired: n, pushed: 0, pushFailed: 0 },
           });
         }
         expect(await inboxSeqs(w, 'dx')).toEqual([]);

@@ -253,6 +253,12 @@ async function main(): Promise<number> {
     workerPort: ports.worker,
     nodePorts,
     logLevel: process.env.HERALD_LOG_LEVEL || 'info',
+    // Web Push (docs/webpush.md): the API serves the public key, the worker signs with the pair.
+    env: {
+      HERALD_VAPID_PUBLIC_KEY: process.env.HERALD_VAPID_PUBLIC_KEY || secrets.vapidPublicKey,
+      HERALD_VAPID_PRIVATE_KEY: process.env.HERALD_VAPID_PRIVATE_KEY || secrets.vapidPrivateKey,
+      HERALD_VAPID_SUBJECT: process.env.HERALD_VAPID_SUBJECT || 'mailto:herald@localhost',
+    },
   });
   let stack: Stack;
   try {

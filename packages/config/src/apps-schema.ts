@@ -72,6 +72,17 @@ const appSchema = Type.Object(
     ),
     allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
     limits: Type.Optional(limitsSchema),
+    // The app's own VAPID pair for Web Push (docs/webpush.md); absent: HERALD_VAPID_*.
+    vapid: Type.Optional(
+      Type.Object(
+        {
+          publicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{80,100}$' }),
+          privateKey: Type.String({ pattern: '^[A-Za-z0-9_-]{40,50}$' }),
+          subject: Type.String({ pattern: '^(mailto:|https://)\\S+$' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -44,6 +44,17 @@ export interface AppConfig {
   allowedOrigins?: string[];
   /** Absent limits are unlimited. */
   limits: AppLimits;
+  /** The app's own VAPID pair for Web Push (docs/webpush.md); absent: HERALD_VAPID_*. */
+  vapid?: AppVapid;
+}
+
+export interface AppVapid {
+  /** base64url, uncompressed P-256 point (65 bytes). */
+  publicKey: string;
+  /** base64url, 32 bytes. Never logged. */
+  privateKey: string;
+  /** mailto: or https: contact for push services. */
+  subject: string;
 }
 
 export interface AppsConfig {
@@ -122,6 +133,7 @@ function toApp(a: AppsFile['apps'][number]): AppConfig {
     limits: { ...a.limits },
   };
   if (a.allowedOrigins && !a.allowedOrigins.includes('*')) app.allowedOrigins = [...a.allowedOrigins];
+  if (a.vapid) app.vapid = { ...a.vapid };
   return app;
 }
 

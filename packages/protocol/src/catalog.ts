@@ -50,12 +50,12 @@ export const HttpError = {
   Unauthorized: http(
     'HERALD_UNAUTHORIZED',
     401,
-    'no `Authorization` header, not `Bearer`, an unknown key, or a key past its `expiresAt` (the message says `API key expired`); on a push node: no device token, or an invalid one, or one whose app (`aud`) is unknown. Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
+    'no `Authorization` header, not `Bearer`, an unknown key, or a key past its `expiresAt` (the message says `API key expired`); on a push node or `/v1/devices/:device/webpush`: no device token, or an invalid one, or one whose app (`aud`) is unknown. Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
   ),
   TokenExpired: http(
     'HERALD_TOKEN_EXPIRED',
     401,
-    'push node only (SSE, long-poll, acks): the device token expired; get a new one',
+    'push node (SSE, long-poll, acks) and `/v1/devices/:device/webpush`: the device token expired; get a new one',
   ),
   OriginForbidden: http(
     'HERALD_ORIGIN_FORBIDDEN',
@@ -72,7 +72,17 @@ export const HttpError = {
     403,
     "the API key lacks the route's scope (`publish`, `status:read`, `presence:read` or `admin`; the message names it)",
   ),
+  DeviceForbidden: http(
+    'HERALD_DEVICE_FORBIDDEN',
+    403,
+    '`/v1/devices/:device/webpush` with a device token of another device',
+  ),
   NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, API key, or route'),
+  WebPushUnavailable: http(
+    'HERALD_WEBPUSH_UNAVAILABLE',
+    404,
+    'Web Push is not configured on this API (no `HERALD_VAPID_PUBLIC_KEY`)',
+  ),
   DemoUnavailable: http(
     'HERALD_DEMO_UNAVAILABLE',
     404,
@@ -97,6 +107,11 @@ export const HttpError = {
     'HERALD_CONFIG_KEY',
     409,
     'revoke of a key that comes from the apps file or `HERALD_API_KEYS`: remove it there and reload (SIGHUP)',
+  ),
+  PushTooLarge: http(
+    'HERALD_PUSH_TOO_LARGE',
+    400,
+    'the Web Push message of `push` (id, title, body and `payload` or `data`) is over 3993 bytes, which would encrypt to more than the 4096 push services take',
   ),
   PayloadTooLarge: http('HERALD_PAYLOAD_TOO_LARGE', 413, 'the request body is over `HERALD_MAX_BODY_BYTES`'),
   DataTooLarge: http(

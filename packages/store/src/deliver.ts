@@ -28,6 +28,10 @@ export interface Delivered {
   targets: number;
   /** Doorbell messages published: one per node holding one of the devices, or one on the stream's channel. */
   bells: number;
+  /** Inbox deliveries: [device, seq of the entry in its inbox] (the Web Push check needs them). */
+  seqs?: [string, number][];
+  /** Topic and broadcast deliveries: the entry's seq on the stream. */
+  seq?: number;
 }
 
 /**
@@ -131,7 +135,8 @@ export class SteppedDelivery implements Delivery {
         this.record(entry, 'devices', record, ids.length),
         ringInboxes(redis, keys, entry, appended),
       ]);
-      return { appended: appended.length, targets: ids.length, bells };
+      const seqs = appended.map((a): [string, number] => [a.device, a.seq]);
+      return { appended: appended.length, targets: ids.length, bells, seqs };
     }
     const [seq, targets] =
       'topic' in to
@@ -145,7 +150,7 @@ export class SteppedDelivery implements Delivery {
       this.record(entry, 'topic' in to ? 'topic' : 'broadcast', record, targets),
       ringStream(redis, channel, stream, seq, entry),
     ]);
-    return { appended: 1, targets, bells: 1 };
+    return { appended: 1, targets, bells: 1, seq };
   }
 
   private record(entry: NewEntry, target: TargetKind, record: StatusRecord, targets: number) {
@@ -206,6 +211,7 @@ export class ScriptedDelivery implements Delivery {
         maxLen: this.p.streams.limits.inboxMaxLen,
         bell: inboxBellParts(device, entry),
         channel: keys.nodeChannelPrefix(),
+        device,
       });
     }
     const bell = { maxLen: this.p.streams.limits.topicMaxLen };
@@ -228,11 +234,11 @@ export class ScriptedDelivery implements Delivery {
     target: Exclude<TargetKind, 'users'>,
     record: StatusRecord,
     entry: NewEntry,
-    o: { maxLen: number; bell: BellParts; channel: string },
+    o: { maxLen: number; bell: BellParts; channel: string; device?: string },
     now = Date.now(),
   ): Promise<Delivered> {
     const { keys, streams, status } = this.p;
-    const [, targets, bells] = await this.redis.heraldDeliver(
+    const [seq, targets, bells] = await this.redis.heraldDeliver(
       k.stream,
       k.seq,
       audience,
@@ -251,7 +257,10 @@ export class ScriptedDelivery implements Delivery {
       o.bell.tail,
       o.channel,
     );
-    return { appended: 1, targets: Number(targets), bells: Number(bells) };
+    const done: Delivered = { appended: 1, targets: Number(targets), bells: Number(bells) };
+    if (target === 'devices') done.seqs = [[o.device ?? '', Number(seq)]];
+    else done.seq = Number(seq);
+    return done;
   }
 
   subscribe(device: string, topic: string): Promise<void> {

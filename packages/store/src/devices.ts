@@ -186,4 +186,14 @@ export class Devices {
       if (members.length > 0) yield members;
     } while (cursor !== '0');
   }
+
+  /** Devices subscribed to a topic, a batch at a time (SSCAN): the Web Push check of a topic publish. */
+  async *membersOfTopic(topic: string, batch = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, members] = await this.redis.sscan(this.keys.topicMembers(topic), cursor, 'COUNT', batch);
+      cursor = next;
+      if (members.length > 0) yield members;
+    } while (cursor !== '0');
+  }
 }

@@ -16,3 +16,4 @@ export * from './replicas.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';
+export * from './webpush.js';

@@ -174,4 +174,13 @@ export class Keys {
   notificationRate(appId: string): string {
     return `${this.root}:rl:n:${appId}`;
   }
+
+  // ---- Web Push (issue #16, docs/webpush.md) ----
+  /**
+   * Hash subscription id -> JSON {endpoint, keys, createdAt}: the device's Web Push
+   * subscriptions, in the device's slot so one script reads them with its cursors.
+   */
+  webpush(device: string): string {
+    return `${this.prefix}:{d:${device}}:webpush`;
+  }
 }

@@ -113,6 +113,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 1,
       bells: 2,
+      seqs: [['d1', 2]],
     });
 
     const r = await w.streams.read(w.keys.inbox('d1'), 1, 10);
@@ -120,7 +121,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
     expect(await w.status.get('n1')).toMatchObject({
       state: 'sent',
       target: 'devices',
-      counts: { targets: 1, delivered: 0, acked: 0, expired: 0 },
+      counts: { targets: 1, delivered: 0, acked: 0, expired: 0, pushed: 0, pushFailed: 0 },
     });
     const ttl = await redis.pttl(w.keys.status('n1'));
     expect(ttl).toBeGreaterThan(100_000);
@@ -142,6 +143,12 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 4,
       targets: 4,
       bells: 2,
+      seqs: [
+        ['a', 1],
+        ['b', 1],
+        ['c', 1],
+        ['d', 1],
+      ],
     });
     for (const d of ['a', 'b', 'c', 'd']) expect(await w.streams.head(w.keys.inbox(d))).toBe(1);
     expect(await w.status.get('m1')).toMatchObject({ state: 'sent', counts: { targets: 4 } });
@@ -169,11 +176,13 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 2,
       bells: 1,
+      seq: 1,
     });
     expect(await w.delivery.deliver({ broadcast: true }, b, 'sent')).toEqual({
       appended: 1,
       targets: 3,
       bells: 1,
+      seq: 1,
     });
     expect(await w.status.get('t1')).toMatchObject({
       state: 'sent',

@@ -85,3 +85,4 @@ export async function mintDeviceToken(o: MintDeviceTokenOptions): Promise<string
     .setExpirationTime(exp)
     .sign(new TextEncoder().encode(o.secret));
 }
+export * from './verify.js';

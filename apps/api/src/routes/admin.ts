@@ -1,7 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { Devices, Inspect, type Keys, Nodes, Presence, type StreamLimits, Streams } from '@herald/store';
+import {
+  Devices,
+  Inspect,
+  type Keys,
+  Nodes,
+  Presence,
+  type StreamLimits,
+  Streams,
+  WebPushStore,
+} from '@herald/store';
 import {
   AdminDeviceParams,
   AdminTopicParams,
@@ -37,7 +46,10 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
   const nodes = new Nodes(o.redis, o.keys);
   const tags = ['admin'];
   // The views of the caller's app (request.tenant), made once per app: a few small objects.
-  const views = new Map<Keys, { inspect: Inspect; devices: Devices; streams: Streams; presence: Presence }>();
+  const views = new Map<
+    Keys,
+    { inspect: Inspect; devices: Devices; streams: Streams; presence: Presence; webpush: WebPushStore }
+  >();
   const of = (keys: Keys) => {
     let v = views.get(keys);
     if (!v) {
@@ -47,6 +59,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         streams: new Streams(o.redis, keys, o.streamLimits),
         // The API only reads presence: its TTL is the nodes'.
         presence: new Presence(o.redis, keys, 0),
+        // Read only here (the view lists a device's Web Push subscriptions, docs/webpush.md).
+        webpush: new WebPushStore(o.redis, keys, { maxPerDevice: 1, retentionMs: 0 }),
       };
       views.set(keys, v);
     }
@@ -91,12 +105,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     async (req) => {
       const { device } = req.params;
       const { inspect, ...v } = of(req.tenant.keys);
-      const [registered, live, addresses, topics, cursors] = await Promise.all([
+      const [registered, live, addresses, topics, cursors, subs] = await Promise.all([
         inspect.registered(device),
         v.presence.nodesOf(device),
         v.presence.addresses(device),
         v.devices.topicsOf(device),
         inspect.cursors(device),
+        v.webpush.list(device),
       ]);
       // Every stream the device reads: its inbox, broadcast, its topics, and any other cursor it
       // still has (a name that is not a valid stream is skipped rather than failing the view).
@@ -109,6 +124,12 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         registered,
         nodes: live.sort().map((id) => ({ id, address: addresses[id] ?? null })),
         topics: topics.sort(),
+        // The endpoint is a capability URL (anyone holding it can push): only its host is shown.
+        webpush: subs.map((s) => ({
+          id: s.id,
+          host: hostOf(s.endpoint),
+          createdAt: new Date(s.createdAt).toISOString(),
+        })),
         cursors: streams.map((stream, i) => ({
           stream,
           head: heads[i] ?? 0,
@@ -140,3 +161,11 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     },
   );
 };
+
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return '';
+  }
+}
