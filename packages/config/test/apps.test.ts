@@ -125,6 +125,26 @@ describe('apps file', () => {
     );
   });
 
+  it("reads an app's own VAPID pair, and names a bad one's fields", () => {
+    const d = tmp();
+    const f = join(d, 'apps.json');
+    const vapid = {
+      publicKey: 'B'.repeat(87),
+      privateKey: 'p'.repeat(43),
+      subject: 'mailto:ops@shop.example',
+    };
+    writeFileSync(f, JSON.stringify({ apps: [app('shop', KEY_A, { vapid }), app('blog', 'b'.repeat(20))] }));
+    const apps = loadApps({ HERALD_APPS_FILE: f }).apps;
+    expect(apps.map((a) => a.vapid)).toEqual([vapid, undefined]);
+    writeFileSync(
+      f,
+      JSON.stringify({ apps: [app('shop', KEY_A, { vapid: { ...vapid, subject: 'ops@shop.example' } })] }),
+    );
+    expect(problemsOf(() => loadApps({ HERALD_APPS_FILE: f }))).toEqual([
+      `${f}: apps[0].vapid.subject: must match ^(mailto:|https://)\\S+$`,
+    ]);
+  });
+
   it('refuses duplicate ids and keys, and apps that cannot verify device tokens', () => {
     const d = tmp();
     const f = join(d, 'apps.json');
