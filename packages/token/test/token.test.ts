@@ -4,7 +4,10 @@ import {
   checkDeviceTokenOptions,
   type MintDeviceTokenOptions,
   mintDeviceToken,
+  TokenError,
   TokenOptionError,
+  TokenVerifier,
+  verifyAppToken,
 } from '../src/index.js';
 
 describe('mintDeviceToken', () => {
@@ -65,5 +68,30 @@ describe('checkDeviceTokenOptions', () => {
     );
     expect(payload.topics).toEqual([]);
     expect(payload.exp! - payload.iat!).toBe(90);
+  });
+});
+
+describe('verifyAppToken', () => {
+  const secrets = { default: 'default-secret-0123456789', shop: 'shop-secret-0123456789' };
+  const apps = new Map<string, { verifier: TokenVerifier | undefined }>([
+    ['default', { verifier: new TokenVerifier({ secret: secrets.default }) }],
+    ['shop', { verifier: new TokenVerifier({ secret: secrets.shop }) }],
+    ['bare', { verifier: undefined }],
+  ]);
+  const verify = (t: string, only?: string) => verifyAppToken(t, (id) => apps.get(id), only);
+  const mint = (secret: string, app?: string) =>
+    mintDeviceToken({ secret, device: 'dev-1', user: 'u-1', ...(app ? { app } : {}) });
+
+  it('verifies with the keys of the app aud names (none: default), and only those', async () => {
+    expect((await verify(await mint(secrets.shop, 'shop'))).app).toBe('shop');
+    expect((await verify(await mint(secrets.default))).app).toBe('default');
+    // shop's aud signed with default's secret: refused, whatever other app it would verify with.
+    await expect(verify(await mint(secrets.default, 'shop'))).rejects.toBeInstanceOf(TokenError);
+    await expect(verify(await mint(secrets.shop, 'blog'))).rejects.toThrow(/unknown app "blog"/);
+    await expect(verify(await mint(secrets.shop, 'bare'))).rejects.toThrow(/has no token keys/);
+    // The one app of a single-app node: another aud is refused after verification.
+    await expect(verify(await mint(secrets.default, 'shop'), 'default')).rejects.toThrow(
+      /unknown app "shop"/,
+    );
   });
 });
