@@ -198,3 +198,28 @@ describe('limits', () => {
     expect(value('tenant="blog",status="202"')).toBeGreaterThan(0);
   });
 });
+
+describe('Web Push routes of an app', () => {
+  it('need scope publish with an API key, keep the API key answer, and take the app on the key route', async () => {
+    const reader = (await call(ADMIN, 'POST', '/v1/admin/keys', { scopes: ['status:read'] })).json().key;
+    const put = (k: string) =>
+      app.inject({
+        method: 'PUT',
+        url: '/v1/devices/d1/webpush',
+        headers: { authorization: `Bearer ${k}` },
+        payload: {
+          endpoint: 'https://fcm.googleapis.com/fcm/send/x1',
+          keys: { p256dh: 'B'.repeat(87), auth: 'a'.repeat(22) },
+        },
+      });
+    const scoped = await put(reader);
+    expect([scoped.statusCode, scoped.json().code]).toEqual([403, 'HERALD_FORBIDDEN_SCOPE']);
+    const expired = await put(OLD);
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().message).toMatch(/API key expired/);
+    // Past auth: this API has no VAPID key for shop.
+    expect((await put(PUB)).json().code).toBe('HERALD_WEBPUSH_UNAVAILABLE');
+    expect((await app.inject({ url: '/v1/webpush/key?app=shop' })).statusCode).toBe(404);
+    expect((await app.inject({ url: '/v1/webpush/key?app=Not_An_App' })).statusCode).toBe(400);
+  });
+});
