@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSystemDeps, findExecutable } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vapidKeys } from '../support/push-service.js';
 import { API_KEY, type SystemStack, startSystem, TOKEN_SECRET } from '../support/system.js';
 
 // The docs are the contract, so their shell examples must run: every ```sh (or bash, shell) block
@@ -162,7 +163,16 @@ let env: NodeJS.ProcessEnv;
 let work: string;
 
 beforeAll(async () => {
-  sys = await startSystem({ nodes: 3 });
+  // Web Push on, as `npm start` has it (docs/webpush.md's examples register subscriptions).
+  const vapid = vapidKeys();
+  sys = await startSystem({
+    nodes: 3,
+    env: {
+      HERALD_VAPID_PUBLIC_KEY: vapid.publicKey,
+      HERALD_VAPID_PRIVATE_KEY: vapid.privateKey,
+      HERALD_VAPID_SUBJECT: 'mailto:docs@herald.test',
+    },
+  });
   work = path.join(sys.dir, 'docs-examples');
   const bin = path.join(work, 'bin');
   mkdirSync(bin, { recursive: true });

@@ -2,33 +2,38 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FanoutJob } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import {
+  ApiKeyStore,
   createDelivery,
   Devices,
   FANOUT_QUEUE,
   Idempotency,
   Keys,
-  Presence,
   queueOptions,
   ReplicaGate,
   StatusStore,
   Streams,
 } from '@herald/store';
 import { Queue } from 'bullmq';
-import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { consoleRoutes } from './console/routes.js';
+import { deviceOrApiKey } from './device-auth.js';
 import { DirectPublisher } from './direct.js';
 import { installErrorHandlers } from './error-handler.js';
 import { BadRequest } from './errors.js';
 import { frameworkErrorOptions, jsonTooDeep, MAX_JSON_DEPTH } from './framework-errors.js';
 import { type FanoutQueue, NotificationService } from './notifications.js';
 import { installOperability } from './operability.js';
+import { installRateLimits } from './rate-limit.js';
 import { requestOptions } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
+import { keyRoutes } from './routes/keys.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { topicRoutes } from './routes/topics.js';
+import { webpushRoutes } from './routes/webpush.js';
+import { errorResponses } from './schemas.js';
 import { installRedisDeadline } from './timeout.js';
 import { formatValidation } from './validation.js';
 
@@ -107,10 +112,11 @@ export function buildApp(deps: AppDeps) {
     else json(req, body as string, done);
   });
   app.decorateRequest('apiKeyId', '');
+  app.decorateRequest('tenant', null as unknown as FastifyRequest['tenant']);
   installErrorHandlers(app, config.maxBodyBytes);
   // Every /v1 route waits only for Redis: bound the wait, stalled Redis included (docs/api.md).
   installRedisDeadline(app, config.redisTimeoutMs, ['/v1/'], ['/v1/notifications/batch']);
-  const ops = installOperability(app, [redis, deps.queueRedis]);
+  const ops = installOperability(app, [redis, deps.queueRedis], { appLabel: config.metricsAppLabel });
 
   const keys = new Keys(config.redisPrefix);
   const queue: FanoutQueue = new Queue<FanoutJob>(FANOUT_QUEUE, {
@@ -148,21 +154,50 @@ export function buildApp(deps: AppDeps) {
     queueTimeoutMs: deps.queueTimeoutMs ?? config.redisTimeoutMs,
     onAccepted: (target, scheduled, path) => ops.metrics.accepted(target, scheduled, path),
   });
-  // The API only reads presence: its TTL is the nodes'.
-  const presence = new Presence(redis, keys, 0);
+  // Runtime API keys (admin API, `herald keys`); the apps' own keys are in config.apps.
+  const apiKeys = new ApiKeyStore(redis, keys, { cacheMs: config.keyCacheMs });
+  const authenticate = authenticator({ apps: config.apps, store: apiKeys, keys });
 
   app.register(healthRoutes, {
     redis,
     readiness: ops.readiness,
     onRedisError: () => ops.metrics.redisErrors.inc(),
   });
-  app.register(consoleRoutes, { config });
+  app.register(consoleRoutes, { config, authenticate });
+  // Web Push registration: its own auth per route (API key or the device's token, each of its
+  // app), the key route none (docs/webpush.md).
+  app.register(webpushRoutes, {
+    prefix: '/v1',
+    redis,
+    apps: config.apps,
+    config: config.webpush,
+    deviceRetentionS: config.deviceRetentionS,
+    authenticate: deviceOrApiKey({ apiKey: authenticate, apps: config.apps, keys }),
+  });
   app.register(
     async (v1) => {
-      v1.addHook('onRequest', authenticator(config.apiKeys));
+      v1.addHook('onRequest', authenticate);
+      await installRateLimits(v1, { redis, keys });
+      // Every /v1 route may answer 403 (scope), a publish 429 (limits): say so in OpenAPI.
+      v1.addHook('onRoute', (route) => {
+        const response = route.schema?.response as Record<number, unknown> | undefined;
+        if (!response) return;
+        const publish = route.method === 'POST' && route.url.includes('/notifications');
+        Object.assign(response, {
+          ...(publish ? errorResponses(403, 429) : errorResponses(403)),
+          ...response,
+        });
+      });
       await v1.register(notificationRoutes, { config, notifications });
       await v1.register(topicRoutes, { delivery });
-      await v1.register(adminRoutes, { prefix: '/admin', redis, keys, devices, streams, presence });
+      await v1.register(adminRoutes, {
+        prefix: '/admin',
+        redis,
+        keys,
+        streamLimits: config.streams,
+        deviceRetentionMs: config.deviceRetentionS * 1000,
+      });
+      await v1.register(keyRoutes, { prefix: '/admin', store: apiKeys });
     },
     { prefix: '/v1' },
   );

@@ -1,4 +1,6 @@
-import { apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { AppRegistry, apiSchema, ConfigError, list, loadConfig, type Static } from '@herald/config';
+import { parseAllowedHosts } from '@herald/protocol';
+import type { WebPushApiConfig } from './push-policy.js';
 import { parseTrustProxy } from './trust-proxy.js';
 
 export type ApiEnv = Static<typeof apiSchema>;
@@ -11,6 +13,15 @@ export interface ApiConfig {
   logLevel: string;
   redisPrefix: string;
   apiKeys: string[];
+  /**
+   * The apps (HERALD_APPS_FILE, or the single app `default` from HERALD_API_KEYS and friends),
+   * loaded and checked at start; main.ts makes it follow SIGHUP and file changes.
+   */
+  apps: AppRegistry;
+  /** HERALD_API_KEY_CACHE_MS: how long a runtime key lookup is reused (and a revoke may lag). */
+  keyCacheMs: number;
+  /** HERALD_METRICS_APP_LABEL: per-app metrics carry the app id (bounded) or `all`. */
+  metricsAppLabel: boolean;
   maxBodyBytes: number;
   maxDataBytes: number;
   ttlDefaultS: number;
@@ -36,6 +47,8 @@ export interface ApiConfig {
   replicas: { minReplicas: number; timeoutMs: number };
   /** Stream bounds for direct appends (the same settings as the worker's). */
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
+  /** Web Push (docs/webpush.md); absent = off. */
+  webpush?: WebPushApiConfig;
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
@@ -45,11 +58,22 @@ export const MIN_TOKEN_SECRET_LENGTH = 16;
 
 /** Reads and checks the API's environment; throws ConfigError naming every bad setting. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const e = loadConfig(apiSchema, env);
+  const noKeys = !env.HERALD_API_KEYS && !env.HERALD_APPS_FILE;
+  const KEYS_REQUIRED = 'HERALD_API_KEYS is required (or HERALD_APPS_FILE)';
+  let e: ApiEnv;
+  try {
+    e = loadConfig(apiSchema, env);
+  } catch (err) {
+    if (err instanceof ConfigError && noKeys) throw new ConfigError([...err.problems, KEYS_REQUIRED]);
+    throw err;
+  }
   const apiKeys = [...new Set(list(e.HERALD_API_KEYS))];
   const problems: string[] = [];
   // The schema can only bound the whole list; each key must be long enough on its own.
-  if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
+  if (!e.HERALD_APPS_FILE) {
+    if (noKeys) problems.push(KEYS_REQUIRED);
+    else if (apiKeys.length === 0) problems.push('HERALD_API_KEYS must list at least one key');
+  }
   if (apiKeys.some((k) => k.length < MIN_API_KEY_LENGTH))
     problems.push(`HERALD_API_KEYS: each key must be at least ${MIN_API_KEY_LENGTH} characters`);
   if (e.HERALD_TTL_DEFAULT_S > e.HERALD_TTL_MAX_S)
@@ -66,7 +90,14 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     );
   const trustProxy = parseTrustProxy(e.HERALD_TRUST_PROXY);
   if (typeof trustProxy === 'object') problems.push(trustProxy.problem);
-  if (problems.length > 0 || typeof trustProxy === 'object') throw new ConfigError(problems);
+  let apps: AppRegistry | undefined;
+  try {
+    apps = new AppRegistry(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (problems.length > 0 || typeof trustProxy === 'object' || !apps) throw new ConfigError(problems);
   return {
     redisUrl: e.REDIS_URL,
     host: e.HERALD_HOST,
@@ -74,6 +105,9 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     logLevel: e.HERALD_LOG_LEVEL,
     redisPrefix: e.HERALD_REDIS_PREFIX,
     apiKeys,
+    apps,
+    keyCacheMs: e.HERALD_API_KEY_CACHE_MS,
+    metricsAppLabel: e.HERALD_METRICS_APP_LABEL,
     maxBodyBytes: e.HERALD_MAX_BODY_BYTES,
     maxDataBytes: e.HERALD_MAX_DATA_BYTES,
     ttlDefaultS: e.HERALD_TTL_DEFAULT_S,
@@ -94,6 +128,13 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       inboxMaxLen: e.HERALD_INBOX_MAXLEN,
       topicMaxLen: e.HERALD_TOPIC_MAXLEN,
       keepMs: e.HERALD_STREAM_KEEP_S * 1000,
+    },
+    webpush: {
+      publicKey: e.HERALD_VAPID_PUBLIC_KEY,
+      allowedHosts: parseAllowedHosts(e.HERALD_WEBPUSH_ALLOWED_HOSTS),
+      allowLocalHttp: e.HERALD_WEBPUSH_ALLOW_LOCAL_HTTP,
+      maxPerDevice: e.HERALD_WEBPUSH_MAX_PER_DEVICE,
+      defaultAfterS: e.HERALD_WEBPUSH_DEFAULT_AFTER_S,
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Target } from '@herald/protocol';
-import type { Delivery, DeliveryTarget, NewEntry } from '@herald/store';
+import type { Delivery, DeliveryTarget, Keys, NewEntry } from '@herald/store';
 
 export interface DirectPublisherDeps {
   /** The store's one delivery door, on the API's 'request' connection (fails fast while Redis is down). */
@@ -22,6 +22,12 @@ export interface DirectPublisherDeps {
  */
 export class DirectPublisher {
   constructor(private readonly d: DirectPublisherDeps) {}
+
+  /** The direct publisher of another app (its delivery on the app's keys). */
+  forKeys(keys: Keys): DirectPublisher {
+    const delivery = this.d.delivery.forKeys(keys);
+    return delivery === this.d.delivery ? this : new DirectPublisher({ ...this.d, delivery });
+  }
 
   /** Whether `to` is cheap enough to fan out in the request. */
   takes(to: Target): to is DeliveryTarget {

@@ -36,6 +36,16 @@ export const DataTooLarge = define<'DataTooLarge', [number, number]>(
   'DataTooLarge',
   'data is %d bytes as JSON, more than the %d allowed',
 );
+export const PushTooLarge = define<'PushTooLarge', [number, number]>(
+  'PushTooLarge',
+  'the push message is %d bytes, more than the %d that fit in a 4096-byte encrypted Web Push message',
+);
+export const TokenExpired = define<'TokenExpired', [string]>('TokenExpired', '%s');
+export const DeviceForbidden = define<'DeviceForbidden', [string]>('DeviceForbidden', '%s');
+export const WebPushUnavailable = define<'WebPushUnavailable', []>(
+  'WebPushUnavailable',
+  'Web Push is not configured on this API (no HERALD_VAPID_PUBLIC_KEY)',
+);
 export const UnsupportedMediaType = define<'UnsupportedMediaType', [string]>('UnsupportedMediaType', '%s');
 export const Internal = define<'Internal', [{ cause: unknown }?]>('Internal', 'internal error');
 export const RedisUnavailable = define<'RedisUnavailable', [{ cause: unknown }?]>(
@@ -75,3 +85,18 @@ export function isRedisOutage(err: unknown): boolean {
     )
   );
 }
+
+export const ForbiddenScope = define<'ForbiddenScope', [string]>(
+  'ForbiddenScope',
+  'this API key lacks the scope %s',
+);
+export const ConfigKey = define<'ConfigKey', [string]>(
+  'ConfigKey',
+  'key %s comes from the apps file (or HERALD_API_KEYS): remove it there and reload',
+);
+export const BatchTooLarge = define<'BatchTooLarge', [number, number]>(
+  'BatchTooLarge',
+  'a batch of %d notifications is over the app limit of %d',
+);
+/** Sent with Retry-After (seconds), set by the limiter before it throws. */
+export const RateLimited = define<'RateLimited', [string]>('RateLimited', '%s');

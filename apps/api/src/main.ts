@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   const redis = createRedis(config.redisUrl, 'request', 'herald-api', tuning);
   const queueRedis = createRedis(config.redisUrl, 'request', 'herald-api-queue', tuning);
   const app = buildApp({ config, redis, queueRedis });
+  // Apps follow SIGHUP and edits of HERALD_APPS_FILE; a bad file keeps the current apps (logged).
+  config.apps.watch(app.log);
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     try {
       // Not ready from now on (/readyz 503), so balancers stop sending before we stop accepting.
       app.beginShutdown();
+      config.apps.close();
       // Stops accepting, lets in-flight requests finish, then closes the queue (onClose).
       await app.close();
       await Promise.all([closeRedis(redis), closeRedis(queueRedis)]);

@@ -1,3 +1,4 @@
+import { tenantLabel } from '@herald/config';
 import type { TargetKind } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
@@ -22,8 +23,12 @@ export class ApiMetrics {
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
   readonly redisErrors: Counter;
+  readonly tenantPublishes: Counter<'tenant' | 'status'>;
+  /** The `tenant` label of an app id (HERALD_METRICS_APP_LABEL; bounded, see @herald/config). */
+  readonly tenant: (appId: string) => string;
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  constructor(opts: { defaultMetrics?: boolean; appLabel?: boolean } = {}) {
+    this.tenant = tenantLabel(opts.appLabel ?? true);
     const registers = [this.registry];
     this.registry.setDefaultLabels({ app: 'api' });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -55,6 +60,12 @@ export class ApiMetrics {
       help: 'Time from request to response, by route pattern and method.',
       labelNames: ['route', 'method'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.tenantPublishes = new Counter({
+      name: 'herald_tenant_publish_requests_total',
+      help: 'Publish requests (POST /v1/notifications and /v1/notifications/batch) with a valid API key, by app (`tenant`: the app id, `other` past 100 apps, `all` with HERALD_METRICS_APP_LABEL=false) and status code (429: over a limit).',
+      labelNames: ['tenant', 'status'],
       registers,
     });
     this.redisErrors = new Counter({
@@ -96,6 +107,12 @@ export function installMetrics(app: FastifyInstance, metrics: ApiMetrics): void 
     metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
     if (status >= 400 && req.method === 'POST' && route === '/v1/notifications')
       metrics.publishRejected.inc({ code: req.errorCode || `HTTP_${status}` });
+    if (
+      req.tenant &&
+      req.method === 'POST' &&
+      (route === '/v1/notifications' || route === '/v1/notifications/batch')
+    )
+      metrics.tenantPublishes.inc({ tenant: metrics.tenant(req.tenant.app.id), status: String(status) });
   });
 }
 

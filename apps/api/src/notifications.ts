@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { FanoutJob, NotificationState, NotificationStatus, Target, TargetKind } from '@herald/protocol';
-import { targetKind } from '@herald/protocol';
+import { pushMessageText, targetKind } from '@herald/protocol';
 import {
   FANOUT_JOB,
   fanoutJobOptions,
   type Idempotency,
+  type Keys,
   type RedisClient,
   type ReplicaGate,
   type StatusStore,
@@ -24,7 +25,9 @@ import {
   RedisUnavailable,
 } from './errors.js';
 import { notificationId } from './ids.js';
+import { type PreparedPush, preparePush } from './push-policy.js';
 import type { PublishBody } from './schemas.js';
+import { webpushOf } from './tenant-keys.js';
 import { sleep, withTimeout } from './timeout.js';
 
 export type FanoutQueue = Queue<FanoutJob>;
@@ -53,6 +56,11 @@ export interface IdempotencyInput {
 
 export interface NotificationServiceDeps {
   config: ApiConfig;
+  /**
+   * The app whose notifications these are (docs/tenancy.md): `status`, `idempotency` and
+   * `direct` are on its keys, and its fan-out jobs say so. Absent: `default`.
+   */
+  app?: string;
   status: StatusStore;
   idempotency: Idempotency;
   queue: FanoutQueue;
@@ -77,6 +85,8 @@ interface Prepared {
   ttlMs: number;
   /** Absolute delivery time when it is in the future, else undefined (send now). */
   deliverAt: number | undefined;
+  /** Web Push fallback: always through the worker, which schedules the checks (docs/webpush.md). */
+  push?: PreparedPush;
 }
 
 export interface BatchResult {
@@ -100,7 +110,31 @@ export function bodyHash(body: unknown): string {
 
 /** Publish, status and cancel: the notification lifecycle as the API sees it. */
 export class NotificationService {
+  /** The services of the other apps, by their Keys (one object per app: Keys.forApp caches). */
+  private readonly apps = new WeakMap<Keys, NotificationService>();
+
   constructor(private readonly d: NotificationServiceDeps) {}
+
+  /**
+   * The same service for the app of `keys` (the request's `tenant.keys`): its statuses,
+   * Idempotency-Keys and direct deliveries on the app's keys, its jobs carrying the app id. This
+   * service itself for its own app (no new object per request).
+   */
+  forApp(keys: Keys): NotificationService {
+    if (keys.appId === (this.d.app ?? 'default')) return this;
+    let s = this.apps.get(keys);
+    if (!s) {
+      s = new NotificationService({
+        ...this.d,
+        app: keys.appId,
+        status: this.d.status.withKeys(keys),
+        idempotency: this.d.idempotency.withKeys(keys),
+        direct: this.d.direct?.forKeys(keys),
+      });
+      this.apps.set(keys, s);
+    }
+    return s;
+  }
 
   async publish(body: PublishBody, idem?: IdempotencyInput, now = Date.now()): Promise<PublishResult> {
     const p = this.prepare(body, now);
@@ -147,7 +181,12 @@ export class NotificationService {
       // A time in the past (or now) means "send now": clocks differ, and late beats never.
       if (at > now) deliverAt = at;
     }
-    return { to: normaliseTarget(body.to), data, ttlMs: (body.ttl ?? config.ttlDefaultS) * 1000, deliverAt };
+    const to = normaliseTarget(body.to);
+    const ttlMs = (body.ttl ?? config.ttlDefaultS) * 1000;
+    // The app's own VAPID key when the apps file gives it one (docs/webpush.md).
+    const webpush = webpushOf(config.webpush, config.apps.get(this.d.app ?? 'default'));
+    const push = preparePush(body.push, to, data, ttlMs, webpush);
+    return { to, data, ttlMs, deliverAt, ...(push ? { push } : {}) };
   }
 
   /**
@@ -225,7 +264,7 @@ export class NotificationService {
   private async accept(id: string, p: Prepared, now: number): Promise<PublishResult> {
     const exp = (p.deliverAt ?? now) + p.ttlMs;
     const { direct } = this.d;
-    if (direct && p.deliverAt === undefined && direct.takes(p.to)) {
+    if (direct && p.deliverAt === undefined && !p.push && direct.takes(p.to)) {
       await this.bounded(direct.publish({ id, data: p.data, ts: now, exp }, p.to));
       this.d.onAccepted?.(targetKind(p.to), false, 'direct');
       // Already appended, rung and recorded `sent`: the answer says so (docs/api.md).
@@ -242,6 +281,17 @@ export class NotificationService {
       jobId: id,
     });
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
+    // Jobs of the default app carry no app, as before apps (a worker reads none as default).
+    if (this.d.app !== undefined && this.d.app !== 'default') job.app = this.d.app;
+    if (p.push) {
+      const { policy, stream } = p.push;
+      job.push = {
+        after: policy.after,
+        message: pushMessageText(id, stream, policy, p.data),
+        ...(policy.urgency ? { urgency: policy.urgency } : {}),
+        ...(policy.topic ? { topic: policy.topic } : {}),
+      };
+    }
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
     await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
     // On one Redis the job's connection alone would do (the status was written before it), on a

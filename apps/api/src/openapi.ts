@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 
 /** Name of the bearer scheme in the OpenAPI document. */
 export const API_KEY_SCHEME = 'apiKey';
+export const DEVICE_TOKEN_SCHEME = 'deviceToken';
 
 /** Routes left out of the OpenAPI document: the web console is a page, not part of the API. */
 const UNDOCUMENTED = /^\/console(\/|$)/;
@@ -28,6 +29,7 @@ export function registerOpenApi(app: FastifyInstance): void {
         { name: 'notifications', description: 'Publish, status, cancel' },
         { name: 'topics', description: 'Topic membership set by the backend' },
         { name: 'admin', description: 'Read-only views of nodes, devices and topics' },
+        { name: 'webpush', description: 'Web Push subscriptions and the VAPID key (docs/webpush.md)' },
         { name: 'operations', description: 'Probes and metrics (no API key)' },
       ],
       components: {
@@ -35,7 +37,15 @@ export function registerOpenApi(app: FastifyInstance): void {
           [API_KEY_SCHEME]: {
             type: 'http',
             scheme: 'bearer',
-            description: 'An API key from HERALD_API_KEYS: `Authorization: Bearer <key>`.',
+            description:
+              'An API key (HERALD_API_KEYS, the apps file, or POST /v1/admin/keys): `Authorization: Bearer <key>`. Each route needs a scope (docs/tenancy.md).',
+          },
+          [DEVICE_TOKEN_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              "The device's own token (the one it connects to the nodes with): device routes only.",
           },
         },
       },
@@ -48,6 +58,12 @@ export function registerOpenApi(app: FastifyInstance): void {
     transform: ({ schema, url }) => {
       if (UNDOCUMENTED.test(url)) return { schema: { ...schema, hide: true }, url };
       if (!url.startsWith('/v1/')) return { schema, url };
+      if (url === '/v1/webpush/key') return { schema: { ...schema, security: [] }, url };
+      if (url.startsWith('/v1/devices/'))
+        return {
+          schema: { ...schema, security: [{ [API_KEY_SCHEME]: [] }, { [DEVICE_TOKEN_SCHEME]: [] }] },
+          url,
+        };
       return { schema: { ...schema, security: [{ [API_KEY_SCHEME]: [] }] }, url };
     },
   });

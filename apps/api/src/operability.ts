@@ -23,8 +23,12 @@ export interface Operability {
  * log line, Prometheus metrics (`GET /metrics`), the OpenAPI document and UI (`/docs`), and the
  * shutdown flag behind /readyz. Call it before registering routes (OpenAPI must see them).
  */
-export function installOperability(app: FastifyInstance, connections: readonly RedisClient[]): Operability {
-  const metrics = new ApiMetrics();
+export function installOperability(
+  app: FastifyInstance,
+  connections: readonly RedisClient[],
+  opts: { appLabel?: boolean } = {},
+): Operability {
+  const metrics = new ApiMetrics({ appLabel: opts.appLabel ?? true });
   const readiness: Readiness = { stopping: false };
   app.addSchema(HeraldError);
   registerOpenApi(app);

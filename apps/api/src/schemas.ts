@@ -1,4 +1,11 @@
-import { HTTP_ERRORS, ID_RE, MAX_TARGET_IDS, MAX_TOPIC_LENGTH, TOPIC_RE } from '@herald/protocol';
+import {
+  HTTP_ERRORS,
+  ID_RE,
+  MAX_TARGET_IDS,
+  MAX_TOPIC_LENGTH,
+  PUSH_TOPIC_RE,
+  TOPIC_RE,
+} from '@herald/protocol';
 import Type, { type Static } from 'typebox';
 import type { ApiConfig } from './config.js';
 
@@ -20,6 +27,43 @@ const Ids = (what: string) =>
   });
 
 const Topic = Type.String({ pattern: TOPIC_RE.source, maxLength: MAX_TOPIC_LENGTH });
+
+/** `push` of a publish: the Web Push fallback (docs/webpush.md). */
+const PushPolicySchema = (cfg: ApiConfig) =>
+  Type.Object(
+    {
+      after: Type.Integer({
+        minimum: 0,
+        maximum: cfg.ttlMaxS,
+        description: 'Seconds without an ack before the push; 0: push at once as well as live.',
+      }),
+      title: Type.Optional(
+        Type.String({ maxLength: 256, description: 'Notification title the service worker shows.' }),
+      ),
+      body: Type.Optional(
+        Type.String({ maxLength: 1024, description: 'Notification text the service worker shows.' }),
+      ),
+      urgency: Type.Optional(
+        Type.Union(
+          ['very-low', 'low', 'normal', 'high'].map((u) => Type.Literal(u)),
+          {
+            description: 'Web Push Urgency (RFC 8030 5.3).',
+          },
+        ),
+      ),
+      topic: Type.Optional(
+        Type.String({
+          pattern: PUSH_TOPIC_RE.source,
+          description: 'Web Push Topic (collapse key, RFC 8030 5.4): 1 to 32 of A-Z a-z 0-9 _ -.',
+        }),
+      ),
+      payload: Type.Optional(Type.Unknown({ description: "Sent instead of the notification's data." })),
+    },
+    {
+      additionalProperties: false,
+      description: 'Web Push to devices that have not acked within `after` seconds (docs/webpush.md).',
+    },
+  );
 
 export function publishSchema(cfg: ApiConfig) {
   const body = Type.Object(
@@ -54,6 +98,7 @@ export function publishSchema(cfg: ApiConfig) {
           description: 'Send later (ISO 8601 with a time zone); in the past or now: send now.',
         }),
       ),
+      push: Type.Optional(PushPolicySchema(cfg)),
     },
     { additionalProperties: false },
   );
@@ -137,6 +182,10 @@ export const Status = Type.Object(
       delivered: Type.Integer({ description: 'Deliveries written to a device socket.' }),
       acked: Type.Integer({ description: 'Devices that acknowledged it.' }),
       expired: Type.Integer({ description: 'After expiry: targets that never got it.' }),
+      pushed: Type.Integer({ description: 'Web Push messages push services accepted (docs/webpush.md).' }),
+      pushFailed: Type.Integer({
+        description: 'Web Push messages refused for good: gone subscription, other 4xx, retries exhausted.',
+      }),
     }),
   },
   { description: 'State and delivery counts of the notification.' },
@@ -176,13 +225,13 @@ export const HeraldError = Type.Object(
 
 /** OpenAPI description of each error status: the catalog's codes with that status. */
 const ERRORS = Object.fromEntries(
-  [400, 401, 404, 409, 413, 415, 503].map((status) => [
+  [400, 401, 403, 404, 409, 413, 415, 429, 503].map((status) => [
     status,
     HTTP_ERRORS.filter((e) => e.status === status && !/^(console|push node) only/.test(e.meaning))
       .map((e) => `\`${e.code}\`: ${e.meaning}`)
       .join(' '),
   ]),
-) as Record<400 | 401 | 404 | 409 | 413 | 415 | 503, string>;
+) as Record<400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503, string>;
 
 /** Response schemas of the given error statuses, for route schemas (and so for OpenAPI). */
 export function errorResponses<const S extends readonly (keyof typeof ERRORS & number)[]>(...statuses: S) {
@@ -225,6 +274,14 @@ export const DeviceView = Type.Object(
       { description: 'Nodes where the device is connected now, by id.' },
     ),
     topics: Type.Array(Type.String(), { description: 'Durable topic subscriptions.' }),
+    webpush: Type.Array(
+      Type.Object({
+        id: Type.String({ description: 'Subscription id (first 16 hex of sha256 of the endpoint).' }),
+        host: Type.String({ description: "The push service's host (the endpoint itself is not shown)." }),
+        createdAt: Type.String({ format: 'date-time' }),
+      }),
+      { description: 'Web Push subscriptions, oldest first (docs/webpush.md).' },
+    ),
     cursors: Type.Array(
       Type.Object({
         stream: Type.String({ description: '`inbox`, `broadcast` or `topic:<name>`.' }),
@@ -250,4 +307,58 @@ export const TopicView = Type.Object(
     head: Type.Integer({ description: 'Last seq appended to the topic stream (0: none yet).' }),
   },
   { description: 'Audience and stream head of a topic.' },
+);
+
+/** A browser's PushSubscription as `subscription.toJSON()` gives it (docs/webpush.md). */
+export const WebPushSubscriptionBody = Type.Object(
+  {
+    endpoint: Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description: "The push service's URL for this browser.",
+    }),
+    keys: Type.Object(
+      {
+        p256dh: Type.String({
+          pattern: '^[A-Za-z0-9_-]{80,100}={0,2}$',
+          description: 'P-256 public key, base64url.',
+        }),
+        auth: Type.String({
+          pattern: '^[A-Za-z0-9_-]{16,32}={0,2}$',
+          description: 'Auth secret, base64url.',
+        }),
+      },
+      { additionalProperties: false },
+    ),
+    expirationTime: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: 'Ignored.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const WebPushUnsubscribeBody = Type.Union([
+  Type.Object({ endpoint: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+
+export const WebPushRegistered = Type.Object(
+  {
+    id: Type.String({ description: 'Subscription id.' }),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { description: 'The subscription is stored (several per device, the oldest dropped past the bound).' },
+);
+
+/** `GET /v1/webpush/key?app=`: whose key (no API key tells the app); absent: `default`. */
+export const WebPushKeyQuery = Type.Object(
+  { app: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$' })) },
+  { additionalProperties: false },
+);
+
+export const WebPushKey = Type.Object(
+  {
+    publicKey: Type.String({
+      description: 'VAPID public key (base64url), the applicationServerKey for pushManager.subscribe.',
+    }),
+  },
+  { description: 'The VAPID public key pages subscribe with.' },
 );

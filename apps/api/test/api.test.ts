@@ -243,7 +243,7 @@ describe('publish (HERALD_DIRECT_PUBLISH=false)', () => {
       target: 'devices',
       createdAt: new Date(data.ts).toISOString(),
       expiresAt: new Date(data.exp).toISOString(),
-      counts: { targets: 0, delivered: 0, acked: 0, expired: 0 },
+      counts: { targets: 0, delivered: 0, acked: 0, expired: 0, pushed: 0, pushFailed: 0 },
     });
   });
 
@@ -487,7 +487,7 @@ describe('direct publish (the default)', () => {
     expect(await statusOf(id)).toMatchObject({
       state: 'sent',
       target: 'devices',
-      counts: { targets: 2, delivered: 0, acked: 0, expired: 0 },
+      counts: { targets: 2, delivered: 0, acked: 0, expired: 0, pushed: 0, pushFailed: 0 },
     });
   });
 

@@ -174,6 +174,7 @@ describe('admin API', () => {
         { id: 'node-b', address: null },
       ],
       topics: ['news.sport'],
+      webpush: [],
       cursors: [
         { stream: 'inbox', head: 2, acked: 1 },
         { stream: 'broadcast', head: 0, acked: null },
@@ -189,6 +190,7 @@ describe('admin API', () => {
       registered: false,
       nodes: [],
       topics: [],
+      webpush: [],
       cursors: [
         { stream: 'inbox', head: 0, acked: null },
         { stream: 'broadcast', head: 0, acked: null },

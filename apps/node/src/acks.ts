@@ -33,21 +33,29 @@ export type AckResult = { ok: true } | { ok: false; status: number; code: string
  * stream's entries between the stored cursor and the ack are counted as acked, as a WebSocket
  * ack from the stored cursor counts them.
  */
+/** The apps of the node, as acks need them (apps.ts). */
+export interface AckScopes {
+  get(app: string): { keys: Keys; deps: SessionDeps } | undefined;
+}
+
 export class HttpAcks {
   private readonly redis: AckRedis;
 
   constructor(
     redis: RedisClient,
-    private readonly keys: Keys,
-    private readonly deps: SessionDeps,
+    private readonly scopes: AckScopes,
     private readonly retentionMs: number,
   ) {
     redis.defineCommand('heraldNodeAckCursor', { numberOfKeys: 1, lua: ACK_CURSOR_LUA });
     this.redis = redis as AckRedis;
   }
 
+  /** Acks of the device in the app its token names (the route verified it). */
   async ack(id: DeviceIdentity, cursors: Cursors): Promise<AckResult> {
-    const { deps } = this;
+    const scope = this.scopes.get(id.app);
+    if (!scope)
+      return { ok: false, status: 401, code: HttpError.Unauthorized.code, message: `unknown app ${id.app}` };
+    const { deps } = scope;
     const names = Object.keys(cursors);
     for (const name of names) {
       const s = parseStream(name);
@@ -71,7 +79,7 @@ export class HttpAcks {
           message: `cursors.${names[i]}: ack ${seq} is past the stream's last entry ${heads[i]}`,
         };
     }
-    const cursorKey = this.keys.cursors(id.device);
+    const cursorKey = scope.keys.cursors(id.device);
     await Promise.all(
       names.map(async (name, i) => {
         const seq = cursors[name]!;
@@ -79,19 +87,19 @@ export class HttpAcks {
         // Without a stored cursor, an inbox is read from its start; another stream from where
         // the device started reading it, which only its session knew: nothing is counted.
         const from = old >= 0 ? old : name === INBOX ? 0 : seq;
-        if (seq > from) await this.count(name, keys[i]!, from, seq);
+        if (seq > from) await this.count(deps, name, keys[i]!, from, seq);
       }),
     );
     return { ok: true };
   }
 
   private async count(
+    deps: SessionDeps,
     stream: string,
     keys: ReturnType<SessionDeps['streams']['keysOf']>,
     from: number,
     to: number,
   ): Promise<void> {
-    const { deps } = this;
     const batch = deps.limits.replayBatch;
     let after = from;
     try {

@@ -1,36 +1,40 @@
 import { BROADCAST, encodeNotification, TOPIC_PREFIX } from '@herald/protocol';
-import { decodeDoorbell, type Keys, type Subscriber } from '@herald/store';
+import { decodeDoorbell, type Keys } from '@herald/store';
 import type { Logger } from 'pino';
+import type { Bells } from './bells.js';
 import type { Audience, Listener, TopicBells } from './ports.js';
 import { SharedFrame } from './transport.js';
 
 /**
- * Doorbells from Redis pub/sub to local clients. The node subscribes to its own channel (inbox
- * entries for its devices), the broadcast channel, and each topic channel while at least one
- * local client holds the topic. Pub/sub is only a doorbell: after a Redis reconnect every client
- * re-reads its streams, since doorbells sent meanwhile are gone.
+ * Doorbells from Redis pub/sub to the local clients of one app. The node subscribes, for each
+ * app, to its own channel (inbox entries for its devices), the broadcast channel, and each topic
+ * channel while at least one local client of the app holds the topic; the channels carry the
+ * app's prefix (keys.ts), so the app's hub only ever sees its own devices and topics. Pub/sub is
+ * only a doorbell: after a Redis reconnect every client re-reads its streams (bells.ts), since
+ * doorbells sent meanwhile are gone.
  */
 export class Broker implements TopicBells {
   private readonly refs = new Map<string, { n: number; ready: Promise<unknown> }>();
-  private started = false;
+  private readonly onBell = (message: string): void => this.dispatch(message);
 
   constructor(
-    private readonly sub: Subscriber,
+    private readonly bells: Bells,
     private readonly keys: Keys,
     private readonly nodeId: string,
     private readonly hub: Audience,
     private readonly log: Logger,
   ) {}
 
+  /** Subscribes the app's node and broadcast channels. */
   async start(): Promise<void> {
-    this.sub.onMessage((channel, message) => this.dispatch(channel, message));
-    // Created before the first SUBSCRIBE, so a reconnect during start-up is not missed.
-    this.sub.onResubscribed(
-      () => this.resyncAll(),
-      (err) => this.log.warn({ err: err.message }, 'resync after reconnect failed'),
-    );
-    await this.sub.subscribe(this.keys.nodeChannel(this.nodeId), this.keys.broadcastChannel());
-    this.started = true;
+    await this.bells.subscribe(this.onBell, this.keys.nodeChannel(this.nodeId), this.keys.broadcastChannel());
+  }
+
+  /** Unsubscribes every channel of the app (the app was removed). */
+  stop(): void {
+    const chans = [this.keys.nodeChannel(this.nodeId), this.keys.broadcastChannel(), ...this.refs.keys()];
+    this.refs.clear();
+    this.bells.unsubscribe(...chans);
   }
 
   /** Subscribes to a topic's doorbell; resolves once Redis confirmed, so a read after it misses nothing. */
@@ -41,7 +45,7 @@ export class Broker implements TopicBells {
       r.n++;
       return r.ready;
     }
-    const ready = this.sub.subscribe(ch);
+    const ready = this.bells.subscribe(this.onBell, ch);
     this.refs.set(ch, { n: 1, ready });
     return ready;
   }
@@ -52,22 +56,14 @@ export class Broker implements TopicBells {
     if (!r) return;
     if (--r.n > 0) return;
     this.refs.delete(ch);
-    this.sub
-      .unsubscribe(ch)
-      .catch((err: Error) => this.log.warn({ err: err.message, ch }, 'unsubscribe failed'));
+    this.bells.unsubscribe(ch);
   }
 
   topicCount(): number {
     return this.refs.size;
   }
 
-  resyncAll(): void {
-    if (!this.started) return;
-    this.log.info({ clients: this.hub.size }, 'resyncing clients from streams');
-    for (const c of this.hub.connections) c.resync();
-  }
-
-  private dispatch(_channel: string, message: string): void {
+  private dispatch(message: string): void {
     const bell = decodeDoorbell(message);
     if (!bell) {
       this.log.warn('undecodable doorbell dropped');

@@ -45,7 +45,8 @@ export abstract class Delivery implements Listener {
   protected earlyBell = false;
 
   constructor(
-    protected readonly deps: SessionDeps,
+    /** The node's default app until hello, then the app the token names (`Session.accept`). */
+    protected deps: SessionDeps,
     private readonly transport: Transport<unknown>,
     private readonly conn: unknown,
     readonly remote: string,

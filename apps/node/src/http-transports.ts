@@ -16,7 +16,7 @@ import type { HttpAcks } from './acks.js';
 import { type DeviceIdentity, TokenError } from './auth.js';
 import { takeSocket } from './http-detach.js';
 import { attachPoll, PollConn, pollTransport } from './poll-transport.js';
-import type { Refusal, SessionDeps } from './ports.js';
+import type { AppDirectory, Refusal, SessionDeps } from './ports.js';
 import { clientAddress } from './proxy-protocol.js';
 import { Session } from './session.js';
 import { attachSse, SseConn, type SseSink, sseTransport } from './sse-transport.js';
@@ -31,13 +31,20 @@ export const ACKS_PATH = '/v1/acks';
 const SSE_RETRY_MS = 1000;
 /** A long-poll's `wait` without the parameter (docs/protocol.md), under the cap. */
 const DEFAULT_WAIT_S = 25;
+/** `Retry-After` (s) of an SSE or long-poll over its app's connection cap: the cap's count interval (apps.ts). */
+const APP_RETRY_S = 2;
 /** Largest `POST /v1/acks` body: 256 cursors of long topic names fit. */
 const ACKS_BODY_BYTES = 64 * 1024;
 
 /** What the HTTP transports need of their node. */
 export interface HttpContext {
+  /** The default app's deps: a session starts on them and moves to its token's app at accept. */
   readonly deps: SessionDeps;
-  readonly origins: ReadonlySet<string> | undefined;
+  /** The node's apps: origins per app, app connection caps. */
+  readonly apps: AppDirectory & {
+    anyOriginAllowed(origin: string): boolean;
+    originListed(origin: string): boolean;
+  };
   readonly acks: HttpAcks;
   /** Open SSE streams (their heartbeat). */
   readonly sse: Set<SseConn>;
@@ -105,18 +112,22 @@ function param(q: Query, name: string): string | undefined | Error {
 export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
   const { deps } = ctx;
 
-  /** CORS for browsers on another origin (the allowed ones, or any without a list). */
+  /**
+   * CORS for browsers on another origin (the allowed ones, or any without a list). Before the
+   * token is read (a preflight has none) an origin passes if some app allows it; `appOrigin`
+   * then checks it against the token's app.
+   */
   const cors = (req: FastifyRequest, reply: FastifyReply): boolean => {
     const origin = req.headers.origin;
     if (origin === undefined) return true;
-    if (ctx.origins && !ctx.origins.has(origin)) {
+    if (!ctx.apps.anyOriginAllowed(origin)) {
       httpError(reply, HttpError.OriginForbidden, `origin ${origin} is not allowed`);
       return false;
     }
     reply.header('access-control-allow-origin', origin);
     reply.header('vary', 'origin');
     // Cookies (the token cookie) cross origins only to the origins listed, never to "any".
-    if (ctx.origins) reply.header('access-control-allow-credentials', 'true');
+    if (ctx.apps.originListed(origin)) reply.header('access-control-allow-credentials', 'true');
     return true;
   };
 
@@ -184,13 +195,29 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
       );
       return undefined;
     }
+    let id: DeviceIdentity;
     try {
-      return await deps.verifier.verify(token);
+      id = await deps.verifier.verify(token);
     } catch (err) {
       if (!(err instanceof TokenError)) throw err;
       httpError(reply, err.expired ? HttpError.TokenExpired : HttpError.Unauthorized, err.message);
       return undefined;
     }
+    const origin = req.headers.origin;
+    if (!ctx.apps.originAllowed(id.app, origin)) {
+      httpError(reply, HttpError.OriginForbidden, `origin ${origin} is not allowed for app ${id.app}`);
+      return undefined;
+    }
+    return id;
+  };
+
+  /** 429 when the token's app is at its connection cap across nodes (docs/tenancy.md). */
+  const overAppCap = (reply: FastifyReply, id: DeviceIdentity): boolean => {
+    const refused = ctx.apps.admit(id.app);
+    if (!refused) return false;
+    reply.header('retry-after', String(APP_RETRY_S));
+    httpError(reply, HttpError.RateLimited, refused.reason);
+    return true;
   };
 
   const remote = (req: FastifyRequest): string => clientAddress(req.raw.socket as Socket) ?? req.ip;
@@ -201,6 +228,7 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
   app.get(SSE_PATH, async (req, reply) => {
     const o = await open(req, reply, true);
     if (!o) return reply;
+    if (overAppCap(reply, o.id)) return reply;
     const res: ServerResponse = reply.raw;
     reply.hijack();
     const headers: Record<string, string> = {
@@ -251,6 +279,7 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
     if (w instanceof Error || (w !== undefined && !/^\d{1,6}$/.test(w)))
       return httpError(reply, HttpError.BadRequest, 'wait must be a whole number of seconds');
     const waitMs = Math.min(w === undefined ? DEFAULT_WAIT_S * 1000 : Number(w) * 1000, ctx.pollMaxWaitMs);
+    if (overAppCap(reply, o.id)) return reply;
     const refused = ctx.admission();
     if (refused?.code === CloseCode.Draining)
       return reply.header('cache-control', 'no-store').send({

@@ -1,18 +1,29 @@
 /**
- * The node's local sessions, indexed by device and by shared stream (topic streams and
- * `broadcast`), so a doorbell finds its sessions without scanning every connection. Generic over
- * the session type, so it imports nothing of the node (see ports.ts: `Registry`, `Audience`).
+ * The local sessions of one app, indexed by device and by shared stream (topic streams and
+ * `broadcast`), so a doorbell finds its sessions without scanning every connection. One hub per
+ * app (device, user and topic names are per app), all sharing the node's set of `connections`.
+ * Generic over the session type, so it imports nothing of the node (see ports.ts: `Registry`,
+ * `Audience`).
  */
 export class Hub<C> {
-  /** Every open socket, including those still before hello. */
-  readonly connections = new Set<C>();
   /** A device's one client, or a set when it has several here (rare: no Set per device). */
   private readonly byDevice = new Map<string, C | Set<C>>();
   private readonly byStream = new Map<string, Set<C>>();
   private readonly perUser = new Map<string, number>();
+  /** Sessions of this app past hello (counted by `addUser`): the app's connections on this node. */
+  private users = 0;
 
+  /** `connections`: every open socket of the node, including those still before hello. */
+  constructor(readonly connections: Set<C> = new Set()) {}
+
+  /** Open sockets of the node (all apps). */
   get size(): number {
     return this.connections.size;
+  }
+
+  /** This app's sessions on this node. */
+  get appSize(): number {
+    return this.users;
   }
 
   addDevice(device: string, c: C): void {
@@ -44,10 +55,12 @@ export class Hub<C> {
     const n = this.perUser.get(user) ?? 0;
     if (n >= max) return false;
     this.perUser.set(user, n + 1);
+    this.users++;
     return true;
   }
 
   removeUser(user: string): void {
+    if (this.perUser.has(user)) this.users--;
     const n = (this.perUser.get(user) ?? 1) - 1;
     if (n <= 0) this.perUser.delete(user);
     else this.perUser.set(user, n);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ConfigError, list, loadConfig, nodeSchema } from '@herald/config';
+import { AppRegistry, ConfigError, loadConfig, nodeSchema } from '@herald/config';
 import { createRedis } from '@herald/store';
 import pino from 'pino';
 import { HeraldNode } from './node.js';
@@ -15,20 +15,33 @@ try {
   throw err;
 }
 
-// Checks the schema cannot express: how tokens are verified.
+// Checks the schema cannot express: how tokens are verified (the apps file checks its own apps).
 const problems: string[] = [];
-if (cfg.HERALD_TOKEN_SECRET && cfg.HERALD_TOKEN_SECRET.length < 16)
-  problems.push('HERALD_TOKEN_SECRET must be at least 16 characters');
-if (!cfg.HERALD_TOKEN_SECRET && !cfg.HERALD_JWKS_URL && !cfg.HERALD_JWKS_FILE)
-  problems.push('HERALD_TOKEN_SECRET is required (or HERALD_JWKS_URL / HERALD_JWKS_FILE)');
+if (!cfg.HERALD_APPS_FILE) {
+  if (cfg.HERALD_TOKEN_SECRET && cfg.HERALD_TOKEN_SECRET.length < 16)
+    problems.push('HERALD_TOKEN_SECRET must be at least 16 characters');
+  if (!cfg.HERALD_TOKEN_SECRET && !cfg.HERALD_JWKS_URL && !cfg.HERALD_JWKS_FILE)
+    problems.push('HERALD_TOKEN_SECRET is required (or HERALD_JWKS_URL / HERALD_JWKS_FILE)');
+}
 if (problems.length) {
   process.stderr.write(`herald node: ${new ConfigError(problems).message}\n`);
   process.exit(1);
 }
-const origins = list(cfg.HERALD_ALLOWED_ORIGINS);
 
 const nodeId = cfg.HERALD_NODE_ID || `${hostname()}-${process.pid}`;
 const log = pino({ level: cfg.HERALD_LOG_LEVEL, base: { app: 'node', node: nodeId } });
+// The apps (HERALD_APPS_FILE, else the single app `default` from the variables above), reloaded
+// on SIGHUP and when the file changes: a bad file on reload keeps the current apps.
+let apps: AppRegistry;
+try {
+  apps = new AppRegistry(process.env, { log });
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`herald node: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
 const redis = createRedis(cfg.REDIS_URL, 'background', `node:${nodeId}`);
 const sub = createRedis(cfg.REDIS_URL, 'subscriber', `node:${nodeId}`);
 for (const r of [redis, sub]) r.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
@@ -39,13 +52,8 @@ const node = new HeraldNode(
     host: cfg.HERALD_HOST,
     port: cfg.HERALD_PORT,
     redisPrefix: cfg.HERALD_REDIS_PREFIX,
-    tokens: {
-      secret: cfg.HERALD_TOKEN_SECRET || undefined,
-      jwksUrl: cfg.HERALD_JWKS_URL || undefined,
-      jwksFile: cfg.HERALD_JWKS_FILE || undefined,
-      issuer: cfg.HERALD_TOKEN_ISSUER || undefined,
-    },
-    allowedOrigins: origins.includes('*') ? undefined : origins,
+    apps: apps.all(),
+    metricsAppLabel: cfg.HERALD_METRICS_APP_LABEL,
     cookieSecure: cfg.HERALD_COOKIE_SECURE,
     acceptRate: cfg.HERALD_ACCEPT_RATE,
     proxyProtocol: cfg.HERALD_PROXY_PROTOCOL,
@@ -73,13 +81,20 @@ const node = new HeraldNode(
 );
 
 const port = await node.start();
-log.info({ port }, 'push node listening');
+log.info({ port, apps: apps.all().length }, 'push node listening');
+apps.onChange((next) => {
+  node
+    .reloadApps(next)
+    .catch((err: Error) => log.error({ err: err.message }, 'apps reload failed on the node'));
+});
+apps.watch();
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'shutting down');
+  apps.close();
   if (signal === 'SIGTERM') await node.drain();
   await node.stop();
   await Promise.allSettled([redis.quit(), sub.quit()]);

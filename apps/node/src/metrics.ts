@@ -1,12 +1,22 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Hub } from './hub.js';
 import type { Stats } from './stats.js';
 
-/** Prometheus metrics of a push node, read from `Stats` and the hub at scrape time. */
+/**
+ * Prometheus metrics of a push node, read from `Stats`, the node's connections and its apps'
+ * hubs at scrape time.
+ */
 export function nodeMetrics(
   nodeId: string,
   stats: Stats,
-  hub: Hub<{ readonly transportKind: string }>,
+  connections: ReadonlySet<{ readonly transportKind: string }>,
+  apps: {
+    /** Distinct devices on this node, all apps. */
+    deviceCount(): number;
+    /** Each app's sessions on this node (past hello). */
+    counts(): Iterable<[app: string, connections: number]>;
+  },
+  /** The `tenant` label of an app (HERALD_METRICS_APP_LABEL: `tenantLabel` of @herald/config). */
+  tenant: (app: string) => string = (app) => app,
 ): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
@@ -28,7 +38,7 @@ export function nodeMetrics(
     help: 'Open connections on this node: WebSockets, SSE streams and held long-polls.',
     registers: [registry],
     collect() {
-      this.set(hub.size);
+      this.set(connections.size);
     },
   });
   new Gauge({
@@ -39,8 +49,23 @@ export function nodeMetrics(
     collect() {
       // One pass over the hub per scrape (about 1 ms for 50,000 connections).
       const n: Record<string, number> = { ws: 0, sse: 0, poll: 0 };
-      for (const c of hub.connections) n[c.transportKind] = (n[c.transportKind] ?? 0) + 1;
+      for (const c of connections) n[c.transportKind] = (n[c.transportKind] ?? 0) + 1;
       for (const [transport, v] of Object.entries(n)) this.set({ transport }, v);
+    },
+  });
+  new Gauge({
+    name: 'herald_app_connections',
+    help: 'Sessions on this node per app (docs/tenancy.md: the tenant label is bounded by HERALD_METRICS_APP_LABEL).',
+    labelNames: ['tenant'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const sums = new Map<string, number>();
+      for (const [app, n] of apps.counts()) {
+        const t = tenant(app);
+        sums.set(t, (sums.get(t) ?? 0) + n);
+      }
+      for (const [t, n] of sums) this.set({ tenant: t }, n);
     },
   });
   new Gauge({
@@ -48,7 +73,7 @@ export function nodeMetrics(
     help: 'Distinct devices connected to this node.',
     registers: [registry],
     collect() {
-      this.set(hub.deviceCount());
+      this.set(apps.deviceCount());
     },
   });
   const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>

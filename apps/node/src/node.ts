@@ -1,31 +1,22 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
+import { tenantLabel } from '@herald/config';
 import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import {
-  Devices,
-  Keys,
-  Nodes,
-  Presence,
-  ReplicaGate,
-  type ReplicaSettings,
-  StatusStore,
-  Streams,
-  Subscriber,
-} from '@herald/store';
+import { type Devices, Keys, Nodes, ReplicaGate, type ReplicaSettings, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { HttpAcks } from './acks.js';
-import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
-import { Broker } from './broker.js';
+import type { NodeApp } from './app-scope.js';
+import { NodeApps } from './apps.js';
+import { DEFAULT_APP, type TokenVerifierOptions } from './auth.js';
+import { Bells } from './bells.js';
 import { Expiries } from './expiry.js';
-import { Flusher } from './flusher.js';
-import { Hellos } from './hellos.js';
 import { httpTransports } from './http-transports.js';
-import { Hub } from './hub.js';
+import type { Hub } from './hub.js';
 import { LOG_REDACTION } from './log.js';
 import { nodeMetrics } from './metrics.js';
 import type { NodeLimits, Refusal, SessionDeps } from './ports.js';
@@ -42,9 +33,21 @@ export interface NodeOptions {
   host: string;
   port: number;
   redisPrefix: string;
-  tokens: TokenVerifierOptions;
-  /** Allowed browser Origins; undefined allows any. */
-  allowedOrigins: string[] | undefined;
+  /**
+   * The apps the node serves (docs/tenancy.md); without it, the single app `default` from
+   * `tokens` and `allowedOrigins`. `reloadApps` applies a new list.
+   */
+  apps?: readonly NodeApp[];
+  /** HERALD_METRICS_APP_LABEL: the app id as the `tenant` label (first 100), else `all`. */
+  metricsAppLabel?: boolean;
+  /** Token keys of the app `default` when `apps` is not given. */
+  tokens?: TokenVerifierOptions;
+  /** Allowed browser Origins of the app `default` when `apps` is not given; undefined allows any. */
+  allowedOrigins?: string[] | undefined;
+  /** Mark the device-token cookie `Secure` on every request (HERALD_COOKIE_SECURE). */
+  cookieSecure?: boolean;
+  /** HERALD_REDIS_MIN_REPLICAS: deliver only what that many replicas hold (default: none). */
+  replicas?: ReplicaSettings;
   /** Plain HTTP port for probes and metrics (0: only on the main port). */
   healthPort: number;
   /** Expect a PROXY protocol header from the balancer on every connection. */
@@ -60,12 +63,8 @@ export interface NodeOptions {
   listenBacklog?: number;
   /** Longest a long-poll is held (HERALD_POLL_MAX_WAIT_S; default 60 s). */
   pollMaxWaitMs?: number;
-  /** Mark the device-token cookie `Secure` on every request (HERALD_COOKIE_SECURE). */
-  cookieSecure?: boolean;
   /** SSE heartbeat comment interval (default 15 s, below common proxy idle timeouts). */
   sseHeartbeatMs?: number;
-  /** HERALD_REDIS_MIN_REPLICAS: deliver only what that many replicas hold (default: none). */
-  replicas?: ReplicaSettings;
   limits: NodeLimits;
 }
 
@@ -107,13 +106,15 @@ export class HeraldNode {
   readonly app: FastifyInstance;
   /** What every session shares (one object per node). */
   readonly sessionDeps: SessionDeps;
-  readonly hub = new Hub<Session>();
+  /** The default app's hub (every app's hub shares the node's `connections`). */
+  readonly hub: Hub<Session>;
   readonly devices: Devices;
+  readonly apps: NodeApps;
+  /** Every open socket of the node, of every app, including those before hello. */
+  private readonly connections = new Set<Session>();
   private readonly nodeId: string;
   private readonly log: Logger;
-  private readonly presence: Presence;
-  private readonly broker: Broker;
-  private readonly flusher: Flusher;
+  private readonly bells: Bells;
   private readonly expiries = new Expiries();
   private readonly stats = new Stats();
   private readonly nodes: Nodes;
@@ -127,50 +128,62 @@ export class HeraldNode {
   private health: FastifyInstance | undefined;
   private started = false;
   private beatSlice = 0;
-  private readonly origins: ReadonlySet<string> | undefined;
   private readonly replicas: ReplicaGate;
 
   constructor(
     private readonly opts: NodeOptions,
     private readonly deps: NodeDeps,
   ) {
-    const keys = new Keys(opts.redisPrefix);
+    const root = new Keys(opts.redisPrefix);
     const { redis, log } = deps;
-    const { hub, stats } = this;
+    const { stats, connections } = this;
     this.nodeId = opts.nodeId;
     this.log = log;
     for (const r of [redis, deps.sub]) r.on('error', () => stats.redisErrors++);
-    const devices = new Devices(redis, keys, opts.deviceRetentionMs);
-    this.devices = devices;
-    this.presence = new Presence(redis, keys, opts.presenceTtlMs);
-    this.nodes = new Nodes(redis, keys);
-    // The node only reads streams; the limits matter to the worker's appends. With
-    // HERALD_REDIS_MIN_REPLICAS, reads wait for the replicas (Streams.read).
+    this.nodes = new Nodes(redis, root);
+    // With HERALD_REDIS_MIN_REPLICAS, every app's stream reads wait for the replicas (Streams.read).
     this.replicas = new ReplicaGate(
       opts.replicas ?? { minReplicas: 0, timeoutMs: 250 },
-      `${keys.prefix}:replica-barrier`,
+      root.replicaBarrier(),
     );
-    const streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }, this.replicas);
-    this.broker = new Broker(new Subscriber(deps.sub), keys, opts.nodeId, hub, log);
-    this.flusher = new Flusher(new StatusStore(redis, keys, 0), devices, opts.flushMs, log);
-    this.sessionDeps = {
-      nodeId: opts.nodeId,
-      limits: opts.limits,
-      log,
-      stats,
-      verifier: new TokenVerifier(opts.tokens),
-      streams,
-      devices,
-      presences: new Hellos(devices, this.presence, streams, keys, opts.nodeId, opts.presenceTtlMs),
-      registry: hub,
-      topics: this.broker,
-      receipts: this.flusher,
-      expiries: this.expiries,
-    };
+    this.bells = new Bells(new Subscriber(deps.sub), connections, log);
+    const apps = new NodeApps(log);
+    this.apps = apps;
+    apps.init(
+      {
+        nodeId: opts.nodeId,
+        redis,
+        root,
+        bells: this.bells,
+        connections,
+        log,
+        stats,
+        verifier: apps,
+        expiries: this.expiries,
+        apps,
+        limits: opts.limits,
+        presenceTtlMs: opts.presenceTtlMs,
+        flushMs: opts.flushMs,
+        deviceRetentionMs: opts.deviceRetentionMs,
+        replicas: this.replicas,
+      },
+      opts.apps ?? [{ id: DEFAULT_APP, tokens: opts.tokens ?? {}, allowedOrigins: opts.allowedOrigins }],
+    );
+    // Sessions start on the default app's deps (or the first app's) and move to their token's
+    // app at hello.
+    const first = apps.get(DEFAULT_APP) ?? [...apps.all()][0];
+    if (!first) throw new Error('a node needs at least one app');
+    this.sessionDeps = first.deps;
+    this.hub = first.hub;
+    this.devices = first.devices;
     this.accepts = new TokenBucket(opts.acceptRate, opts.acceptRate);
-    this.acks = new HttpAcks(redis, keys, this.sessionDeps, opts.deviceRetentionMs);
+    this.acks = new HttpAcks(redis, apps, opts.deviceRetentionMs);
     this.app = fastify(log);
-    this.origins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
+  }
+
+  /** Applies a reloaded apps config: new apps work at once, removed apps' sessions are closed. */
+  reloadApps(apps: readonly NodeApp[]): Promise<void> {
+    return this.apps.set(apps);
   }
 
   get isDraining(): boolean {
@@ -183,7 +196,7 @@ export class HeraldNode {
       !this.draining &&
       this.deps.redis.status === 'ready' &&
       this.deps.sub.status === 'ready' &&
-      this.hub.size < this.opts.limits.maxConnections
+      this.connections.size < this.opts.limits.maxConnections
     );
   }
 
@@ -201,8 +214,9 @@ export class HeraldNode {
         // Browsers always send Origin; native clients do not and are let through. Refused before
         // the upgrade, so a page on another site cannot even open the socket.
         preValidation: async (req, reply) => {
+          // Checked against the app's own list at hello, once the token names the app.
           const origin = req.headers.origin;
-          if (this.origins && origin !== undefined && !this.origins.has(origin))
+          if (origin !== undefined && !this.apps.anyOriginAllowed(origin))
             return reply
               .code(403)
               .send({ code: HttpError.OriginForbidden.code, message: `origin ${origin} is not allowed` });
@@ -216,12 +230,12 @@ export class HeraldNode {
         // shared listeners; protocol errors (1009, 1007...) are ws's to finish, never a reset.
         ws.removeAllListeners('error');
         raw._httpMessage?.detachSocket(raw);
-        this.onSocket(ws, clientAddress(raw) ?? req.ip);
+        this.onSocket(ws, clientAddress(raw) ?? req.ip, req.headers.origin);
       },
     );
     httpTransports(app, {
       deps: this.sessionDeps,
-      origins: this.origins,
+      apps: this.apps,
       acks: this.acks,
       sse: this.sse,
       pollMaxWaitMs: this.opts.pollMaxWaitMs ?? 60_000,
@@ -229,7 +243,8 @@ export class HeraldNode {
       cookieSecure: this.opts.cookieSecure,
       admission: () => this.admission(),
     });
-    const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.hub);
+    const t = tenantLabel(this.opts.metricsAppLabel ?? true);
+    const metrics = nodeMetrics(this.opts.nodeId, this.stats, this.connections, this.apps, t);
     this.probes(app, metrics);
     if (this.opts.healthPort > 0) {
       // Probes and scrapers do not speak PROXY protocol: give them a plain port of their own.
@@ -245,8 +260,8 @@ export class HeraldNode {
       timeoutMs: this.opts.limits.helloTimeoutMs,
       onError: (err) => this.log.debug({ err: err.message }, 'PROXY protocol header refused'),
     });
-    await this.broker.start();
-    this.flusher.start();
+    this.bells.start();
+    await this.apps.start(this.nodes, this.opts.limits.heartbeatMs);
     this.heartbeat = setInterval(() => void this.beat(), this.opts.limits.heartbeatMs / BEAT_SLICES);
     this.heartbeat.unref();
     this.sseHeartbeat = setInterval(() => sseBeat(this.sse), this.opts.sseHeartbeatMs ?? SSE_HEARTBEAT_MS);
@@ -268,17 +283,18 @@ export class HeraldNode {
    */
   private admission(): Refusal | undefined {
     if (this.draining) return { code: CloseCode.Draining, reason: 'node draining' };
-    if (this.hub.size >= this.opts.limits.maxConnections)
+    if (this.connections.size >= this.opts.limits.maxConnections)
       return { code: CloseCode.Capacity, reason: 'node at capacity' };
     if (!this.accepts.take()) return { code: CloseCode.Capacity, reason: 'accept rate exceeded' };
     return undefined;
   }
 
-  private onSocket(ws: WebSocket, remote: string): void {
+  private onSocket(ws: WebSocket, remote: string, origin: string | undefined): void {
     const refused = this.admission();
     if (refused) ws.close(refused.code, refused.reason);
     else {
       const session = new Session(this.sessionDeps, wsTransport as Transport<unknown>, ws, remote);
+      session.origin = origin;
       attachWs(ws, session);
       session.start();
     }
@@ -294,7 +310,7 @@ export class HeraldNode {
         ? 'starting'
         : this.draining
           ? 'draining'
-          : this.hub.size >= this.opts.limits.maxConnections
+          : this.connections.size >= this.opts.limits.maxConnections
             ? 'at capacity'
             : 'redis unavailable';
       return reply.code(503).send(notReady('node', why));
@@ -309,11 +325,12 @@ export class HeraldNode {
    * delivery queued behind it (a latency spike once per interval).
    */
   private async beat(): Promise<void> {
-    const { hub, presence, nodeId, log } = this;
+    const { connections, nodeId, log } = this;
     const slice = this.beatSlice;
     this.beatSlice = (slice + 1) % BEAT_SLICES;
-    const devices: string[] = [];
-    for (const c of hub.connections) {
+    /** Devices to refresh, per app. */
+    const devices = new Map<string, string[]>();
+    for (const c of connections) {
       if (c.connNo % BEAT_SLICES !== slice) continue;
       if (!c.alive) {
         c.terminate();
@@ -321,11 +338,16 @@ export class HeraldNode {
       }
       c.alive = false;
       c.ping();
-      if (c.identity) devices.push(c.identity.device);
+      const id = c.identity;
+      if (id) {
+        const list = devices.get(id.app);
+        if (list) list.push(id.device);
+        else devices.set(id.app, [id.device]);
+      }
     }
     try {
-      await presence.refresh(devices, nodeId);
-      await this.nodes.heartbeat(nodeId, hub.size);
+      for (const [app, list] of devices) await this.apps.get(app)?.presence.refresh(list, nodeId);
+      await this.nodes.heartbeat(nodeId, connections.size);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'presence refresh failed');
     }
@@ -338,12 +360,12 @@ export class HeraldNode {
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    const { hub, log } = this;
+    const { connections: hub, log } = this;
     log.info({ connections: hub.size, drainMs: this.opts.drainMs }, 'draining');
     this.app.server.close();
     // Held polls answer at once, each with a reconnect delay spread over the drain window.
     const clients: Session[] = [];
-    for (const c of hub.connections)
+    for (const c of hub)
       if (c.transportKind !== 'poll') clients.push(c);
       else {
         c.send({
@@ -363,22 +385,20 @@ export class HeraldNode {
     const deadline = Date.now() + this.opts.drainMs + 2000;
     while (hub.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const t of timers) clearTimeout(t);
-    for (const c of hub.connections) c.terminate('drain_deadline');
+    for (const c of hub) c.terminate('drain_deadline');
   }
 
   /** Writes pending counts and acked cursors now (otherwise every `flushMs`). */
   async flush(): Promise<void> {
-    await this.flusher.flush();
-    await this.flusher.flush();
+    await this.apps.flush();
   }
 
   async stop(): Promise<void> {
     this.expiries.stop();
     clearInterval(this.heartbeat);
     clearInterval(this.sseHeartbeat);
-    for (const c of this.hub.connections) c.terminate();
-    await this.flusher.stop().catch(() => undefined);
-    await this.nodes.remove(this.nodeId).catch(() => undefined);
+    for (const c of this.connections) c.terminate();
+    await this.apps.stop(this.nodes, this.nodeId);
     await this.app.close();
     await this.health?.close();
     await this.replicas.close();

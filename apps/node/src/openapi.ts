@@ -18,12 +18,18 @@ const CODES = [
   HttpError.Internal,
   HttpError.RedisUnavailable,
   HttpError.NodeBusy,
+  HttpError.RateLimited,
 ];
 
 const error = (description: string) => ({
   description,
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 });
+
+/** The token's app at its connection cap across nodes (docs/tenancy.md). */
+const appCap = error(
+  "`HERALD_RATE_LIMITED`: the token's app is at its connection cap across nodes, with `Retry-After`",
+);
 
 const token = {
   name: 'token',
@@ -161,6 +167,7 @@ export function nodeOpenApi(): Record<string, unknown> {
             400: error('malformed cursors or topics'),
             401: unauthorized,
             403: error('`HERALD_TOPIC_FORBIDDEN` or `HERALD_ORIGIN_FORBIDDEN`'),
+            429: appCap,
           },
         },
       },
@@ -187,6 +194,7 @@ export function nodeOpenApi(): Record<string, unknown> {
             400: error('malformed cursors, topics or wait'),
             401: unauthorized,
             403: error('`HERALD_TOPIC_FORBIDDEN` or `HERALD_ORIGIN_FORBIDDEN`'),
+            429: appCap,
             503: error(
               '`HERALD_NODE_BUSY` (connection cap, accept rate, per-user cap), with `Retry-After: 1`',
             ),

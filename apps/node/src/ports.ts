@@ -7,8 +7,9 @@ import type { SharedFrame } from './transport.js';
 
 /**
  * What a session needs from the rest of the node, each as the narrow interface it uses. The node
- * builds one `SessionDeps` and every session holds a pointer to it. Nothing here imports the
- * session, the hub or the broker: they depend on these interfaces, not on each other.
+ * builds one `SessionDeps` per app (app-scope.ts) and every session holds a pointer to its app's
+ * (the default app's until its token names another). Nothing here imports the session, the hub
+ * or the broker: they depend on these interfaces, not on each other.
  */
 
 export interface NodeLimits {
@@ -109,7 +110,20 @@ export interface Verifier {
   verify(token: string): Promise<DeviceIdentity>;
 }
 
+/** The apps of the node, as a session sees them (apps.ts). */
+export interface AppDirectory {
+  /** The session deps of an app this node serves, else undefined. */
+  scope(app: string): SessionDeps | undefined;
+  /** Whether one more session of the app stays within its connection cap across nodes, else why not. */
+  admit(app: string): Refusal | undefined;
+  /** Whether a browser `Origin` (undefined: not a browser) may connect as the app. */
+  originAllowed(app: string, origin: string | undefined): boolean;
+}
+
 export interface SessionDeps {
+  /** The app these deps serve: its streams, devices, hub and broker (docs/tenancy.md). */
+  readonly app: string;
+  readonly apps: AppDirectory;
   readonly nodeId: string;
   readonly limits: NodeLimits;
   readonly log: Logger;
@@ -124,7 +138,10 @@ export interface SessionDeps {
   readonly expiries: ExpiryClock;
 }
 
-/** Why a node refuses a new session: the close code (4012 draining, 4013 capacity) and reason. */
+/**
+ * Why a node refuses a new session: the close code (4012 draining, 4013 node capacity, 4014 the
+ * app's connection cap) and reason.
+ */
 export interface Refusal {
   code: number;
   reason: string;

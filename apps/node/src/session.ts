@@ -43,6 +43,8 @@ export class Session extends Requests implements Peer, Expiring {
   /** Frame rate limit: a token bucket of `frameRate` per second, burst twice that. */
   private frameTokens: number;
   private frameAt = performance.now();
+  /** The browser `Origin` of the connection, if any: checked against the app's at hello. */
+  origin: string | undefined = undefined;
 
   constructor(deps: SessionDeps, transport: Transport<unknown>, conn: unknown, remote: string) {
     super(deps, transport, conn, remote);
@@ -173,7 +175,23 @@ export class Session extends Requests implements Peer, Expiring {
   async accept(id: DeviceIdentity, cursors: Cursors, extra: readonly string[] = []): Promise<boolean> {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
-    const { deps } = this;
+    // The token's app: its streams, hub, broker and limits from here on (docs/tenancy.md).
+    const { apps } = this.deps;
+    const deps = apps.scope(id.app);
+    if (!deps) {
+      this.close(CloseCode.Unauthorized, `invalid token: unknown app ${id.app}`);
+      return false;
+    }
+    if (!apps.originAllowed(id.app, this.origin)) {
+      this.close(CloseCode.Unauthorized, `origin ${this.origin} is not allowed for app ${id.app}`);
+      return false;
+    }
+    const refused = apps.admit(id.app);
+    if (refused) {
+      this.close(refused.code, refused.reason);
+      return false;
+    }
+    this.deps = deps;
     const { registry, limits } = deps;
     if (!registry.addUser(id.user, limits.maxConnectionsPerUser)) {
       this.close(
@@ -254,7 +272,7 @@ export class Session extends Requests implements Peer, Expiring {
       heartbeatMs: limits.heartbeatMs,
       streams: welcome,
     });
-    deps.log.debug({ conn: this.connId, device: id.device, remote: this.remote }, 'hello');
+    deps.log.debug({ conn: this.connId, app: id.app, device: id.device, remote: this.remote }, 'hello');
     if (this.transportKind !== 'ws') {
       // HTTP acks count from the stored cursor: a stream read without one gets one where it
       // starts (as a subscribe does).
@@ -277,7 +295,11 @@ export class Session extends Requests implements Peer, Expiring {
   private async refresh(token: string): Promise<void> {
     const id = await this.verify(token);
     if (!id || this.closed || !this.identity) return;
-    if (id.device !== this.identity.device || id.user !== this.identity.user) {
+    if (
+      id.device !== this.identity.device ||
+      id.user !== this.identity.user ||
+      id.app !== this.identity.app
+    ) {
       this.close(CloseCode.Unauthorized, 'refreshed token is for another device');
       return;
     }

@@ -112,6 +112,7 @@ describe('HS256 verification', () => {
     // Answered by the synchronous path, not by jose.
     expect((v as unknown as { hs256(t: string): unknown }).hs256(token)).toMatchObject({ sub: 'dev-1' });
     expect(await v.verify(token)).toEqual({
+      app: 'default',
       device: 'dev-1',
       user: 'user-1',
       topics: ['news.*'],

@@ -104,6 +104,19 @@ describe('door', () => {
     (await hello('door-ok')).close();
   });
 
+  it("reads aud as the token's app: default passes on a single-app node, another app is 4001", async () => {
+    (await hello('door-aud', undefined, { aud: 'default' })).close();
+    const p = await Probe.open(url);
+    p.send({ type: 'hello', token: await token('door-aud', 'u1', { aud: 'shop' }) });
+    expect(await p.waitClose()).toMatchObject({
+      code: 4001,
+      reason: expect.stringMatching(/unknown app "shop"/),
+    });
+    const q = await Probe.open(url);
+    q.send({ type: 'hello', token: await token('door-aud', 'u1', { aud: ['default'] }) });
+    expect(await q.waitClose()).toMatchObject({ code: 4001, reason: expect.stringMatching(/aud/) });
+  });
+
   it('closes 4003 on an expired token', async () => {
     const p = await Probe.open(url);
     p.send({

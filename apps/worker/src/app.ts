@@ -1,8 +1,10 @@
 import type { Static, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import {
+  APP_ID,
   createDelivery,
   createRedis,
+  DEFAULT_APP,
   Devices,
   FANOUT_QUEUE,
   Keys,
@@ -19,6 +21,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
+import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
 
@@ -69,14 +72,6 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     });
   }
 
-  const streams = new Streams(redis, keys, {
-    inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
-    topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
-    keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
-  });
-  const devices = new Devices(redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000);
-  // keepMs only matters when a status is created, which the API does; the worker only counts.
-  const status = new StatusStore(redis, keys, 0);
   // HERALD_REDIS_MIN_REPLICAS: each fan-out step waits for the replicas (in its Delivery) before
   // its progress is saved, and the job for its final status before BullMQ completes it.
   const replicas = new ReplicaGate(
@@ -84,16 +79,37 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
       minReplicas: cfg.HERALD_REDIS_MIN_REPLICAS,
       timeoutMs: cfg.HERALD_REDIS_REPLICA_TIMEOUT_MS,
     },
-    `${keys.prefix}:replica-barrier`,
+    keys.replicaBarrier(),
   );
-  const fanout = new Fanout({
-    delivery: createDelivery({ redis, keys, streams, status, devices, replicas }),
-    devices,
-    status,
-    chunk: cfg.HERALD_FANOUT_CHUNK,
-    log,
-    observer: metrics,
-  });
+  // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
+  const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
+  /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
+  const fanouts = new Map<string, Fanout>();
+  const fanoutOf = (app: string): Fanout => {
+    let f = fanouts.get(app);
+    if (f) return f;
+    const k = keys.forApp(app);
+    const streams = new Streams(redis, k, {
+      inboxMaxLen: cfg.HERALD_INBOX_MAXLEN,
+      topicMaxLen: cfg.HERALD_TOPIC_MAXLEN,
+      keepMs: cfg.HERALD_STREAM_KEEP_S * 1000,
+    });
+    const devices = new Devices(redis, k, cfg.HERALD_DEVICE_RETENTION_S * 1000);
+    // keepMs only matters when a status is created, which the API does; the worker only counts.
+    const status = new StatusStore(redis, k, 0);
+    f = new Fanout({
+      delivery: createDelivery({ redis, keys: k, streams, status, devices, replicas }),
+      devices,
+      status,
+      chunk: cfg.HERALD_FANOUT_CHUNK,
+      log,
+      observer: metrics,
+      push: webpush?.scheduler ?? pushOff(log),
+    });
+    fanouts.set(app, f);
+    return f;
+  };
+  const fanout = fanoutOf(DEFAULT_APP);
 
   const order = new TargetOrder();
   const worker = new Worker<FanoutJob, FanoutResult>(
@@ -102,9 +118,11 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     // A job stops at its next chunk once this worker has lost its lock (lock.ts).
     (job, token, signal) => {
       const locked = lockedJob(job, token, signal, lockHeld);
-      return order.run(orderKeys(job.data.to), () =>
+      // A job from before apps has no app: the default app's, as it was then.
+      const app = typeof job.data.app === 'string' && APP_ID.test(job.data.app) ? job.data.app : DEFAULT_APP;
+      return order.run(orderKeys(job.data.to, app), () =>
         metrics.job(job.data, async () => {
-          const result = await fanout.process(locked);
+          const result = await fanoutOf(app).process(locked);
           await replicas.confirm(redis);
           return result;
         }),
@@ -155,6 +173,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     healthUrl = await health.listen({ host: cfg.HERALD_HOST, port: cfg.HERALD_PORT });
   } catch (err) {
     await worker.close(true);
+    await webpush?.close(true);
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -175,7 +194,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = worker.close().then(
+      const finished = Promise.all([worker.close(), webpush?.close()]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');

@@ -1,5 +1,13 @@
 import type { FanoutJob, NotificationState } from '@herald/protocol';
-import type { Delivered, Delivery, DeliveryTarget, Devices, NewEntry, StatusStore } from '@herald/store';
+import {
+  APP_ID,
+  type Delivered,
+  type Delivery,
+  type DeliveryTarget,
+  type Devices,
+  type NewEntry,
+  type StatusStore,
+} from '@herald/store';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 
@@ -14,6 +22,8 @@ export interface FanoutDeps {
   log: Logger;
   /** Told of every append and doorbell (metrics). */
   observer?: FanoutObserver;
+  /** Schedules the Web Push check of each delivered step of a job with a `push` policy (docs/webpush.md). */
+  push?: { afterDelivery(n: FanoutJob, to: DeliveryTarget, d: Delivered): Promise<void> };
 }
 
 /** What a fan-out reports as it goes, for metrics. */
@@ -87,9 +97,9 @@ export class Fanout {
     const entry: NewEntry = { id: n.id, data: n.data, ts: n.ts, exp: n.exp };
     const progress = readProgress(job.progress);
     const to = n.to;
-    if ('devices' in to) await this.toDevices(job, to.devices, entry, progress);
-    else if ('users' in to) await this.toUsers(job, to.users, entry, progress);
-    else await this.shared(job, to, entry, progress);
+    if ('devices' in to) await this.toDevices(job, to.devices, entry, progress, n);
+    else if ('users' in to) await this.toUsers(job, to.users, entry, progress, n);
+    else await this.shared(job, to, entry, progress, n);
 
     const before = await status.transition(n.id, 'sent', ['sending']);
     if (before !== 'sending')
@@ -102,13 +112,14 @@ export class Fanout {
     ids: readonly string[],
     entry: NewEntry,
     progress: FanoutProgress,
+    n: FanoutJob,
   ): Promise<void> {
     // Set keeps first-seen order, so chunk boundaries are the same on every attempt.
     const devices = [...new Set(ids)];
     const { chunk } = this.deps;
     for (let i = progress.done; i < devices.length; i += chunk) {
       const slice = devices.slice(i, i + chunk);
-      await this.inboxChunk(entry, slice);
+      await this.inboxChunk(entry, slice, n);
       await job.updateProgress({ done: i + slice.length } satisfies FanoutProgress);
     }
   }
@@ -123,12 +134,13 @@ export class Fanout {
     ids: readonly string[],
     entry: NewEntry,
     progress: FanoutProgress,
+    n: FanoutJob,
   ): Promise<void> {
     const users = [...new Set(ids)];
     const { chunk, devices } = this.deps;
     let pending: string[] = [];
     const flush = async (usersDone: number) => {
-      if (pending.length > 0) await this.inboxChunk(entry, pending);
+      if (pending.length > 0) await this.inboxChunk(entry, pending, n);
       pending = [];
       await job.updateProgress({ done: usersDone } satisfies FanoutProgress);
     };
@@ -151,15 +163,20 @@ export class Fanout {
     to: DeliveryTarget,
     entry: NewEntry,
     progress: FanoutProgress,
+    n: FanoutJob,
   ): Promise<void> {
     if (progress.done >= 1) return;
-    this.observe('topic' in to ? 'topic' : 'broadcast', await this.deps.delivery.deliver(to, entry, 'count'));
+    const d = await this.deps.delivery.deliver(to, entry, 'count');
+    this.observe('topic' in to ? 'topic' : 'broadcast', d);
+    await this.deps.push?.afterDelivery(n, to, d);
     await job.updateProgress({ done: 1 } satisfies FanoutProgress);
   }
 
-  /** One chunk: appended (once per device), rung (one doorbell per node) and counted. */
-  private async inboxChunk(entry: NewEntry, devices: string[]): Promise<void> {
-    this.observe('inbox', await this.deps.delivery.deliver({ devices }, entry, 'count'));
+  /** One chunk: appended (once per device), rung (one doorbell per node), counted, its push check scheduled. */
+  private async inboxChunk(entry: NewEntry, devices: string[], n: FanoutJob): Promise<void> {
+    const d = await this.deps.delivery.deliver({ devices }, entry, 'count');
+    this.observe('inbox', d);
+    await this.deps.push?.afterDelivery(n, { devices }, d);
   }
 
   private observe(kind: 'inbox' | 'topic' | 'broadcast', d: Delivered): void {
@@ -184,6 +201,7 @@ function checkJob(d: unknown): FanoutJob {
   if (typeof j.id !== 'string' || j.id === '') bad('id');
   if (typeof j.data !== 'string') bad('data must be JSON text');
   if (typeof j.ts !== 'number' || typeof j.exp !== 'number') bad('ts and exp must be numbers');
+  if (j.app !== undefined && (typeof j.app !== 'string' || !APP_ID.test(j.app))) bad('app');
   const to = j.to as Record<string, unknown> | undefined;
   if (typeof to !== 'object' || to === null) return bad('to');
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');

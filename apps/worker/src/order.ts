@@ -54,9 +54,11 @@ export class TargetOrder {
  * before the fan-out, so a device publish and a user publish reaching the same device are not
  * ordered with each other), the topic, or the broadcast stream.
  */
-export function orderKeys(to: Target): string[] {
-  if ('devices' in to) return to.devices.map((d) => `d:${d}`);
-  if ('users' in to) return to.users.map((u) => `u:${u}`);
-  if ('topic' in to) return [`t:${to.topic}`];
-  return ['b'];
+export function orderKeys(to: Target, app = 'default'): string[] {
+  // Apps have their own ids: the same name in two apps is two targets.
+  const p = app === 'default' ? '' : `${app}/`;
+  if ('devices' in to) return to.devices.map((d) => `${p}d:${d}`);
+  if ('users' in to) return to.users.map((u) => `${p}u:${u}`);
+  if ('topic' in to) return [`${p}t:${to.topic}`];
+  return [`${p}b`];
 }

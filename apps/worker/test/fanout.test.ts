@@ -296,7 +296,7 @@ describe('Fanout', () => {
     ] as const)
       expect(await w.status.get(j.id)).toMatchObject({
         state: 'expired',
-        counts: { targets: n, delivered: 0, acked: 0, expired: n },
+        counts: { targets: n, delivered: 0, acked: 0, expired: n, pushed: 0, pushFailed: 0 },
       });
   });
 
@@ -379,6 +379,8 @@ describe('Fanout', () => {
     const bad = { id: 'x', to: { nobody: true }, data: '1', ts: 0, exp: 0 } as never;
     await expect(w.fanout.process(stubJob(bad))).rejects.toMatchObject({ name: 'UnrecoverableError' });
     await expect(new Fanout(w.deps).process(stubJob(null as never))).rejects.toThrow(/malformed/);
+    const badApp = { id: 'y', to: { devices: ['d'] }, data: '1', ts: 0, exp: 0, app: 'Not:An:App' };
+    await expect(w.fanout.process(stubJob(badApp))).rejects.toThrow(/malformed fan-out job: app/);
   });
 
   it('waits on pub/sub with a bound (sanity check of the helper)', async () => {
@@ -428,7 +430,7 @@ describe('a scheduled notification that expired while no worker ran (issue #12 i
           );
           expect(await w.status.get(job!.id)).toMatchObject({
             state: 'expired',
-            counts: { targets: n, delivered: 0, acked: 0, expired: n },
+            counts: { targets: n, delivered: 0, acked: 0, expired: n, pushed: 0, pushFailed: 0 },
           });
         }
         expect(await inboxSeqs(w, 'dx')).toEqual([]);

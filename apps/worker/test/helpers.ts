@@ -61,8 +61,9 @@ export interface World {
   fanout: Fanout;
 }
 
-export function world(redis: Redis, prefix: string, chunk = 500): World {
-  const keys = new Keys(prefix);
+/** The store parts and a fan-out on `prefix`, for the app `app` (default: the deployment's keys). */
+export function world(redis: Redis, prefix: string, chunk = 500, app = 'default'): World {
+  const keys = new Keys(prefix).forApp(app);
   const streams = new Streams(redis, keys, { inboxMaxLen: 10_000, topicMaxLen: 10_000, keepMs: 60_000 });
   const devices = new Devices(redis, keys, 3_600_000);
   const status = new StatusStore(redis, keys, 60_000);
@@ -85,7 +86,9 @@ export async function notification(
   const target =
     'devices' in to ? 'devices' : 'users' in to ? 'users' : 'topic' in to ? 'topic' : 'broadcast';
   await w.status.create(id, { state: opts.state ?? 'queued', target, createdAt: now, exp });
-  return { id, to, data: opts.data ?? JSON.stringify({ n: counter }), ts: now, exp };
+  const job: FanoutJob = { id, to, data: opts.data ?? JSON.stringify({ n: counter }), ts: now, exp };
+  if (w.keys.appId !== 'default') job.app = w.keys.appId;
+  return job;
 }
 
 /** A stand-in for a BullMQ job that keeps its progress like the real one does across attempts. */

@@ -169,6 +169,40 @@ describe('startWorkerApp', () => {
     await expect(fetch(`${app.healthUrl}/healthz`)).rejects.toThrow();
   });
 
+  it("runs each app's jobs on that app's keys; a job without app is the default app's", async () => {
+    const app = await startWorkerApp(appConfig(server.url, 'apps'), silent);
+    closers.push(() => app.close());
+    const [def, shop] = [world(redis, 'apps'), world(redis, 'apps', 500, 'shop')];
+    const queue = new Queue<FanoutJob>(FANOUT_QUEUE, {
+      connection: new Redis(server.url),
+      ...queueOptions(def.keys),
+    });
+    closers.push(() => queue.close());
+    const a = await notification(def, { devices: ['same'] });
+    const b = await notification(shop, { devices: ['same'] });
+    expect(a.app).toBeUndefined();
+    expect(b.app).toBe('shop');
+    // Same notification ids in both apps too: each app's status is its own.
+    const b2 = await notification(shop, { devices: ['same'] });
+    await shop.status.create(a.id, { state: 'queued', target: 'devices', createdAt: a.ts, exp: a.exp });
+    for (const j of [a, b, b2, { ...a, app: 'shop', to: { devices: ['only-shop'] } }])
+      await queue.add(FANOUT_JOB, j, fanoutJobOptions(`${j.app ?? 'default'}-${j.id}`));
+    for (const [w, id] of [
+      [def, a.id],
+      [shop, b.id],
+      [shop, b2.id],
+      [shop, a.id],
+    ] as const)
+      await until(`${w.keys.appId} ${id} sent`, async () =>
+        (await w.status.get(id))?.state === 'sent' ? true : undefined,
+      );
+    expect(await redis.xlen('apps:{d:same}:inbox')).toBe(1);
+    expect(await redis.xlen('apps:a:shop:{d:same}:inbox')).toBe(2);
+    expect(await redis.xlen('apps:a:shop:{d:only-shop}:inbox')).toBe(1);
+    expect(await redis.exists('apps:{d:only-shop}:inbox')).toBe(0);
+    expect((await def.status.get(a.id))?.counts.targets).toBe(1);
+  });
+
   it('stops within its deadline when Redis is gone', async () => {
     const own = await startRedis();
     closers.push(() => own.stop());

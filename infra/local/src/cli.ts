@@ -31,6 +31,7 @@ const USAGE = `usage: npm start [-- --balancer nginx|haproxy]
   -h, --help          this text
 
 Environment: REDIS_URL (use this Redis instead of starting one), HERALD_TOKEN_SECRET,
+HERALD_APPS_FILE (several apps, e.g. infra/local/apps.example.json; default: one app),
 HERALD_LOG_LEVEL, HERALD_BALANCER; binaries: REDIS_SERVER_BIN, NGINX_BIN, NGINX_STREAM_MODULE,
 HAPROXY_BIN.`;
 
@@ -92,9 +93,13 @@ function parseCli(argv: string[]): { balancer: BalancerKind; help: boolean } | s
   return { balancer: balancer as BalancerKind, help: values.help ?? false };
 }
 
-function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
+function printBanner(stack: Stack, demoKey: string, ownRedis: boolean): void {
   const home = heraldHome();
   const publish = `${stack.apiUrl}/v1/notifications`;
+  // With HERALD_APPS_FILE the apps, their keys and token secrets are the file's (docs/tenancy.md);
+  // the generated demo key and secret are not used.
+  const appsFile = process.env.HERALD_APPS_FILE;
+  const apiKey = appsFile ? '$KEY' : demoKey;
   const lines = [
     '',
     'Herald is running.',
@@ -102,7 +107,9 @@ function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
     `  Publish (HTTP):   POST ${publish}`,
     `  WebSocket:        ${stack.wsUrl}   (${stack.balancer.kind} :${stack.balancer.port} -> ${stack.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`,
     `  Console:          ${stack.apiUrl}/console   (paste the demo API key)`,
-    `  Demo API key:     ${apiKey}`,
+    appsFile
+      ? `  Apps:             ${appsFile}   (keys and token secrets from the file: KEY=<an app's API key>)`
+      : `  Demo API key:     ${apiKey}`,
     `  Redis:            ${stack.redisUrl}${ownRedis ? `   (data ${path.join(home, 'redis')}, AOF on)` : ''}`,
     `  Worker:           ${stack.worker.url}`,
     `  Logs:             ${path.join(home, 'logs')}`,
@@ -116,7 +123,9 @@ function printBanner(stack: Stack, apiKey: string, ownRedis: boolean): void {
     '',
     'Mint a device token (then send {"type":"hello","token":"<token>"} as the first WebSocket frame):',
     '',
-    `  npx herald token --device dev-1 --user user-1 [--topics 'news.*']`,
+    appsFile
+      ? `  npx herald token --app <app> --secret <its token secret> --device dev-1 --user user-1`
+      : `  npx herald token --device dev-1 --user user-1 [--topics 'news.*']`,
     '',
     'Press Ctrl-C to stop.',
     '',
@@ -244,6 +253,12 @@ async function main(): Promise<number> {
     workerPort: ports.worker,
     nodePorts,
     logLevel: process.env.HERALD_LOG_LEVEL || 'info',
+    // Web Push (docs/webpush.md): the API serves the public key, the worker signs with the pair.
+    env: {
+      HERALD_VAPID_PUBLIC_KEY: process.env.HERALD_VAPID_PUBLIC_KEY || secrets.vapidPublicKey,
+      HERALD_VAPID_PRIVATE_KEY: process.env.HERALD_VAPID_PRIVATE_KEY || secrets.vapidPrivateKey,
+      HERALD_VAPID_SUBJECT: process.env.HERALD_VAPID_SUBJECT || 'mailto:herald@localhost',
+    },
   });
   let stack: Stack;
   try {

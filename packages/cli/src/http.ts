@@ -23,6 +23,16 @@ export interface Status {
   counts: { targets: number; delivered: number; acked: number; expired: number };
 }
 
+/** An API key as GET /v1/admin/keys lists it (never the key or its hash). */
+export interface ApiKeyView {
+  id: string;
+  scopes: string[];
+  createdAt: string | null;
+  expiresAt: string | null;
+  name: string | null;
+  source: 'config' | 'redis';
+}
+
 /** The publish API over fetch: errors become HttpError (the API's code and message) or CliError. */
 export class Api {
   constructor(
@@ -43,6 +53,23 @@ export class Api {
 
   cancel(id: string): Promise<{ id: string; state: string }> {
     return this.call('DELETE', `/v1/notifications/${encodeURIComponent(id)}`);
+  }
+
+  createKey(body: {
+    scopes: string[];
+    expiresIn?: number;
+    expiresAt?: string;
+    name?: string;
+  }): Promise<ApiKeyView & { key: string; app: string }> {
+    return this.call('POST', '/v1/admin/keys', JSON.stringify(body), { 'content-type': 'application/json' });
+  }
+
+  listKeys(): Promise<{ keys: ApiKeyView[] }> {
+    return this.call('GET', '/v1/admin/keys');
+  }
+
+  revokeKey(id: string): Promise<{ id: string; revoked: true }> {
+    return this.call('DELETE', `/v1/admin/keys/${encodeURIComponent(id)}`);
   }
 
   private async call<T>(

@@ -3,13 +3,14 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { keys } from './commands/keys.js';
 import { publish } from './commands/publish.js';
 import { cancel, status } from './commands/status.js';
 import { subscribe } from './commands/subscribe.js';
 import { token } from './commands/token.js';
 import { CliError, EXIT_FAILED, EXIT_USAGE, UsageError } from './errors.js';
 
-const COMMANDS: Command[] = [publish, subscribe, token, status, cancel, bench];
+const COMMANDS: Command[] = [publish, subscribe, token, status, cancel, keys, bench];
 
 const HELP = `usage: herald <command> [options]
 

@@ -9,6 +9,8 @@ export interface TokenOptions {
   topics?: string[];
   /** A time span (`90s`, `30m`, `1h`, `7d`) or a number of seconds. */
   expires: string;
+  /** `aud` claim: the device's app (docs/tenancy.md); absent: the app `default`. */
+  app?: string;
 }
 
 const FLAGS: Record<string, string> = { expiresIn: 'expires', secret: 'secret' };
@@ -40,6 +42,7 @@ export async function mintToken(o: TokenOptions): Promise<string> {
       user: o.user,
       ...(o.topics && o.topics.length > 0 ? { topics: o.topics } : {}),
       expiresIn: o.expires,
+      ...(o.app !== undefined ? { app: o.app } : {}),
     });
   } catch (err) {
     throw asUsage(err);

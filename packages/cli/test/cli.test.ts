@@ -231,6 +231,12 @@ describe('token', () => {
     const exp = decodeJwt(short.stdout.trim()).exp as number;
     expect(exp - Date.now() / 1000).toBeLessThanOrEqual(90);
     expect(decodeJwt(short.stdout.trim()).uid).toBe('d2'); // user defaults to the device
+    expect(decodeJwt(short.stdout.trim()).aud).toBeUndefined(); // no app: the app `default`
+    const shop = await herald(['token', '--device', 'd3', '--app', 'shop']);
+    expect(decodeJwt(shop.stdout.trim()).aud).toBe('shop');
+    const bad = await herald(['token', '--device', 'd3', '--app', 'Shop!']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^herald: token: --app "Shop!" is not an app id/);
   });
 });
 
@@ -419,6 +425,34 @@ describe('publish, subscribe, status, cancel', () => {
     expect(down.stderr).toMatch(
       /^herald: cannot reach the API at http:\S+: connect ECONNREFUSED 127\.0\.0\.1:\d+\n$/,
     );
+  });
+
+  it('keys: creates a key shown once, lists it without the key, revokes it', async () => {
+    const created = await herald(['keys', 'create', '-s', 'publish', '--expires-in', '1d', '--name', 'ci']);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^hrld_[A-Za-z0-9_-]{43}$/);
+    const id = /created (k_[0-9a-f]+) for app default: publish, expires \S+Z\./.exec(created.stderr)?.[1];
+    expect(id, created.stderr).toBeDefined();
+    expect((await herald(['publish', '-d', 'kdev', '--data', '1', '--key', key])).code).toBe(0);
+    // A publish-only key cannot manage keys.
+    const denied = await herald(['keys', 'list', '--key', key]);
+    expect(denied.stderr).toMatch(/^herald: HERALD_FORBIDDEN_SCOPE: .*admin.* \(HTTP 403\)\n$/);
+
+    const listed = await herald(['keys', 'list']);
+    expect(listed.stdout).not.toContain(key);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t').slice(0, 3)),
+    ).toEqual([
+      [expect.any(String), 'config', 'publish,status:read,presence:read,admin'],
+      [id, 'redis', 'publish'],
+    ]);
+    expect((await herald(['keys', 'revoke', id as string])).stdout).toBe(`{"id":"${id}","revoked":true}\n`);
+    const gone = await herald(['publish', '-d', 'kdev', '--data', '1', '--key', key]);
+    expect(gone.stderr).toBe('herald: HERALD_UNAUTHORIZED: invalid API key (HTTP 401)\n');
   });
 
   it('reads its defaults from .herald/secrets.json, as npm start writes it', async () => {

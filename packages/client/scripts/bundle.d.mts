@@ -8,3 +8,4 @@ export declare const browserOptions: BuildOptions;
 export declare const nodeOptions: BuildOptions;
 export declare function bundleBrowser(options?: { write?: boolean }): Promise<string>;
 export declare function buildAll(): Promise<string>;
+export declare const EXTRA_ENTRIES: Record<'webpush' | 'sw', string>;

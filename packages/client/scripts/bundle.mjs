@@ -20,6 +20,12 @@ export const ENTRY = join(ROOT, 'src', 'index.ts');
 export const OUTFILE = join(DIST, 'herald.browser.js');
 export const NODE_OUTFILE = join(DIST, 'index.js');
 /**
+ * Web Push (docs/webpush.md) has entries of its own, so the main bundle does not grow:
+ * `@herald/client/webpush` for pages (registerWebPush, pushedIds) and `@herald/client/sw` for
+ * the service worker. Readable ESM like the main entry, with the protocol types inlined.
+ */
+export const EXTRA_ENTRIES = { webpush: join(ROOT, 'src', 'webpush.ts'), sw: join(ROOT, 'src', 'sw.ts') };
+/**
  * gzip budget of the browser bundle, in bytes. Was 8 KiB for the WebSocket-only client (6,551 bytes
  * gzipped); raised to 9 KiB for the HTTP transports of issue #15 (SSE over a streamed fetch,
  * long-poll, HTTP acks, `auto` fallback and its memory), measured at 9,134 bytes gzipped after
@@ -122,6 +128,8 @@ export async function buildAll() {
   rmSync(DIST, { recursive: true, force: true });
   declarations();
   await build({ ...nodeOptions, outfile: NODE_OUTFILE });
+  for (const [name, entry] of Object.entries(EXTRA_ENTRIES))
+    await build({ ...nodeOptions, entryPoints: [entry], outfile: join(DIST, `${name}.js`) });
   return bundleBrowser();
 }
 

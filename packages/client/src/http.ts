@@ -285,7 +285,8 @@ export function httpLink(kind: HttpTransport, o: HttpLinkOptions): WebSocketLike
         });
         if (res.status !== 200) return await refused(res);
         const type = res.headers.get('content-type') ?? '';
-        if (!type.includes(sse ? 'text/event-stream' : 'json')) return closed(CLOSE_ABNORMAL, `HTTP 200 ${type}`);
+        if (!type.includes(sse ? 'text/event-stream' : 'json'))
+          return closed(CLOSE_ABNORMAL, `HTTP 200 ${type}`);
         if (!link.readyState) {
           link.readyState = 1;
           fire('open', {});

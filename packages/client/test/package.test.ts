@@ -102,14 +102,32 @@ describe('the packed SDK, installed outside the workspace', () => {
         'package/dist/index.d.ts',
         'package/dist/index.js',
         'package/dist/protocol/index.d.ts',
+        'package/dist/webpush.js',
+        'package/dist/webpush.d.ts',
+        'package/dist/sw.js',
+        'package/dist/sw.d.ts',
         'package/package.json',
       ]),
     );
     expect(listing.filter((f) => !f.startsWith('package/dist/') && !/^package\/[^/]+$/.test(f))).toEqual([]);
     // Nothing of the workspace is imported at runtime.
-    expect(readFileSync(join(dir, 'node_modules/@herald/client/dist/index.js'), 'utf8')).not.toMatch(
-      /@herald\//,
+    for (const f of ['index.js', 'webpush.js', 'sw.js'])
+      expect(readFileSync(join(dir, `node_modules/@herald/client/dist/${f}`), 'utf8')).not.toMatch(
+        /@herald\//,
+      );
+  });
+
+  it('has the Web Push entries apart from the main one (docs/webpush.md)', async () => {
+    const out = await nodeScript(
+      'webpush.mjs',
+      `import * as wp from '@herald/client/webpush';
+import * as sw from '@herald/client/sw';
+console.log(JSON.stringify({ wp: Object.keys(wp).sort(), sw: Object.keys(sw).sort() }));`,
     );
+    expect(JSON.parse(out)).toEqual({
+      wp: ['pushedIds', 'registerWebPush', 'unregisterWebPush'],
+      sw: ['installHeraldPush', 'parsePush', 'recordPushed', 'showPush'],
+    });
   });
 
   it('imports in Node and, without ws on Node 20, says what to install', async () => {

@@ -23,6 +23,16 @@ export const common = {
     pattern: '^[A-Za-z0-9_-]{1,32}$',
     description: 'Prefix of every Redis key and channel.',
   }),
+  HERALD_APPS_FILE: Type.String({
+    default: '',
+    description:
+      'Apps file (JSON, or YAML if it ends in .yaml/.yml): apps with their keys, token verification, origins and limits (docs/tenancy.md). Reloaded on SIGHUP and when it changes. Empty: one app `default` from the variables here.',
+  }),
+  HERALD_METRICS_APP_LABEL: Type.Boolean({
+    default: true,
+    description:
+      'Per-app metrics carry the app id in a `tenant` label (the first 100 app ids a process sees; later ones share `other`). false: every app is `all`.',
+  }),
   HERALD_DEVICE_RETENTION_S: Int(
     30 * 86400,
     60,
@@ -54,12 +64,43 @@ export const replication = {
   ),
 };
 
+/** Device-token verification beyond the HS256 secret: the nodes, and the API for its device routes, set them alike. */
+export const deviceTokens = {
+  HERALD_JWKS_URL: Type.String({
+    default: '',
+    description: 'JWKS URL for asymmetric device tokens (RS256, ES256, EdDSA).',
+  }),
+  HERALD_JWKS_FILE: Type.String({
+    default: '',
+    description: 'JWKS file for asymmetric device tokens, instead of a URL.',
+  }),
+  HERALD_TOKEN_ISSUER: Type.String({
+    default: '',
+    description: 'Required `iss` of device tokens (empty: not checked).',
+  }),
+};
+
+/** Web Push (docs/webpush.md): the API checks subscriptions and serves the public key; the worker signs and sends. */
+export const webpush = {
+  HERALD_VAPID_PUBLIC_KEY: Type.String({
+    default: '',
+    pattern: '^[A-Za-z0-9_-]*$',
+    description:
+      'VAPID public key (RFC 8292, base64url P-256 point) served by GET /v1/webpush/key and used by the worker. Empty: Web Push off. `npm start` generates a pair into .herald/secrets.json.',
+  }),
+  HERALD_WEBPUSH_ALLOW_LOCAL_HTTP: Type.Boolean({
+    default: false,
+    description: 'Test only: also accept and send to http://127.0.0.1 push endpoints (a local push service).',
+  }),
+};
+
 export const apiSchema = Type.Object({
   ...common,
   HERALD_PORT: Int(8080, 0, 65535, 'HTTP port of this process.'),
   HERALD_API_KEYS: Type.String({
-    minLength: 16,
-    description: 'Comma-separated API keys for publishers (each at least 16 characters).',
+    default: '',
+    description:
+      'Comma-separated API keys for publishers (each at least 16 characters), all scopes, app `default`. Required without HERALD_APPS_FILE; ignored with it.',
   }),
   HERALD_MAX_BODY_BYTES: Int(1 << 20, 1024, 16 << 20, 'Largest publish request body (413 above).'),
   HERALD_MAX_DATA_BYTES: Int(4096, 16, 1 << 20, 'Largest notification `data`, as JSON text (413 above).'),
@@ -80,6 +121,37 @@ export const apiSchema = Type.Object({
   ),
   ...streams,
   ...replication,
+  HERALD_API_KEY_CACHE_MS: Int(
+    5000,
+    0,
+    60_000,
+    'How long an API process reuses its lookup of a runtime API key (created with the admin API or `herald keys`): a revoked key may keep working this long on other API processes.',
+  ),
+  HERALD_RATE_PUBLISHES_PER_S: Int(
+    0,
+    0,
+    10_000_000,
+    'Without HERALD_APPS_FILE: publish requests per second of the app across all API processes (0: unlimited); above: 429 HERALD_RATE_LIMITED.',
+  ),
+  HERALD_RATE_PUBLISH_BURST: Int(0, 0, 10_000_000, 'Burst of HERALD_RATE_PUBLISHES_PER_S (0: the rate).'),
+  HERALD_RATE_KEY_PUBLISHES_PER_S: Int(
+    0,
+    0,
+    10_000_000,
+    'Without HERALD_APPS_FILE: publish requests per second of each API key (0: unlimited).',
+  ),
+  HERALD_RATE_KEY_PUBLISH_BURST: Int(
+    0,
+    0,
+    10_000_000,
+    'Burst of HERALD_RATE_KEY_PUBLISHES_PER_S (0: the rate).',
+  ),
+  HERALD_RATE_NOTIFICATIONS_PER_S: Int(
+    0,
+    0,
+    100_000_000,
+    'Without HERALD_APPS_FILE: notifications fanned out per second (one per listed device or user, one per topic or broadcast publish; 0: unlimited).',
+  ),
   HERALD_IDEMPOTENCY_WINDOW_S: Int(86400, 1, 30 * 86400, 'How long an Idempotency-Key is remembered.'),
   HERALD_REDIS_TIMEOUT_MS: Int(
     1000,
@@ -91,8 +163,9 @@ export const apiSchema = Type.Object({
   HERALD_TOKEN_SECRET: Type.String({
     default: '',
     description:
-      'HS256 secret of device tokens (at least 16 characters). Node: required unless a JWKS is set. API: optional, lets the web console (`/console`) mint tokens for its demo device.',
+      'HS256 secret of device tokens (at least 16 characters). Node: required unless a JWKS is set. API: optional, lets the web console (`/console`) mint tokens for its demo device and devices register their own Web Push subscription (with or instead of HERALD_JWKS_URL/FILE).',
   }),
+  ...deviceTokens,
   HERALD_PUBLIC_WS_URL: Type.String({
     default: '',
     pattern: '^(wss?://\\S+)?$',
@@ -105,6 +178,25 @@ export const apiSchema = Type.Object({
     description:
       'Whose X-Forwarded-For to believe for the client address in logs: `false` (the peer itself), `true` (any peer: only when nothing but the proxy can reach the API), or a comma-separated list of proxy addresses or CIDRs (`loopback`, `linklocal`, `uniquelocal` work too).',
   }),
+  ...webpush,
+  HERALD_WEBPUSH_ALLOWED_HOSTS: Type.String({
+    default:
+      'fcm.googleapis.com,updates.push.services.mozilla.com,*.push.services.mozilla.com,*.notify.windows.com,web.push.apple.com,*.push.apple.com',
+    description:
+      'Comma-separated push-service hosts a Web Push endpoint may have (`*.example.com` for subdomains); empty: any https host.',
+  }),
+  HERALD_WEBPUSH_MAX_PER_DEVICE: Int(
+    5,
+    1,
+    100,
+    'Web Push subscriptions kept per device; registering one more drops the oldest.',
+  ),
+  HERALD_WEBPUSH_DEFAULT_AFTER_S: Int(
+    -1,
+    -1,
+    7 * 86400,
+    'Default `push.after` for publishes to devices, users or topics that give no `push` (the message is the notification data, no title); -1: none, nothing is pushed unless asked.',
+  ),
 });
 
 export const workerSchema = Type.Object({
@@ -143,6 +235,31 @@ export const workerSchema = Type.Object({
     600_000,
     'On SIGTERM, how long running fan-outs may take to finish before the worker exits anyway (they resume on another worker).',
   ),
+  ...webpush,
+  HERALD_VAPID_PRIVATE_KEY: Type.String({
+    default: '',
+    pattern: '^[A-Za-z0-9_-]*$',
+    description: 'VAPID private key (base64url), paired with HERALD_VAPID_PUBLIC_KEY. Never logged.',
+  }),
+  HERALD_VAPID_SUBJECT: Type.String({
+    default: '',
+    pattern: '^((mailto:|https://)\\S+)?$',
+    description: 'VAPID `sub`: a mailto: or https: contact for push services (required with the keys).',
+  }),
+  HERALD_WEBPUSH_CONCURRENCY: Int(32, 1, 1024, 'Web Push requests in flight per check job.'),
+  HERALD_WEBPUSH_TIMEOUT_MS: Int(10_000, 100, 120_000, 'Longest a push service may take to answer one push.'),
+  HERALD_WEBPUSH_MAX_ATTEMPTS: Int(
+    5,
+    1,
+    50,
+    'Sends of one push to one subscription while the push service answers 429, 5xx or nothing; then it counts as pushFailed.',
+  ),
+  HERALD_WEBPUSH_RETRY_MS: Int(
+    1000,
+    10,
+    3_600_000,
+    'First retry delay of a push (doubling each attempt); a longer Retry-After from the push service wins.',
+  ),
 });
 
 export const nodeSchema = Type.Object({
@@ -158,18 +275,7 @@ export const nodeSchema = Type.Object({
     default: '',
     description: 'HS256 secret of device tokens (at least 16 characters). Required unless a JWKS is set.',
   }),
-  HERALD_JWKS_URL: Type.String({
-    default: '',
-    description: 'JWKS URL for asymmetric device tokens (RS256, ES256, EdDSA).',
-  }),
-  HERALD_JWKS_FILE: Type.String({
-    default: '',
-    description: 'JWKS file for asymmetric device tokens, instead of a URL.',
-  }),
-  HERALD_TOKEN_ISSUER: Type.String({
-    default: '',
-    description: 'Required `iss` of device tokens (empty: not checked).',
-  }),
+  ...deviceTokens,
   HERALD_ALLOWED_ORIGINS: Type.String({
     default: '*',
     description:

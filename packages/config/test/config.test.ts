@@ -19,7 +19,6 @@ describe('loadConfig', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       const msg = (err as Error).message;
-      expect(msg).toContain('HERALD_API_KEYS is required');
       expect(msg).toContain('REDIS_URL must match pattern');
       expect(msg).toContain('HERALD_PORT must be integer (got "abc")');
     }

@@ -50,12 +50,12 @@ export const HttpError = {
   Unauthorized: http(
     'HERALD_UNAUTHORIZED',
     401,
-    'no `Authorization` header, not `Bearer`, or an unknown key (on a push node: no device token, or an invalid one). Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
+    'no `Authorization` header, not `Bearer`, an unknown key, or a key past its `expiresAt` (the message says `API key expired`); on a push node or `/v1/devices/:device/webpush`: no device token, or an invalid one, or one whose app (`aud`) is unknown. Sent with `WWW-Authenticate: Bearer realm="herald"`. Checked before the body is read.',
   ),
   TokenExpired: http(
     'HERALD_TOKEN_EXPIRED',
     401,
-    'push node only (SSE, long-poll, acks): the device token expired; get a new one',
+    'push node (SSE, long-poll, acks) and `/v1/devices/:device/webpush`: the device token expired; get a new one',
   ),
   OriginForbidden: http(
     'HERALD_ORIGIN_FORBIDDEN',
@@ -67,7 +67,22 @@ export const HttpError = {
     403,
     "push node only: a `topics` parameter or an acked topic stream that the token's `topics` claim does not allow",
   ),
-  NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, or no such route'),
+  ForbiddenScope: http(
+    'HERALD_FORBIDDEN_SCOPE',
+    403,
+    "the API key lacks the route's scope (`publish`, `status:read`, `presence:read` or `admin`; the message names it)",
+  ),
+  DeviceForbidden: http(
+    'HERALD_DEVICE_FORBIDDEN',
+    403,
+    '`/v1/devices/:device/webpush` with a device token of another device',
+  ),
+  NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, API key, or route'),
+  WebPushUnavailable: http(
+    'HERALD_WEBPUSH_UNAVAILABLE',
+    404,
+    'Web Push is not configured on this API (no `HERALD_VAPID_PUBLIC_KEY`)',
+  ),
   DemoUnavailable: http(
     'HERALD_DEMO_UNAVAILABLE',
     404,
@@ -88,13 +103,33 @@ export const HttpError = {
     409,
     'cancel of a notification that is no longer scheduled (the message says its state)',
   ),
+  ConfigKey: http(
+    'HERALD_CONFIG_KEY',
+    409,
+    'revoke of a key that comes from the apps file or `HERALD_API_KEYS`: remove it there and reload (SIGHUP)',
+  ),
+  PushTooLarge: http(
+    'HERALD_PUSH_TOO_LARGE',
+    400,
+    'the Web Push message of `push` (id, title, body and `payload` or `data`) is over 3993 bytes, which would encrypt to more than the 4096 push services take',
+  ),
   PayloadTooLarge: http('HERALD_PAYLOAD_TOO_LARGE', 413, 'the request body is over `HERALD_MAX_BODY_BYTES`'),
   DataTooLarge: http(
     'HERALD_DATA_TOO_LARGE',
     413,
     '`data`, as JSON text, is over `HERALD_MAX_DATA_BYTES` (UTF-8 bytes)',
   ),
+  BatchTooLarge: http(
+    'HERALD_BATCH_TOO_LARGE',
+    413,
+    "a batch publish with more items than its app's `limits.maxBatch`",
+  ),
   UnsupportedMediaType: http('HERALD_UNSUPPORTED_MEDIA_TYPE', 415, 'a body that is not `application/json`'),
+  RateLimited: http(
+    'HERALD_RATE_LIMITED',
+    429,
+    "over a limit of the app or key (publishes per second, notifications per second; docs/tenancy.md), or, on a push node, an SSE or long-poll request over the app's connection cap. Sent with `Retry-After` (seconds).",
+  ),
   HeadersTooLarge: http('HERALD_HEADERS_TOO_LARGE', 431, "request headers over Node's limit (16 KiB)"),
   Internal: http('HERALD_INTERNAL', 500, 'a bug; logged with its cause'),
   RedisUnavailable: http(
@@ -163,7 +198,7 @@ export const Close = {
   Unauthorized: close(
     4001,
     'unauthorized',
-    'token invalid (signature, algorithm, claims), or a `refresh` token for another device',
+    "token invalid (signature, algorithm, claims, an `aud` app the deployment does not have or signed with another app's keys), a `refresh` token for another device, the token's app removed by a reload (`app <id> removed`), or a browser `Origin` the token's app does not allow",
     'get a new token (final with the same token)',
     true,
   ),
@@ -196,6 +231,12 @@ export const Close = {
     4013,
     'capacity',
     'node at capacity: its connection cap, accept rate, or connections per user',
+    'reconnect with backoff',
+  ),
+  AppCapacity: close(
+    4014,
+    'app_capacity',
+    "the app's connection cap across all nodes (`limits.maxConnections` in the apps file)",
     'reconnect with backoff',
   ),
   Internal: close(4500, 'internal', 'internal error', 'reconnect with backoff'),

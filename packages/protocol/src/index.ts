@@ -7,3 +7,4 @@ export * from './parse.js';
 export * from './publish.js';
 export * from './server-frames.js';
 export * from './streams.js';
+export * from './webpush.js';

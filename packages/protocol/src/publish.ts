@@ -1,3 +1,5 @@
+import type { PushUrgency } from './webpush.js';
+
 /** What a publish is addressed to. Exactly one kind per notification. */
 export type Target = { devices: string[] } | { users: string[] } | { topic: string } | { broadcast: true };
 
@@ -23,6 +25,10 @@ export interface FanoutJob {
   ts: number;
   /** Expiry, ms since epoch: never delivered after this. */
   exp: number;
+  /** Web Push fallback (docs/webpush.md): the check jobs the worker schedules after delivering. */
+  push?: { after: number; message: string; urgency?: PushUrgency; topic?: string };
+  /** The app the notification belongs to (docs/tenancy.md); absent (jobs from before apps) = `default`. */
+  app?: string;
 }
 
 /** Notification lifecycle as reported by `GET /v1/notifications/:id`. */
@@ -35,5 +41,14 @@ export interface NotificationStatus {
   createdAt: string;
   deliverAt?: string;
   expiresAt: string;
-  counts: { targets: number; delivered: number; acked: number; expired: number };
+  counts: {
+    targets: number;
+    delivered: number;
+    acked: number;
+    expired: number;
+    /** Web Push messages accepted by push services. */
+    pushed: number;
+    /** Web Push messages refused for good (gone subscription, 4xx, retries exhausted). */
+    pushFailed: number;
+  };
 }

@@ -1,4 +1,4 @@
--- Adds counts (targets, delivered, acked) to statuses that still exist (lib/status.lua). Many
+-- Adds counts (targets, delivered, acked, pushed, pushFailed) to statuses that still exist (lib/status.lua). Many
 -- per call on one Redis.
 -- KEYS: status hashes; ARGV: per key: n, field1, incr1, ..., fieldN, incrN
 local a = 1

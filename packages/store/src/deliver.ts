@@ -31,6 +31,10 @@ export interface Delivered {
   targets: number;
   /** Doorbell messages published: one per node holding one of the devices, or one on the stream's channel. */
   bells: number;
+  /** Inbox deliveries: [device, seq of the entry in its inbox] (the Web Push check needs them). */
+  seqs?: [string, number][];
+  /** Topic and broadcast deliveries: the entry's seq on the stream. */
+  seq?: number;
 }
 
 /**
@@ -55,6 +59,33 @@ export interface Delivery {
   subscribe(device: string, topic: string): Promise<void>;
   /** Unsubscribes a device from a topic, forgets its cursor there, and tells the nodes holding it. */
   unsubscribe(device: string, topic: string): Promise<void>;
+  /** The same delivery for another app (`keys.forApp(id)`), one object per app (cached). */
+  forKeys(keys: Keys): Delivery;
+}
+
+/** Per-app deliveries of a delivery built for one Keys. */
+const appDeliveries = new WeakMap<DeliveryParts, WeakMap<Keys, Delivery>>();
+
+/** The delivery of `parts` for another app's `keys`: its stores on those keys, cached per app. */
+function deliveryFor(parts: DeliveryParts, keys: Keys, self: Delivery): Delivery {
+  if (keys === parts.keys) return self;
+  let m = appDeliveries.get(parts);
+  if (!m) {
+    m = new WeakMap();
+    appDeliveries.set(parts, m);
+  }
+  let d = m.get(keys);
+  if (!d) {
+    d = createDelivery({
+      ...parts,
+      keys,
+      streams: parts.streams.withKeys(keys),
+      status: parts.status.withKeys(keys),
+      devices: parts.devices.withKeys(keys),
+    });
+    m.set(keys, d);
+  }
+  return d;
 }
 
 /** The store parts a delivery is made of, on one connection (a 'request' one in the API). */
@@ -94,6 +125,10 @@ export class SteppedDelivery implements Delivery {
     this.presence = new Presence(p.redis, p.keys, 0);
   }
 
+  forKeys(keys: Keys): Delivery {
+    return deliveryFor(this.p, keys, this);
+  }
+
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
     const { streams, devices, redis, keys } = this.p;
     // A fan-out step ('count') appends at most once per id and stream, so a step run again
@@ -107,7 +142,8 @@ export class SteppedDelivery implements Delivery {
         this.record(entry, 'devices', record, ids.length),
         ringInboxes(redis, keys, entry, appended),
       ]);
-      return { appended: appended.filter((a) => !a.dup).length, targets: ids.length, bells };
+      const seqs = appended.map((a): [string, number] => [a.device, a.seq]);
+      return { appended: appended.filter((a) => !a.dup).length, targets: ids.length, bells, seqs };
     }
     const k = 'topic' in to ? keys.topic(to.topic) : keys.broadcast();
     const [{ seq, dup }, targets] = await Promise.all([
@@ -122,7 +158,7 @@ export class SteppedDelivery implements Delivery {
       this.record(entry, 'topic' in to ? 'topic' : 'broadcast', record, targets),
       ringStream(redis, channel, stream, seq, entry),
     ]);
-    return { appended: dup ? 0 : 1, targets, bells: 1 };
+    return { appended: dup ? 0 : 1, targets, bells: 1, seq };
   }
 
   private record(entry: NewEntry, target: TargetKind, record: StatusRecord, targets: number) {
@@ -168,6 +204,10 @@ export class ScriptedDelivery implements Delivery {
     this.steps = new SteppedDelivery(p);
   }
 
+  forKeys(keys: Keys): Delivery {
+    return deliveryFor(this.p, keys, this);
+  }
+
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
     const { keys } = this.p;
     if ('devices' in to) {
@@ -179,6 +219,7 @@ export class ScriptedDelivery implements Delivery {
         maxLen: this.p.streams.limits.inboxMaxLen,
         bell: inboxBellParts(device, entry),
         channel: keys.nodeChannelPrefix(),
+        device,
       });
     }
     const bell = { maxLen: this.p.streams.limits.topicMaxLen };
@@ -201,11 +242,11 @@ export class ScriptedDelivery implements Delivery {
     target: Exclude<TargetKind, 'users'>,
     record: StatusRecord,
     entry: NewEntry,
-    o: { maxLen: number; bell: BellParts; channel: string },
+    o: { maxLen: number; bell: BellParts; channel: string; device?: string },
     now = Date.now(),
   ): Promise<Delivered> {
     const { keys, streams, status } = this.p;
-    const [, targets, bells, dup] = await this.redis.heraldDeliver(
+    const [seq, targets, bells, dup] = await this.redis.heraldDeliver(
       k.stream,
       k.seq,
       audience,
@@ -225,7 +266,10 @@ export class ScriptedDelivery implements Delivery {
       o.bell.tail,
       o.channel,
     );
-    return { appended: dup === 1 ? 0 : 1, targets: Number(targets), bells: Number(bells) };
+    const done: Delivered = { appended: dup === 1 ? 0 : 1, targets: Number(targets), bells: Number(bells) };
+    if (target === 'devices') done.seqs = [[o.device ?? '', Number(seq)]];
+    else done.seq = Number(seq);
+    return done;
   }
 
   subscribe(device: string, topic: string): Promise<void> {
@@ -267,6 +311,11 @@ export class ReplicatedDelivery implements Delivery {
     private readonly redis: RedisClient,
     private readonly gate: ReplicaGate,
   ) {}
+
+  forKeys(keys: Keys): Delivery {
+    // The inner delivery was made with the same parts and gate: its per-app one is replicated.
+    return this.inner.forKeys(keys);
+  }
 
   async deliver(to: DeliveryTarget, entry: NewEntry, record: StatusRecord): Promise<Delivered> {
     const done = await this.inner.deliver(to, entry, record);

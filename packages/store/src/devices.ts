@@ -43,6 +43,11 @@ export class Devices {
     this.redis = withScripts(redis);
   }
 
+  /** The same registry for another app's keys (`keys.forApp(id)`). */
+  withKeys(keys: Keys): Devices {
+    return keys === this.keys ? this : new Devices(this.redis, keys, this.retentionMs);
+  }
+
   /**
    * Hellos of many devices on one node, in one round trip: per device one script (presence on
    * `nodeId` with the client address, topics, cursors and inbox head, atomically), per user one
@@ -177,6 +182,16 @@ export class Devices {
     let cursor = '0';
     do {
       const [next, members] = await this.redis.sscan(this.keys.userDevices(user), cursor, 'COUNT', batch);
+      cursor = next;
+      if (members.length > 0) yield members;
+    } while (cursor !== '0');
+  }
+
+  /** Devices subscribed to a topic, a batch at a time (SSCAN): the Web Push check of a topic publish. */
+  async *membersOfTopic(topic: string, batch = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, members] = await this.redis.sscan(this.keys.topicMembers(topic), cursor, 'COUNT', batch);
       cursor = next;
       if (members.length > 0) yield members;
     } while (cursor !== '0');

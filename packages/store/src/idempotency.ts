@@ -16,6 +16,11 @@ export class Idempotency {
     this.redis = withScripts(redis);
   }
 
+  /** The same store for another app's keys (`keys.forApp(id)`): Idempotency-Keys are per app. */
+  withKeys(keys: Keys): Idempotency {
+    return keys === this.keys ? this : new Idempotency(this.redis, keys, this.windowMs);
+  }
+
   /** Atomically claims `key` for `id`, or reports the id that already holds it. */
   async claim(scope: string, key: string, id: string, bodyHash: string): Promise<IdempotencyClaim> {
     const r = await this.redis.heraldIdempotency(

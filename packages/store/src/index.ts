@@ -1,3 +1,4 @@
+export * from './api-keys.js';
 export * from './bus.js';
 export * from './deliver.js';
 export * from './devices.js';
@@ -9,8 +10,10 @@ export * from './keys.js';
 export * from './nodes.js';
 export * from './presence.js';
 export * from './queue.js';
+export * from './rate-weighted.js';
 export * from './redis.js';
 export * from './replicas.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';
+export * from './webpush.js';

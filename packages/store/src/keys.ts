@@ -1,6 +1,19 @@
 /**
  * Every Redis key and channel name Herald uses, in one place. Keys that a Lua script touches
  * together share a hash tag ({...}) so they live in one Redis Cluster slot.
+ *
+ * Apps (docs/tenancy.md): every app has its own `Keys`, from `keys.forApp(appId)`. The app
+ * `default` is the deployment's Keys itself, so a single-app deployment keeps exactly the keys
+ * it always had (no migration). Any other app's keys are the same keys under the prefix
+ * `${prefix}:a:${appId}` (`herald:a:shop:{d:dev1}:inbox`), and so are its doorbell channels
+ * (`herald:a:shop:bell:node:<node>`): two apps with the same device, user or topic name never
+ * share a key or a channel. The prefix sits before the hash tag and the tag is unchanged, so an
+ * app's key lands in the same kind of slot as before (per device, user, topic, notification) and
+ * every script's keys still share one slot. Keys of the deployment rather than of an app stay
+ * under the root prefix whichever app's Keys builds them: the node registry (`nodes`,
+ * `nodeConnections`), the BullMQ queue prefix and the replica barrier. An app's connection
+ * counts (`appConnections`) carry the `{nodes}` tag, so one script sums them beside the node
+ * registry.
  */
 export interface StreamKeys {
   /** Redis stream of entries; entry id is `<seq>-0`. */
@@ -9,8 +22,49 @@ export interface StreamKeys {
   seq: string;
 }
 
+/** The app whose keys are the deployment's own (today's keys, unprefixed by an app). */
+export const DEFAULT_APP = 'default';
+
+/** What an app id may be (docs/tenancy.md); checked before it goes into a key. */
+export const APP_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
 export class Keys {
-  constructor(readonly prefix = 'herald') {}
+  /** The Keys of the deployment (app `default`), which holds the other apps' Keys. */
+  private readonly base: Keys;
+  private readonly apps: Map<string, Keys> | undefined;
+
+  /**
+   * `prefix`: the deployment's prefix (HERALD_REDIS_PREFIX). `app` is for `forApp` only: the
+   * app's id, its keys then living under `${prefix}:a:${app}`.
+   */
+  constructor(
+    readonly root = 'herald',
+    private readonly app?: { id: string; base: Keys },
+  ) {
+    this.base = app?.base ?? this;
+    this.apps = app ? undefined : new Map();
+    this.prefix = app ? `${root}:a:${app.id}` : root;
+  }
+
+  /** Prefix of this app's keys (the root prefix for the app `default`). */
+  readonly prefix: string;
+
+  /** The app these keys belong to. */
+  get appId(): string {
+    return this.app?.id ?? DEFAULT_APP;
+  }
+
+  /** The Keys of an app (one object per app id, cached); `default` is the deployment's Keys. */
+  forApp(appId: string): Keys {
+    const base = this.base;
+    if (appId === DEFAULT_APP) return base;
+    let k = base.apps?.get(appId);
+    if (k) return k;
+    if (!APP_ID.test(appId)) throw new Error(`invalid app id ${JSON.stringify(appId.slice(0, 40))}`);
+    k = new Keys(base.root, { id: appId, base });
+    base.apps?.set(appId, k);
+    return k;
+  }
 
   inbox(device: string): StreamKeys {
     const tag = `${this.prefix}:{d:${device}}`;
@@ -79,17 +133,25 @@ export class Keys {
   idempotency(apiKeyId: string, key: string): string {
     return `${this.prefix}:{i:${apiKeyId}:${key}}:idem`;
   }
-  /** Sorted set nodeId -> last heartbeat ms. */
+  /** Sorted set nodeId -> last heartbeat ms (global: the same for every app). */
   nodes(): string {
-    return `${this.prefix}:{nodes}`;
+    return `${this.root}:{nodes}`;
   }
-  /** Hash nodeId -> connection count at its last heartbeat (same slot as nodes()). */
+  /** Hash nodeId -> connection count at its last heartbeat (same slot as nodes(); global). */
   nodeConnections(): string {
-    return `${this.prefix}:{nodes}:connections`;
+    return `${this.root}:{nodes}:connections`;
   }
-  /** BullMQ prefix; the braces keep each queue's keys in one cluster slot. */
+  /** Hash nodeId -> this app's connections on that node at its last heartbeat (slot of nodes()). */
+  appConnections(): string {
+    return `${this.prefix}:{nodes}:app-connections`;
+  }
+  /** BullMQ prefix; the braces keep each queue's keys in one cluster slot (global). */
   queuePrefix(): string {
-    return `{${this.prefix}:q}`;
+    return `{${this.root}:q}`;
+  }
+  /** Replica barrier key (global). */
+  replicaBarrier(): string {
+    return `${this.root}:replica-barrier`;
   }
 
   // ---- pub/sub doorbell channels ----
@@ -105,5 +167,34 @@ export class Keys {
   }
   broadcastChannel(): string {
     return `${this.prefix}:bell:broadcast`;
+  }
+
+  // ---- runtime API keys (api-keys.ts), global: a key is looked up by hash before its app is known ----
+  /** Hash of a runtime API key by its sha256 hex: app, id, scopes, createdAt, expiresAt, name. */
+  apiKey(sha256: string): string {
+    return `${this.root}:{apikeys}:key:${sha256}`;
+  }
+  /** Hash of an app's runtime API keys, key id -> sha256 hex (listing, revoke by id). Same tag: one MULTI. */
+  apiKeyIndex(appId: string): string {
+    return `${this.root}:{apikeys}:app:${appId}`;
+  }
+
+  // ---- rate limits (apps/api/src/rate-limit.ts): counters of fixed windows, global ----
+  /** Namespace of @fastify/rate-limit's Redis store counters (it appends its own key). */
+  rateLimitPrefix(): string {
+    return `${this.root}:rl:`;
+  }
+  /** An app's counter of notifications fanned out in the current window. */
+  notificationRate(appId: string): string {
+    return `${this.root}:rl:n:${appId}`;
+  }
+
+  // ---- Web Push (issue #16, docs/webpush.md) ----
+  /**
+   * Hash subscription id -> JSON {endpoint, keys, createdAt}: the device's Web Push
+   * subscriptions, in the device's slot so one script reads them with its cursors.
+   */
+  webpush(device: string): string {
+    return `${this.prefix}:{d:${device}}:webpush`;
   }
 }

@@ -23,3 +23,23 @@ export function fanoutJobOptions(id: string, delayMs = 0) {
     removeOnFail: { age: 7 * 86400 },
   };
 }
+
+/** The worker's Web Push check jobs (docs/webpush.md): delayed by the policy's `after`. */
+export const WEBPUSH_QUEUE = 'webpush';
+export const WEBPUSH_JOB = 'webpush';
+
+/**
+ * A check job's options: its id names the notification and the chunk, so a fan-out step that
+ * runs again does not schedule a second check. BullMQ retries only errors of the job itself
+ * (Redis); push-service failures are retried by new jobs with their own delay (Retry-After).
+ */
+export function webpushJobOptions(jobId: string, delayMs: number) {
+  return {
+    jobId,
+    delay: delayMs > 0 ? delayMs : undefined,
+    attempts: 5,
+    backoff: { type: 'exponential' as const, delay: 500 },
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 86400 },
+  };
+}

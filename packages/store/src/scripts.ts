@@ -67,6 +67,14 @@ declare module 'ioredis' {
     heraldCounts(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     heraldIdempotencyRelease(key: string, id: string): Result<number, Context>;
     heraldIdempotency(key: string, id: string, hash: string, windowMs: number): Result<string[], Context>;
+    /** numKeys, node registry, app connection hashes..., since, nodeId, counts... (app-connections.lua). */
+    heraldAppConnections(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number[], Context>;
+    heraldWebpushPut(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    /** numKeys, per device (webpush, cursors) keys, then per device stream, seq (webpush-due.lua). */
+    heraldWebpushDue(
+      numKeys: number,
+      ...keysAndArgv: (string | number)[]
+    ): Result<[index: number, fields: string[]][], Context>;
   }
 }
 
@@ -83,6 +91,9 @@ const SCRIPTS = {
   heraldCounts: { lua: withLibs('counts', 'status') },
   heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
+  heraldAppConnections: { lua: lua('app-connections') },
+  heraldWebpushPut: { lua: lua('webpush-put'), numberOfKeys: 1 },
+  heraldWebpushDue: { lua: lua('webpush-due') },
 } as const;
 
 const loaded = new WeakSet<RedisClient>();

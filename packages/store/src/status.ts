@@ -34,6 +34,11 @@ export class StatusStore {
     this.redis = withScripts(redis);
   }
 
+  /** The same store for another app's keys (`keys.forApp(id)`). */
+  withKeys(keys: Keys): StatusStore {
+    return keys === this.keys ? this : new StatusStore(this.redis, keys, this.keepMs);
+  }
+
   /** Writes a new status (lib/status.lua), kept until `keepMs` after the notification expires. */
   async create(id: string, s: NewStatus): Promise<void> {
     await this.redis.heraldStatus(
@@ -70,6 +75,8 @@ export class StatusStore {
         delivered,
         acked: Number(h.acked ?? 0),
         expired: over ? Math.max(0, targets - delivered) : 0,
+        pushed: Number(h.pushed ?? 0),
+        pushFailed: Number(h.pushFailed ?? 0),
       },
     };
     if (h.deliverAt) out.deliverAt = new Date(Number(h.deliverAt)).toISOString();
@@ -92,6 +99,15 @@ export class StatusStore {
 
   async addTargets(id: string, n: number): Promise<void> {
     await this.redis.heraldCounts(1, this.keys.status(id), 1, 'targets', n);
+  }
+
+  /** Counts Web Push outcomes of one notification (lib/status.lua; a status that is gone is left alone). */
+  async addPushes(id: string, pushed: number, failed: number): Promise<void> {
+    const args: (string | number)[] = [];
+    if (pushed) args.push('pushed', pushed);
+    if (failed) args.push('pushFailed', failed);
+    if (args.length === 0) return;
+    await this.redis.heraldCounts(1, this.keys.status(id), args.length / 2, ...args);
   }
 
   /** Flushes aggregated delivered/acked counts of many notifications: a few script calls, one round trip. */

@@ -49,6 +49,11 @@ export class Streams {
     this.redis = withScripts(redis);
   }
 
+  /** The same streams for another app's keys (`keys.forApp(id)`). */
+  withKeys(keys: Keys): Streams {
+    return keys === this.keys ? this : new Streams(this.redis, keys, this.limits);
+  }
+
   /**
    * Appends one entry to many inboxes in one round trip (auto-pipelined, per shard on a
    * cluster); returns seq and presence per device. `once`: at most once per notification id and

@@ -9,6 +9,7 @@ import {
   encodeDoorbell,
   Keys,
   type NewEntry,
+  Nodes,
   type RedisClient,
   ScriptedDelivery,
   StatusStore,
@@ -56,8 +57,9 @@ describe.each(modes)('Delivery on $name', (mode) => {
   const got: [string, string][] = [];
 
   /** A fresh key prefix per test, with the store parts and a delivery on it. */
-  function world() {
-    const keys = new Keys(`dt${++n}`);
+  function world(app?: string) {
+    const base = new Keys(`dt${++n}`);
+    const keys = app ? base.forApp(app) : base;
     const streams = new Streams(redis, keys, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 });
     const status = new StatusStore(redis, keys, 60_000);
     const devices = new Devices(redis, keys, 60_000);
@@ -111,6 +113,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 1,
       bells: 2,
+      seqs: [['d1', 2]],
     });
 
     const r = await w.streams.read(w.keys.inbox('d1'), 1, 10);
@@ -118,7 +121,7 @@ describe.each(modes)('Delivery on $name', (mode) => {
     expect(await w.status.get('n1')).toMatchObject({
       state: 'sent',
       target: 'devices',
-      counts: { targets: 1, delivered: 0, acked: 0, expired: 0 },
+      counts: { targets: 1, delivered: 0, acked: 0, expired: 0, pushed: 0, pushFailed: 0 },
     });
     const ttl = await redis.pttl(w.keys.status('n1'));
     expect(ttl).toBeGreaterThan(100_000);
@@ -140,6 +143,12 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 4,
       targets: 4,
       bells: 2,
+      seqs: [
+        ['a', 1],
+        ['b', 1],
+        ['c', 1],
+        ['d', 1],
+      ],
     });
     for (const d of ['a', 'b', 'c', 'd']) expect(await w.streams.head(w.keys.inbox(d))).toBe(1);
     expect(await w.status.get('m1')).toMatchObject({ state: 'sent', counts: { targets: 4 } });
@@ -167,11 +176,13 @@ describe.each(modes)('Delivery on $name', (mode) => {
       appended: 1,
       targets: 2,
       bells: 1,
+      seq: 1,
     });
     expect(await w.delivery.deliver({ broadcast: true }, b, 'sent')).toEqual({
       appended: 1,
       targets: 3,
       bells: 1,
+      seq: 1,
     });
     expect(await w.status.get('t1')).toMatchObject({
       state: 'sent',
@@ -268,5 +279,65 @@ describe.each(modes)('Delivery on $name', (mode) => {
     // A device that is not connected anywhere: nothing to ring.
     await w.delivery.subscribe('offline', 'alerts');
     expect(await w.devices.topicsOf('offline')).toEqual(['alerts']);
+  });
+
+  it("an app's Keys: the same device, topic and id in two apps are two of each, doorbells included", async () => {
+    const a = world('app-a');
+    // Both apps under one deployment prefix.
+    const [ka, kb] = [a.keys, a.keys.forApp('app-b')];
+    const bStreams = new Streams(redis, kb, { inboxMaxLen: 1000, topicMaxLen: 1000, keepMs: 1000 });
+    const bStatus = new StatusStore(redis, kb, 60_000);
+    const bDevices = new Devices(redis, kb, 60_000);
+    // The app's delivery from the other app's (what the API does per request), cached per app.
+    const bDelivery = a.delivery.forKeys(kb);
+    expect(a.delivery.forKeys(kb)).toBe(bDelivery);
+    expect(a.delivery.forKeys(ka)).toBe(a.delivery);
+    await a.hello('node-1', 'same');
+    await bDevices.connect([{ device: 'same', user: 'u' }], 'node-1', 60_000);
+    await sub.subscribe(ka.nodeChannel('node-1'), kb.nodeChannel('node-1'), ka.topicChannel('news'));
+    await a.delivery.subscribe('same', 'news');
+    await a.delivery.deliver({ devices: ['same'] }, entry('n-a'), 'sent');
+    await bDelivery.deliver({ devices: ['same'] }, entry('n-b'), 'sent');
+    await bDelivery.deliver({ devices: ['same'] }, entry('n-b2'), 'sent');
+    await a.delivery.deliver({ topic: 'news' }, entry('t-a'), 'sent');
+    expect((await a.streams.read(ka.inbox('same'), 0, 10)).entries.map((e) => e.id)).toEqual(['n-a']);
+    expect((await bStreams.read(kb.inbox('same'), 0, 10)).entries.map((e) => e.id)).toEqual(['n-b', 'n-b2']);
+    expect(await a.status.get('n-b')).toBeUndefined();
+    expect(await bStatus.get('n-b')).toMatchObject({ state: 'sent' });
+    expect(await bDevices.topicsOf('same')).toEqual([]);
+    expect(await bDevices.topicMemberCount('news')).toBe(0);
+    expect(await a.devices.topicMemberCount('news')).toBe(1);
+    const bellA = await bells(ka.nodeChannel('node-1'), 2);
+    expect(bellA.map((m) => decodeDoorbell(m)?.k)).toEqual(['sub', 'inbox']);
+    expect(await bells(kb.nodeChannel('node-1'), 2)).toHaveLength(2);
+    expect(await bells(ka.topicChannel('news'), 1)).toHaveLength(1);
+    expect(got.filter(([c]) => c === kb.topicChannel('news'))).toEqual([]);
+    expect(await redis.xlen(kb.inbox('same').stream)).toBe(2);
+    expect(await redis.xlen(ka.inbox('same').stream)).toBe(1);
+  });
+
+  it("sums an app's connections over the other live nodes, pruning dead nodes' counts", async () => {
+    const root = new Keys(`dt${++n}`);
+    const nodes = new Nodes(redis, root);
+    const [x, y] = [root.forApp('x'), root.forApp('y')];
+    const now = Date.now();
+    for (const [id, at] of [
+      ['n1', now],
+      ['n2', now],
+      ['n3', now],
+      ['n-dead', now - 60_000],
+    ] as const)
+      await nodes.heartbeat(id, 0, at);
+    const counts = (a: number, b: number) => [
+      { keys: x, connections: a },
+      { keys: y, connections: b },
+    ];
+    await nodes.appConnections('n-dead', counts(9, 9), 10_000, now);
+    await nodes.appConnections('n2', counts(4, 0), 10_000, now);
+    expect(await nodes.appConnections('n3', counts(1, 1), 10_000, now)).toEqual([4, 0]);
+    expect(await nodes.appConnections('n1', counts(3, 2), 10_000, now)).toEqual([5, 1]);
+    expect(await redis.hkeys(x.appConnections())).toEqual(expect.not.arrayContaining(['n-dead']));
+    await nodes.remove('n1', [x, y]);
+    expect(await nodes.appConnections('n2', counts(4, 0), 10_000, now)).toEqual([1, 1]);
   });
 });

@@ -208,7 +208,14 @@ describe('StatusStore', () => {
       ]),
     );
     expect(await redis.exists(keys.status('gone'))).toBe(0);
-    expect((await status.get('s2', now))!.counts).toEqual({ targets: 3, delivered: 2, acked: 1, expired: 0 });
+    expect((await status.get('s2', now))!.counts).toEqual({
+      targets: 3,
+      delivered: 2,
+      acked: 1,
+      expired: 0,
+      pushed: 0,
+      pushFailed: 0,
+    });
     const later = await status.get('s2', now + 2000);
     expect(later!.state).toBe('expired');
     expect(later!.counts.expired).toBe(1);
@@ -224,7 +231,7 @@ describe('StatusStore', () => {
     expect(await status.expire('s3', 4)).toBe('sending');
     expect(await status.get('s3')).toMatchObject({
       state: 'expired',
-      counts: { targets: 4, delivered: 0, acked: 0, expired: 4 },
+      counts: { targets: 4, delivered: 0, acked: 0, expired: 4, pushed: 0, pushFailed: 0 },
     });
   });
 });

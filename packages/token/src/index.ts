@@ -15,6 +15,11 @@ export interface MintDeviceTokenOptions {
   topics?: string[];
   /** A time span (`90s`, `30m`, `1h`, `7d`), or seconds as a number or digits (default `1h`). */
   expiresIn?: string | number;
+  /**
+   * `aud` claim: the id of the app the device belongs to (docs/tenancy.md). Absent: no `aud`,
+   * which nodes read as the app `default`.
+   */
+  app?: string;
 }
 
 /** A bad option of `mintDeviceToken`; `option` names it, so a CLI can name its flag. */
@@ -28,6 +33,9 @@ export class TokenOptionError extends Error {
   }
 }
 
+/** An app id (docs/tenancy.md); the same rule as the apps file. */
+const APP_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
 const SPAN =
   /^\d+(\.\d+)?\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|week|weeks|y|yr|yrs|year|years)?$/i;
 /** A topic pattern: words, `*` for one segment, a last `>` (or `**`) for any further segments. */
@@ -38,6 +46,11 @@ export function checkDeviceTokenOptions(o: Omit<MintDeviceTokenOptions, 'secret'
   if (!isValidId(o.device))
     throw new TokenOptionError('device', `${JSON.stringify(o.device)} is not a valid id`);
   if (!isValidId(o.user)) throw new TokenOptionError('user', `${JSON.stringify(o.user)} is not a valid id`);
+  if (o.app !== undefined && !APP_ID.test(o.app))
+    throw new TokenOptionError(
+      'app',
+      `${JSON.stringify(o.app)} is not an app id (a-z 0-9 and -, starting with a letter or digit, at most 32)`,
+    );
   for (const t of o.topics ?? [])
     if (!(isValidTopic(t) || PATTERN.test(t)) || t.length > MAX_TOPIC_LENGTH)
       throw new TokenOptionError(
@@ -52,12 +65,16 @@ export function checkDeviceTokenOptions(o: Omit<MintDeviceTokenOptions, 'secret'
     );
 }
 
-/** A device token (JWT, HS256) as apps/node expects it: `sub` = device, `uid` = user, optional `topics`, `exp`. */
+/**
+ * A device token (JWT, HS256) as apps/node expects it: `sub` = device, `uid` = user, optional
+ * `topics`, `exp`, and `aud` = the app when `app` is given.
+ */
 export async function mintDeviceToken(o: MintDeviceTokenOptions): Promise<string> {
   if (!o.secret) throw new TokenOptionError('secret', 'the token secret is empty');
   checkDeviceTokenOptions(o);
   const claims: Record<string, unknown> = { uid: o.user };
   if (o.topics !== undefined) claims.topics = o.topics;
+  if (o.app !== undefined) claims.aud = o.app;
   const span = typeof o.expiresIn === 'string' ? o.expiresIn.trim() : (o.expiresIn ?? '1h');
   const exp =
     typeof span === 'number' || /^\d+$/.test(span) ? Math.floor(Date.now() / 1000) + Number(span) : span;
@@ -68,3 +85,4 @@ export async function mintDeviceToken(o: MintDeviceTokenOptions): Promise<string
     .setExpirationTime(exp)
     .sign(new TextEncoder().encode(o.secret));
 }
+export * from './verify.js';

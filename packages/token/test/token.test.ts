@@ -4,7 +4,10 @@ import {
   checkDeviceTokenOptions,
   type MintDeviceTokenOptions,
   mintDeviceToken,
+  TokenError,
   TokenOptionError,
+  TokenVerifier,
+  verifyAppToken,
 } from '../src/index.js';
 
 describe('mintDeviceToken', () => {
@@ -25,7 +28,14 @@ describe('mintDeviceToken', () => {
     const token = await mintDeviceToken({ secret: 's', device: 'd', user: 'u', expiresIn: 60 });
     const { payload } = await jwtVerify(token, new TextEncoder().encode('s'));
     expect(payload).not.toHaveProperty('topics');
+    expect(payload).not.toHaveProperty('aud');
     expect(payload.exp! - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(60);
+  });
+
+  it("names the device's app in aud", async () => {
+    const token = await mintDeviceToken({ secret: 's', device: 'd', user: 'u', app: 'shop' });
+    const { payload } = await jwtVerify(token, new TextEncoder().encode('s'), { audience: 'shop' });
+    expect(payload.aud).toBe('shop');
   });
 });
 
@@ -37,6 +47,7 @@ describe('checkDeviceTokenOptions', () => {
       [{ user: '' }, 'user', /"" is not a valid id/],
       [{ topics: ['news.>.x'] }, 'topics', /is not a topic pattern/],
       [{ expiresIn: 'forever' }, 'expiresIn', /is not a duration/],
+      [{ app: 'Shop' }, 'app', /"Shop" is not an app id/],
       [{ expiresIn: -5 }, 'expiresIn', /is not a duration/],
       [{ secret: '' }, 'secret', /secret is empty/],
     ];
@@ -57,5 +68,30 @@ describe('checkDeviceTokenOptions', () => {
     );
     expect(payload.topics).toEqual([]);
     expect(payload.exp! - payload.iat!).toBe(90);
+  });
+});
+
+describe('verifyAppToken', () => {
+  const secrets = { default: 'default-secret-0123456789', shop: 'shop-secret-0123456789' };
+  const apps = new Map<string, { verifier: TokenVerifier | undefined }>([
+    ['default', { verifier: new TokenVerifier({ secret: secrets.default }) }],
+    ['shop', { verifier: new TokenVerifier({ secret: secrets.shop }) }],
+    ['bare', { verifier: undefined }],
+  ]);
+  const verify = (t: string, only?: string) => verifyAppToken(t, (id) => apps.get(id), only);
+  const mint = (secret: string, app?: string) =>
+    mintDeviceToken({ secret, device: 'dev-1', user: 'u-1', ...(app ? { app } : {}) });
+
+  it('verifies with the keys of the app aud names (none: default), and only those', async () => {
+    expect((await verify(await mint(secrets.shop, 'shop'))).app).toBe('shop');
+    expect((await verify(await mint(secrets.default))).app).toBe('default');
+    // shop's aud signed with default's secret: refused, whatever other app it would verify with.
+    await expect(verify(await mint(secrets.default, 'shop'))).rejects.toBeInstanceOf(TokenError);
+    await expect(verify(await mint(secrets.shop, 'blog'))).rejects.toThrow(/unknown app "blog"/);
+    await expect(verify(await mint(secrets.shop, 'bare'))).rejects.toThrow(/has no token keys/);
+    // The one app of a single-app node: another aud is refused after verification.
+    await expect(verify(await mint(secrets.default, 'shop'), 'default')).rejects.toThrow(
+      /unknown app "shop"/,
+    );
   });
 });

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { DEFAULT_APP } from '@herald/config';
 import { mintDeviceToken } from '@herald/token';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import { authenticator } from '../auth.js';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import { DemoUnavailable, NotFound } from '../errors.js';
 
@@ -13,6 +13,8 @@ export const DEMO_TOKEN_TTL_S = 15 * 60;
 
 export interface ConsoleRoutesOptions {
   config: ApiConfig;
+  /** The API-key hook of /v1 (auth.ts): the demo token is for the key's app. */
+  authenticate: (req: FastifyRequest, reply?: FastifyReply) => Promise<void>;
 }
 
 /** What the page needs before it has a key; nothing secret. */
@@ -43,8 +45,15 @@ const CSP = [
 ].join('; ');
 
 /** Mints an HS256 device token for the demo device, as apps/node expects it. */
-export function mintDemoToken(secret: string, ttlS = DEMO_TOKEN_TTL_S): Promise<string> {
-  return mintDeviceToken({ secret, device: DEMO_DEVICE, user: DEMO_DEVICE, expiresIn: ttlS });
+export function mintDemoToken(secret: string, ttlS = DEMO_TOKEN_TTL_S, app = DEFAULT_APP): Promise<string> {
+  return mintDeviceToken({
+    secret,
+    device: DEMO_DEVICE,
+    user: DEMO_DEVICE,
+    expiresIn: ttlS,
+    // No `aud` for the app `default`: its tokens stay as they always were.
+    ...(app === DEFAULT_APP ? {} : { app }),
+  });
 }
 
 /** The SDK's browser bundle, from @herald/client's dist (built before the API by turbo). */
@@ -61,7 +70,10 @@ function bundlePath(): string | undefined {
  * (`/console/herald.js`), and `POST /console/demo-token` (API key) for the page's demo device.
  * The files are read on first use and kept; nothing here is needed to publish.
  */
-export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (app, { config }) => {
+export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (
+  app,
+  { config, authenticate },
+) => {
   const cache = new Map<string, Promise<Buffer>>();
   const load = (key: string, path: string | URL): Promise<Buffer> => {
     let p = cache.get(key);
@@ -107,10 +119,15 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     }),
   );
 
-  app.post('/console/demo-token', { onRequest: authenticator(config.apiKeys) }, async (_req, reply) => {
-    if (!config.tokenSecret)
-      throw new DemoUnavailable('the demo device is unavailable: the API has no HERALD_TOKEN_SECRET');
-    const token = await mintDemoToken(config.tokenSecret);
+  app.post('/console/demo-token', { onRequest: authenticate }, async (req, reply) => {
+    const { id, tokens } = req.tenant.app;
+    if (!tokens.secret)
+      throw new DemoUnavailable(
+        id === DEFAULT_APP
+          ? 'the demo device is unavailable: the API has no HERALD_TOKEN_SECRET'
+          : `the demo device is unavailable: app ${id} has no tokens.secret`,
+      );
+    const token = await mintDemoToken(tokens.secret, DEMO_TOKEN_TTL_S, id);
     reply.header('cache-control', 'no-store');
     return {
       token,

@@ -1,7 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BROADCAST, INBOX, parseStream, topicStream } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
-import { type Devices, Inspect, type Keys, Nodes, type Presence, type Streams } from '@herald/store';
+import {
+  Devices,
+  Inspect,
+  type Keys,
+  Nodes,
+  Presence,
+  type StreamLimits,
+  Streams,
+  WebPushStore,
+} from '@herald/store';
 import {
   AdminDeviceParams,
   AdminTopicParams,
@@ -13,10 +22,10 @@ import {
 
 export interface AdminRoutesOptions {
   redis: RedisClient;
+  /** The deployment's keys (the node registry is global). */
   keys: Keys;
-  devices: Devices;
-  streams: Streams;
-  presence: Presence;
+  streamLimits: StreamLimits;
+  deviceRetentionMs: number;
 }
 
 /** Nodes whose last heartbeat is older than this are left out of the node list. */
@@ -29,13 +38,34 @@ function streamOrder(a: string, b: string): number {
 }
 
 /**
- * Read-only views of what Redis holds, for operators and support (same API key as publishing).
- * Nothing here writes, so looking at a device never keeps it alive or moves a cursor.
+ * Read-only views of what Redis holds, for operators and support: the node list needs the
+ * `admin` scope, a device's or a topic's view `presence:read` (or `admin`), and show the caller's
+ * app only. Nothing here writes, so looking at a device never keeps it alive or moves a cursor.
  */
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o) => {
   const nodes = new Nodes(o.redis, o.keys);
-  const inspect = new Inspect(o.redis, o.keys);
   const tags = ['admin'];
+  // The views of the caller's app (request.tenant), made once per app: a few small objects.
+  const views = new Map<
+    Keys,
+    { inspect: Inspect; devices: Devices; streams: Streams; presence: Presence; webpush: WebPushStore }
+  >();
+  const of = (keys: Keys) => {
+    let v = views.get(keys);
+    if (!v) {
+      v = {
+        inspect: new Inspect(o.redis, keys),
+        devices: new Devices(o.redis, keys, o.deviceRetentionMs),
+        streams: new Streams(o.redis, keys, o.streamLimits),
+        // The API only reads presence: its TTL is the nodes'.
+        presence: new Presence(o.redis, keys, 0),
+        // Read only here (the view lists a device's Web Push subscriptions, docs/webpush.md).
+        webpush: new WebPushStore(o.redis, keys, { maxPerDevice: 1, retentionMs: 0 }),
+      };
+      views.set(keys, v);
+    }
+    return v;
+  };
 
   app.get(
     '/nodes',
@@ -44,7 +74,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         summary: 'Live push nodes',
         description: 'Nodes with a heartbeat in the last 2 minutes, with their connection counts.',
         tags,
-        response: { 200: NodeList, ...errorResponses(401, 503) },
+        response: { 200: NodeList, ...errorResponses(401, 403, 503) },
       },
     },
     async () => {
@@ -69,29 +99,37 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           'The nodes where the device is connected now (with its client address), its durable topics, and per stream the head and its acked cursor.',
         tags,
         params: AdminDeviceParams,
-        response: { 200: DeviceView, ...errorResponses(400, 401, 503) },
+        response: { 200: DeviceView, ...errorResponses(400, 401, 403, 503) },
       },
     },
     async (req) => {
       const { device } = req.params;
-      const [registered, live, addresses, topics, cursors] = await Promise.all([
+      const { inspect, ...v } = of(req.tenant.keys);
+      const [registered, live, addresses, topics, cursors, subs] = await Promise.all([
         inspect.registered(device),
-        o.presence.nodesOf(device),
-        o.presence.addresses(device),
-        o.devices.topicsOf(device),
+        v.presence.nodesOf(device),
+        v.presence.addresses(device),
+        v.devices.topicsOf(device),
         inspect.cursors(device),
+        v.webpush.list(device),
       ]);
       // Every stream the device reads: its inbox, broadcast, its topics, and any other cursor it
       // still has (a name that is not a valid stream is skipped rather than failing the view).
       const names = new Set<string>([INBOX, BROADCAST, ...topics.map((t) => topicStream(t))]);
       for (const s of Object.keys(cursors)) if (parseStream(s)) names.add(s);
       const streams = [...names].sort(streamOrder);
-      const heads = await o.streams.heads(streams.map((s) => o.streams.keysOf(s, device)));
+      const heads = await v.streams.heads(streams.map((s) => v.streams.keysOf(s, device)));
       return {
         device,
         registered,
         nodes: live.sort().map((id) => ({ id, address: addresses[id] ?? null })),
         topics: topics.sort(),
+        // The endpoint is a capability URL (anyone holding it can push): only its host is shown.
+        webpush: subs.map((s) => ({
+          id: s.id,
+          host: hostOf(s.endpoint),
+          createdAt: new Date(s.createdAt).toISOString(),
+        })),
         cursors: streams.map((stream, i) => ({
           stream,
           head: heads[i] ?? 0,
@@ -109,16 +147,25 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         description: 'How many devices are durably subscribed, and the last seq of the topic stream.',
         tags,
         params: AdminTopicParams,
-        response: { 200: TopicView, ...errorResponses(400, 401, 503) },
+        response: { 200: TopicView, ...errorResponses(400, 401, 403, 503) },
       },
     },
     async (req) => {
       const { topic } = req.params;
+      const v = of(req.tenant.keys);
       const [subscribers, head] = await Promise.all([
-        o.devices.topicMemberCount(topic),
-        o.streams.head(o.keys.topic(topic)),
+        v.devices.topicMemberCount(topic),
+        v.streams.head(req.tenant.keys.topic(topic)),
       ]);
       return { topic, subscribers, head };
     },
   );
 };
+
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return '';
+  }
+}

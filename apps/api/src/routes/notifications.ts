@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import { BadRequest } from '../errors.js';
 import { bodyHash, type NotificationService } from '../notifications.js';
@@ -18,6 +19,11 @@ export interface NotificationRoutesOptions {
 
 const tags = ['notifications'];
 
+/** The service of the request's app (set by the auth hook; the service's own app without one). */
+function forRequest(notifications: NotificationService, req: FastifyRequest): NotificationService {
+  return req.tenant ? notifications.forApp(req.tenant.keys) : notifications;
+}
+
 export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOptions> = async (
   app,
   { config, notifications },
@@ -36,7 +42,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
     async (req, reply) => {
       const key = req.headers['idempotency-key'];
       const idem = key === undefined ? undefined : { scope: req.apiKeyId, key, bodyHash: bodyHash(req.body) };
-      const result = await notifications.publish(req.body, idem);
+      const result = await forRequest(notifications, req).publish(req.body, idem);
       return reply.code(202).send(result);
     },
   );
@@ -55,7 +61,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
     async (req, reply) => {
       if (req.headers['idempotency-key'] !== undefined)
         throw new BadRequest('Idempotency-Key is not supported on a batch; publish one by one to use it');
-      const { complete, results } = await notifications.publishBatch(req.body.notifications);
+      const { complete, results } = await forRequest(notifications, req).publishBatch(req.body.notifications);
       return reply.code(complete ? 202 : 207).send({ results });
     },
   );
@@ -71,7 +77,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
         response: { 200: Status, ...errorResponses(400, 401, 404, 503) },
       },
     },
-    async (req) => notifications.get(req.params.id),
+    async (req) => forRequest(notifications, req).get(req.params.id),
   );
 
   app.delete(
@@ -86,6 +92,6 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
         response: { 200: Cancelled, ...errorResponses(400, 401, 404, 409, 503) },
       },
     },
-    async (req) => notifications.cancel(req.params.id),
+    async (req) => forRequest(notifications, req).cancel(req.params.id),
   );
 };

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Delivery } from '@herald/store';
+import type { FastifyRequest } from 'fastify';
 import { errorResponses, NoContent, TopicDeviceParams } from '../schemas.js';
 
 export interface TopicRoutesOptions {
@@ -7,9 +8,13 @@ export interface TopicRoutesOptions {
   delivery: Delivery;
 }
 
-/** Topic membership set by the backend, for devices online or not. */
-export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async (app, { delivery }) => {
+/**
+ * Topic membership set by the backend, for devices online or not, in the app of the request's
+ * key (its devices and topics: docs/tenancy.md).
+ */
+export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async (app, { delivery: base }) => {
   const tags = ['topics'];
+  const of = (req: FastifyRequest): Delivery => (req.tenant ? base.forKeys(req.tenant.keys) : base);
   const response = { 204: NoContent, ...errorResponses(400, 401, 503) };
   app.put(
     '/topics/:topic/devices/:device',
@@ -26,7 +31,7 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
     async (req, reply) => {
       // From the topic's head at this request (a cursor the device already has is kept); the
       // nodes holding the device are told, so a live connection follows at once.
-      await delivery.subscribe(req.params.device, req.params.topic);
+      await of(req).subscribe(req.params.device, req.params.topic);
       return reply.code(204).send();
     },
   );
@@ -43,7 +48,7 @@ export const topicRoutes: FastifyPluginAsyncTypebox<TopicRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      await delivery.unsubscribe(req.params.device, req.params.topic);
+      await of(req).unsubscribe(req.params.device, req.params.topic);
       return reply.code(204).send();
     },
   );

@@ -5,7 +5,7 @@ import { out } from '../io.js';
 import { requireSecret, resolveCommon } from '../settings.js';
 import { mintToken } from '../token.js';
 
-const HELP = `usage: herald token --device ID [--user ID] [--topics PATTERN...] [--expires SPAN] [--secret S]
+const HELP = `usage: herald token --device ID [--user ID] [--topics PATTERN...] [--expires SPAN] [--app ID] [--secret S]
 
 Mints a device token (JWT, HS256) and prints it: sub = device, uid = user, exp, and the
 topics the device may subscribe to. Send it as {"type":"hello","token":"..."}, or use
@@ -17,6 +17,8 @@ Options:
   --topics PATTERN      allowed topics: news, news.* (one more segment), news.> (any);
                         repeat or comma-separate; default: any topic
   --expires SPAN        lifetime: 90s, 30m, 1h, 7d, or seconds (default 1h)
+  --app ID              the device's app (aud claim; docs/tenancy.md); sign with that app's
+                        secret. Default: none, which nodes read as the app \`default\`
   --secret S            HS256 secret (default $HERALD_TOKEN_SECRET, else .herald/secrets.json)
   -h, --help            this help
 
@@ -28,6 +30,7 @@ const OPTIONS = {
   user: { type: 'string' },
   topics: { type: 'string', multiple: true },
   expires: { type: 'string' },
+  app: { type: 'string' },
   secret: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -52,6 +55,7 @@ export const token: Command = {
         user: v.user ?? v.device,
         ...(topics ? { topics } : {}),
         expires: v.expires ?? '1h',
+        ...(v.app !== undefined ? { app: v.app } : {}),
       }),
     );
     return 0;
