@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ensureSystemDeps } from '@herald/stack';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 
 /** Debian's Chromium: playwright-core drives it; nothing is downloaded by Playwright itself. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -53,3 +53,16 @@ export async function launchChromium(): Promise<Browser> {
     },
   };
 }
+
+/** Page errors and console errors (a CSP violation shows up there): a test ends with none. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+  });
+  return errors;
+}
+
+/** How long and how often a browser test polls the page for what it waits on. */
+export const POLL = { timeout: 15_000, interval: 100 };

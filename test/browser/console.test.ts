@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, type SystemStack, startSystem } from '../support/system.js';
-import { type Browser, ensureChromium, launchChromium } from './chromium.js';
+import { type Browser, ensureChromium, launchChromium, POLL, watchErrors } from './chromium.js';
 
 // The web console and the SDK browser bundle in a real (Debian) Chromium, against a real stack:
 // Redis, API, worker, two push nodes behind nginx.
@@ -29,18 +29,6 @@ afterAll(async () => {
   await browser?.close();
   await sys?.teardown();
 }, 60_000);
-
-/** Page errors and console errors (a CSP violation shows up there): a test ends with none. */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-  });
-  return errors;
-}
-
-const POLL = { timeout: 15_000, interval: 100 };
 
 /** What the SDK page exposes on `window.herald`. */
 interface SdkPageState {

@@ -2,11 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PushService, vapidKeys } from '../support/push-service.js';
 import { API_KEY, type SystemStack, startSystem } from '../support/system.js';
-import { type Browser, ensureChromium, launchChromium } from './chromium.js';
+import { type Browser, ensureChromium, launchChromium, POLL, watchErrors } from './chromium.js';
 
 // Web Push in a real (Debian) Chromium: a page registers the SDK's service worker module and its
 // device's subscription through registerWebPush(); Herald pushes to the local push service, and
@@ -101,16 +100,6 @@ afterAll(async () => {
   await push?.stop();
 }, 60_000);
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-  });
-  return errors;
-}
-
-const POLL = { timeout: 15_000, interval: 100 };
 type AppWindow = {
   app: { shown: string[]; received: string[] };
   setup(...a: unknown[]): Promise<boolean>;

@@ -11,6 +11,7 @@ import {
   parseCursors,
   topicAllowed,
 } from '@herald/protocol';
+import { isRedisOutage } from '@herald/store';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpAcks } from './acks.js';
 import { type DeviceIdentity, TokenError } from './auth.js';
@@ -312,8 +313,11 @@ export function httpTransports(app: FastifyInstance, ctx: HttpContext): void {
         if (s === 413)
           return httpError(reply, HttpError.PayloadTooLarge, `the body is over ${ACKS_BODY_BYTES} bytes`);
         if (s === 400) return httpError(reply, HttpError.BadRequest, 'the body is not valid JSON');
-        deps.log.error({ err: err.message }, 'ack failed');
-        return httpError(reply, s === 503 ? HttpError.RedisUnavailable : HttpError.Internal, 'ack failed');
+        // A Redis outage is 503 with Retry-After, as on the API: the device keeps its cursors and
+        // acks again (docs/protocol.md); anything else is a server fault.
+        const down = s === 503 || isRedisOutage(err);
+        deps.log[down ? 'warn' : 'error']({ err: err.message }, 'ack failed');
+        return httpError(reply, down ? HttpError.RedisUnavailable : HttpError.Internal, 'ack failed');
       },
     },
     async (req, reply) => {

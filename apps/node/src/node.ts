@@ -3,8 +3,7 @@ import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
 import { tenantLabel } from '@herald/config';
 import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
-import type { RedisClient } from '@herald/store';
-import { type Devices, Keys, Nodes, ReplicaGate, type ReplicaSettings, Subscriber } from '@herald/store';
+import { type Devices, Keys, Nodes, ReplicaGate, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -12,14 +11,15 @@ import type { WebSocket } from 'ws';
 import { HttpAcks } from './acks.js';
 import type { NodeApp } from './app-scope.js';
 import { NodeApps } from './apps.js';
-import { DEFAULT_APP, type TokenVerifierOptions } from './auth.js';
+import { DEFAULT_APP } from './auth.js';
 import { Bells } from './bells.js';
 import { Expiries } from './expiry.js';
 import { httpTransports } from './http-transports.js';
 import type { Hub } from './hub.js';
 import { LOG_REDACTION } from './log.js';
 import { nodeMetrics } from './metrics.js';
-import type { NodeLimits, Refusal, SessionDeps } from './ports.js';
+import type { NodeDeps, NodeOptions } from './options.js';
+import type { Refusal, SessionDeps } from './ports.js';
 import { clientAddress, installProxyProtocol } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 import { Session } from './session.js';
@@ -28,45 +28,7 @@ import { Stats } from './stats.js';
 import type { Transport } from './transport.js';
 import { attachWs, wsTransport } from './ws-transport.js';
 
-export interface NodeOptions {
-  nodeId: string;
-  host: string;
-  port: number;
-  redisPrefix: string;
-  /**
-   * The apps the node serves (docs/tenancy.md); without it, the single app `default` from
-   * `tokens` and `allowedOrigins`. `reloadApps` applies a new list.
-   */
-  apps?: readonly NodeApp[];
-  /** HERALD_METRICS_APP_LABEL: the app id as the `tenant` label (first 100), else `all`. */
-  metricsAppLabel?: boolean;
-  /** Token keys of the app `default` when `apps` is not given. */
-  tokens?: TokenVerifierOptions;
-  /** Allowed browser Origins of the app `default` when `apps` is not given; undefined allows any. */
-  allowedOrigins?: string[] | undefined;
-  /** Mark the device-token cookie `Secure` on every request (HERALD_COOKIE_SECURE). */
-  cookieSecure?: boolean;
-  /** HERALD_REDIS_MIN_REPLICAS: deliver only what that many replicas hold (default: none). */
-  replicas?: ReplicaSettings;
-  /** Plain HTTP port for probes and metrics (0: only on the main port). */
-  healthPort: number;
-  /** Expect a PROXY protocol header from the balancer on every connection. */
-  proxyProtocol: boolean;
-  /** New connections per second. */
-  acceptRate: number;
-  maxFrameBytes: number;
-  presenceTtlMs: number;
-  flushMs: number;
-  drainMs: number;
-  deviceRetentionMs: number;
-  /** Pending-connection queue of the listening socket (capped by the kernel's somaxconn). */
-  listenBacklog?: number;
-  /** Longest a long-poll is held (HERALD_POLL_MAX_WAIT_S; default 60 s). */
-  pollMaxWaitMs?: number;
-  /** SSE heartbeat comment interval (default 15 s, below common proxy idle timeouts). */
-  sseHeartbeatMs?: number;
-  limits: NodeLimits;
-}
+export type { NodeDeps, NodeOptions } from './options.js';
 
 /** The heartbeat runs in this many slices per HERALD_HEARTBEAT_MS (see beat). */
 const BEAT_SLICES = 10;
@@ -78,14 +40,6 @@ const SSE_HEARTBEAT_MS = 15_000;
 export const WS_PATH = '/v1/ws';
 /** Listen backlog when the options do not set one: room for a reconnect storm (Node's default is 511). */
 export const DEFAULT_LISTEN_BACKLOG = 4096;
-
-export interface NodeDeps {
-  /** Commands (reads, presence, flushes). */
-  redis: RedisClient;
-  /** Pub/sub subscriber; a connection of its own. */
-  sub: RedisClient;
-  log: Logger;
-}
 
 /** Fastify without a log line per request (probes and scrapes would flood it). */
 function fastify(log: Logger): FastifyInstance {

@@ -69,6 +69,8 @@ export {
   startRedis,
 } from './redis.js';
 export {
+  type ClusterNodeRole,
+  nodeRoles,
   type RedisClusterHandle,
   type RedisSentinelHandle,
   redisCli,

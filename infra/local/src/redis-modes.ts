@@ -17,7 +17,7 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
   return stdout.trim();
 }
 
-interface ClusterNodeRole {
+export interface ClusterNodeRole {
   id: string;
   port: number;
   role: 'master' | 'slave';
@@ -26,7 +26,7 @@ interface ClusterNodeRole {
 }
 
 /** CLUSTER NODES as seen from one node: `<id> <ip:port@cport> <flags> <master> ...` per line. */
-async function nodeRoles(port: number): Promise<ClusterNodeRole[]> {
+export async function nodeRoles(port: number): Promise<ClusterNodeRole[]> {
   const text = await redisCli(port, 'CLUSTER', 'NODES');
   return text
     .split('\n')

@@ -130,3 +130,34 @@ export function createRedis(
 export function isCluster(redis: RedisClient): redis is Cluster {
   return redis instanceof Cluster;
 }
+
+/**
+ * Redis error replies that mean "Redis cannot serve now" rather than "this command is wrong":
+ * out of memory (noeviction), loading the AOF, a replica or a cluster in failover.
+ */
+const UNAVAILABLE_REPLIES = /^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+
+/**
+ * True for errors from the Redis path that mean it is down or unreachable: connection refused or
+ * closed, offline queue off, command timeout, retries exhausted. A plain ReplyError (e.g. a
+ * WRONGTYPE or a script bug) is a server fault and stays a 500.
+ */
+export function isRedisOutage(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError') return UNAVAILABLE_REPLIES.test(err.message);
+  const code = (err as { code?: unknown }).code;
+  if (code === 'HERALD_REDIS_UNAVAILABLE') return true;
+  if (
+    typeof code === 'string' &&
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTCONN|EHOSTUNREACH|ENOTFOUND)$/.test(code)
+  )
+    return true;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    // ioredis: a pipelined command cut off by the connection closing (a failover closes them).
+    err.name === 'AbortError' ||
+    /Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|enableOfflineQueue/.test(
+      err.message,
+    )
+  );
+}

@@ -1,4 +1,5 @@
 import {
+  nodeRoles,
   type RedisClusterHandle,
   type RedisHandle,
   type RedisSentinelHandle,
@@ -59,31 +60,9 @@ export async function sentinelMasterKill9(s: RedisSentinelHandle, pauseMs: numbe
   return `master ${old} killed, ${other.port} promoted after ${Math.round(promotedMs)} ms, old one restarted ${pauseMs} ms later`;
 }
 
-interface Role {
-  id: string;
-  port: number;
-  master: boolean;
-  masterId: string;
-  failed: boolean;
-}
-
-/** CLUSTER NODES as one node sees it. */
-async function roles(port: number): Promise<Role[]> {
-  const text = await redisCli(port, 'CLUSTER', 'NODES');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [id, addr, flags, masterId] = line.split(' ') as [string, string, string, string];
-      const f = flags.split(',');
-      return {
-        id,
-        port: Number(addr.split('@')[0]!.split(':').pop()),
-        master: f.includes('master'),
-        masterId,
-        failed: f.includes('fail') || f.includes('fail?'),
-      };
-    });
+/** CLUSTER NODES as one node sees it, with `master` for the role (infra/local's reading). */
+async function roles(port: number) {
+  return (await nodeRoles(port)).map((n) => ({ ...n, master: n.role === 'master' }));
 }
 
 /** Every node: cluster_state:ok, sees `masters` healthy masters with a replica each, replicas in sync. */
