@@ -156,7 +156,9 @@ export function isRedisOutage(err: unknown): boolean {
     err.name === 'MaxRetriesPerRequestError' ||
     // ioredis: a pipelined command cut off by the connection closing (a failover closes them).
     err.name === 'AbortError' ||
-    /Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|enableOfflineQueue/.test(
+    // ioredis on a Cluster in failover: the slots cannot be refreshed, or the redirections ran out.
+    err.name === 'ClusterAllFailedError' ||
+    /Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|enableOfflineQueue|Too many Cluster redirections|None of startup nodes is available|Failed to refresh slots cache/.test(
       err.message,
     )
   );
