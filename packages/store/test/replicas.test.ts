@@ -53,19 +53,24 @@ describe('waitCommandFor', () => {
   });
 });
 
+/** A master and a replica of it, once the replica's link is up. */
+async function masterWithReplica(): Promise<{ master: RedisHandle; replica: RedisHandle }> {
+  const master = await startRedis();
+  const replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+  await waitFor(
+    async () => (await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up'),
+    { timeoutMs: 20_000, what: 'replica linked' },
+  );
+  return { master, replica };
+}
+
 describe('ReplicaGate on a master with one replica', () => {
   let master: RedisHandle;
   let replica: RedisHandle;
   let redis: RedisClient;
 
   beforeAll(async () => {
-    master = await startRedis();
-    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
-    const deadline = Date.now() + 20_000;
-    while (!(await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up')) {
-      if (Date.now() > deadline) throw new Error('replica not linked within 20 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    ({ master, replica } = await masterWithReplica());
     redis = createRedis(master.url, 'background');
   }, 60_000);
   afterAll(async () => {
@@ -165,13 +170,7 @@ describe('ReplicaGate when the connection closes during its WAIT', () => {
   let redis: RedisClient;
 
   beforeAll(async () => {
-    master = await startRedis();
-    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
-    const deadline = Date.now() + 20_000;
-    while (!(await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up')) {
-      if (Date.now() > deadline) throw new Error('replica not linked within 20 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    ({ master, replica } = await masterWithReplica());
     redis = createRedis(master.url, 'background');
   }, 60_000);
   afterAll(async () => {
