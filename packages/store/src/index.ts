@@ -4,6 +4,7 @@ export * from './deliver.js';
 export * from './devices.js';
 export * from './doorbell.js';
 export * from './entry.js';
+export * from './events.js';
 export * from './idempotency.js';
 export * from './inspect.js';
 export * from './keys.js';

@@ -189,6 +189,16 @@ export class Keys {
     return `${this.root}:rl:n:${appId}`;
   }
 
+  // ---- webhooks (issue #17, docs/webhooks.md) ----
+  /**
+   * The app's outbox of webhook events (events.ts): a stream whose entries each carry a batch of
+   * events, written by nodes (with their flushes) and the worker, read by the worker's consumer
+   * groups. One key per app, tagged `{wh}` (all of an app's events in one slot).
+   */
+  webhookEvents(): string {
+    return `${this.prefix}:{wh}:events`;
+  }
+
   // ---- Web Push (issue #16, docs/webpush.md) ----
   /**
    * Hash subscription id -> JSON {endpoint, keys, createdAt}: the device's Web Push
