@@ -25,6 +25,8 @@ const [n = 3000, runs = 3] = process.argv.slice(2).map(Number);
 const SECRET = 'bench-token-secret-0123456789';
 const GC_PRELOAD = fileURLToPath(new URL('./gc-preload.js', import.meta.url));
 const ROUND = 200;
+/** Wait after each GC (IDLE_AB_GC_WAIT_MS; the smoke test shortens it). */
+const GC_WAIT_MS = Number(process.env.IDLE_AB_GC_WAIT_MS ?? 3000);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Reading {
@@ -44,7 +46,7 @@ async function read(nodes: { pid: number; port: number }[]): Promise<Reading[]> 
   // Two GCs a few seconds apart: V8 gives pages back to the system after a GC, not in it.
   for (let i = 0; i < 2; i++) {
     for (const node of nodes) process.kill(node.pid, 'SIGUSR2');
-    await sleep(3000);
+    await sleep(GC_WAIT_MS);
   }
   return Promise.all(
     nodes.map(async (node) => ({ rssKb: rssKb(node.pid), heapKb: await heapKb(node.port) })),
@@ -135,7 +137,7 @@ async function run(): Promise<{ ws: Reading; sse: Reading }> {
       for (const ws of w) open.push({ destroy: () => ws.terminate() });
       open.push(...s);
     }
-    await sleep(2000);
+    await sleep(GC_WAIT_MS);
     const after = await read(nodes);
     const per = (i: number): Reading => ({
       rssKb: (after[i]!.rssKb - before[i]!.rssKb) / n,

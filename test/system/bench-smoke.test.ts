@@ -167,6 +167,22 @@ describe('benchmark harness at a tiny scale', () => {
     expect(idleStdout).toContain('| herald-direct-sse |');
   });
 
+  it('idle-ab: SSE and WebSocket side by side, RSS and heap after full GCs', () => {
+    // 200 of each (one round), one run: the tool's own path (two nodes, GC by SIGUSR2, readings, medians).
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'dist', 'idle-ab.js'), '200', '1'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, IDLE_AB_GC_WAIT_MS: '300' },
+      timeout: 90_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const median = /^\| median \| (.+) \|$/m.exec(r.stdout)?.[1]?.split(' | ').map(Number) ?? [];
+    expect(median).toHaveLength(4);
+    // Heap per connection (WebSocket, SSE): something, and not absurd.
+    for (const heap of median.slice(2)) expect(heap).toBeGreaterThan(0);
+    for (const heap of median.slice(2)) expect(heap).toBeLessThan(200);
+  }, 120_000);
+
   it('prints the markdown tables', () => {
     expect(stdout).toContain('### Broadcast');
     expect(stdout).toContain('| herald-nginx |');
