@@ -1,5 +1,5 @@
 import type { Result } from './scenarios.js';
-import { SSE_ONLY } from './systems.js';
+import { SSE_SCENARIOS, SSE_SYSTEMS, type SystemName } from './systems.js';
 
 /** The JSON results of a run (what run.ts writes under bench/results/). */
 export interface BenchResults {
@@ -50,8 +50,12 @@ function rowsFor(
   width: number,
 ): string[][] {
   const per = res.scenarios[scenario] ?? {};
-  // The SSE variants take part in two scenarios; the other tables leave them out.
-  const systems = Object.keys(res.systems).filter((sys) => per[sys]?.skipped !== SSE_ONLY);
+  // The SSE variants take part in two scenarios; the other tables leave them out (also when a
+  // variant did not start at all: Nchan not installed).
+  const sseHere = SSE_SCENARIOS.includes(scenario);
+  const systems = Object.keys(res.systems).filter(
+    (sys) => sseHere || !SSE_SYSTEMS.includes(sys as SystemName),
+  );
   return systems.map((sys) => {
     const r = per[sys];
     const s = status(r);
