@@ -68,7 +68,15 @@ export function parseServerFrame(text: string): ServerParseResult {
       if (typeof f.id !== 'string' || f.id.length === 0)
         return fail('notification.id must be a non-empty string');
       if (typeof f.ts !== 'number' || !Number.isFinite(f.ts)) return fail('notification.ts must be a number');
-      return ok({ type: 'notification', stream: f.stream, seq: f.seq, id: f.id, ts: f.ts, data: f.data });
+      return ok({
+        type: 'notification',
+        stream: f.stream,
+        seq: f.seq,
+        id: f.id,
+        ts: f.ts,
+        ...(f.priority === 'high' || f.priority === 'low' ? { priority: f.priority } : {}),
+        data: f.data,
+      });
     case 'gap':
       if (!isStream(f.stream)) return fail('gap.stream must be a stream name');
       if (!isSeq(f.after) || !isSeq(f.next) || f.next < 1)
