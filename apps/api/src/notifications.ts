@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FanoutJob, NotificationState, NotificationStatus, Target, TargetKind } from '@herald/protocol';
-import { pushMessageText, targetKind } from '@herald/protocol';
+import { PUSH_TOPIC_RE, pushMessageText, targetKind } from '@herald/protocol';
 import {
   FANOUT_JOB,
   fanoutJobOptions,
@@ -87,6 +87,9 @@ interface Prepared {
   deliverAt: number | undefined;
   /** Web Push fallback: always through the worker, which schedules the checks (docs/webpush.md). */
   push?: PreparedPush;
+  collapseKey?: string;
+  /** Not normal (normal is the default and stored as nothing). */
+  priority?: 'high' | 'low';
 }
 
 export interface BatchResult {
@@ -186,7 +189,10 @@ export class NotificationService {
     // The app's own VAPID key when the apps file gives it one (docs/webpush.md).
     const webpush = webpushOf(config.webpush, config.apps.get(this.d.app ?? 'default'));
     const push = preparePush(body.push, to, data, ttlMs, webpush);
-    return { to, data, ttlMs, deliverAt, ...(push ? { push } : {}) };
+    const p: Prepared = { to, data, ttlMs, deliverAt, ...(push ? { push } : {}) };
+    if (body.collapseKey !== undefined) p.collapseKey = body.collapseKey;
+    if (body.priority === 'high' || body.priority === 'low') p.priority = body.priority;
+    return p;
   }
 
   /**
@@ -265,7 +271,7 @@ export class NotificationService {
     const exp = (p.deliverAt ?? now) + p.ttlMs;
     const { direct } = this.d;
     if (direct && p.deliverAt === undefined && !p.push && direct.takes(p.to)) {
-      await this.bounded(direct.publish({ id, data: p.data, ts: now, exp }, p.to));
+      await this.bounded(direct.publish({ id, data: p.data, ts: now, exp, ...entryOptions(p) }, p.to));
       this.d.onAccepted?.(targetKind(p.to), false, 'direct');
       // Already appended, rung and recorded `sent`: the answer says so (docs/api.md).
       return { id, status: 'sent' };
@@ -280,7 +286,7 @@ export class NotificationService {
       deliverAt: p.deliverAt,
       jobId: id,
     });
-    const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp };
+    const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp, ...entryOptions(p) };
     // Jobs of the default app carry no app, as before apps (a worker reads none as default).
     if (this.d.app !== undefined && this.d.app !== 'default') job.app = this.d.app;
     if (p.push) {
@@ -288,12 +294,15 @@ export class NotificationService {
       job.push = {
         after: policy.after,
         message: pushMessageText(id, stream, policy, p.data),
-        ...(policy.urgency ? { urgency: policy.urgency } : {}),
-        ...(policy.topic ? { topic: policy.topic } : {}),
+        // Not given: the publish's priority is the Urgency, its collapseKey the Topic (docs/webpush.md).
+        ...(policy.urgency || p.priority ? { urgency: policy.urgency ?? p.priority } : {}),
+        ...(policy.topic || p.collapseKey
+          ? { topic: policy.topic ?? pushTopicOf(p.collapseKey as string) }
+          : {}),
       };
     }
     const delayMs = p.deliverAt !== undefined ? p.deliverAt - now : 0;
-    await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs)));
+    await this.bounded(this.d.queue.add(FANOUT_JOB, job, fanoutJobOptions(id, delayMs, p.priority)));
     // On one Redis the job's connection alone would do (the status was written before it), on a
     // Cluster they are different shards: both, in parallel.
     await this.confirmReplicas();
@@ -342,6 +351,25 @@ export class NotificationService {
   private bounded<T>(p: Promise<T>): Promise<T> {
     return withTimeout(p, this.d.queueTimeoutMs, () => new RedisUnavailable());
   }
+}
+
+/**
+ * The Web Push Topic for a collapseKey (RFC 8030 5.4: at most 32 of the URL-safe base64
+ * alphabet): the key itself when it is one, else the first 32 characters (192 bits) of its
+ * SHA-256 in base64url, so every key of the wider collapseKey alphabet and length maps to one
+ * valid Topic, the same on every publish.
+ */
+export function pushTopicOf(collapseKey: string): string {
+  if (PUSH_TOPIC_RE.test(collapseKey)) return collapseKey;
+  return createHash('sha256').update(collapseKey).digest('base64url').slice(0, 32);
+}
+
+/** collapseKey and priority, only when set (an entry without them stores nothing for them). */
+function entryOptions(p: Prepared): { collapseKey?: string; priority?: 'high' | 'low' } {
+  const o: { collapseKey?: string; priority?: 'high' | 'low' } = {};
+  if (p.collapseKey !== undefined) o.collapseKey = p.collapseKey;
+  if (p.priority !== undefined) o.priority = p.priority;
+  return o;
 }
 
 /** Drops duplicate ids: a device named twice must get the notification once. */

@@ -1,8 +1,11 @@
 import {
+  COLLAPSE_KEY_RE,
   HTTP_ERRORS,
   ID_RE,
   MAX_TARGET_IDS,
   MAX_TOPIC_LENGTH,
+  PRIORITIES,
+  type Priority,
   PUSH_TOPIC_RE,
   TOPIC_RE,
 } from '@herald/protocol';
@@ -99,6 +102,23 @@ export function publishSchema(cfg: ApiConfig) {
         }),
       ),
       push: Type.Optional(PushPolicySchema(cfg)),
+      // Only a pattern (its {1,64} bounds the length): one error keyword, one message naming it.
+      collapseKey: Type.Optional(
+        Type.String({
+          pattern: COLLAPSE_KEY_RE.source,
+          description:
+            'A newer notification with the same key on the same stream supersedes this one for devices that have not received it yet: 1 to 64 of A-Z a-z 0-9 _ . : ~ - (docs/api.md).',
+        }),
+      ),
+      // An enum rather than a union of literals: Ajv's error is then one `enum` naming the field.
+      priority: Type.Optional(
+        Type.Unsafe<Priority>({
+          type: 'string',
+          enum: [...PRIORITIES],
+          description:
+            'high, normal (default) or low: the worker takes high before normal before low; sent to the device and as Web Push Urgency.',
+        }),
+      ),
     },
     { additionalProperties: false },
   );

@@ -1,4 +1,4 @@
-import { ID_RE, TOPIC_RE } from '@herald/protocol';
+import { COLLAPSE_KEY_RE, ID_RE, TOPIC_RE } from '@herald/protocol';
 import type { FastifySchemaValidationError } from 'fastify';
 import { BadRequest } from './errors.js';
 import { IDEMPOTENCY_KEY_PATTERN } from './schemas.js';
@@ -38,8 +38,14 @@ export function formatValidation(errors: FastifySchemaValidationError[], dataVar
       return new BadRequest(
         `${field} must be an ISO 8601 date-time with a time zone, e.g. 2030-01-01T12:00:00Z`,
       );
+    case 'enum':
+      return new BadRequest(
+        `${field} must be one of ${(e.params.allowedValues as unknown[]).map(String).join(', ')}`,
+      );
     case 'pattern':
     case 'maxLength':
+      if (e.params.pattern === COLLAPSE_KEY_RE.source)
+        return new BadRequest(`${field} must be 1 to 64 of A-Z a-z 0-9 _ . : ~ -`);
       if (e.params.pattern === ID_RE.source)
         return new BadRequest(`${field} is not a valid id (1 to 128 of A-Z a-z 0-9 _ . : @ -)`);
       if (e.params.pattern === TOPIC_RE.source || e.keyword === 'maxLength')

@@ -143,7 +143,10 @@ describe('publish validation', () => {
     ['deliverAt not a date', { ...ok, deliverAt: 'tomorrow' }, /deliverAt must be an ISO 8601 date-time/],
     ['deliverAt without zone', { ...ok, deliverAt: '2030-01-01T00:00:00' }, /deliverAt must be an ISO 8601/],
     ['deliverAt too far', { ...ok, deliverAt: soon(90_000_000) }, /deliverAt is more than 86400 s ahead/],
-    ['unknown property', { ...ok, priority: 'high' }, /unknown property priority/],
+    ['unknown property', { ...ok, urgency: 'high' }, /unknown property urgency/],
+    ['bad priority', { ...ok, priority: 'urgent' }, /^priority must be one of high, normal, low$/],
+    ['collapseKey too long', { ...ok, collapseKey: 'k'.repeat(65) }, /^collapseKey must be 1 to 64 of/],
+    ['collapseKey bad chars', { ...ok, collapseKey: 'a/b' }, /^collapseKey must be 1 to 64 of/],
     ['array body', [ok], /body must be object/],
   ];
   for (const [name, body, message] of cases) {
@@ -227,7 +230,8 @@ describe('publish (HERALD_DIRECT_PUBLISH=false)', () => {
 
     const job = await jobOf(id);
     expect(job?.name).toBe('fanout');
-    expect(await job?.getState()).toBe('waiting');
+    // Normal priority: BullMQ priority 1 (only high is unprioritized, packages/store queue.ts).
+    expect(await job?.getState()).toBe('prioritized');
     const data = job?.data as FanoutJob;
     expect(data.id).toBe(id);
     expect(data.to).toEqual({ devices: ['d1', 'd2'] });

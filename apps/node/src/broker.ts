@@ -75,7 +75,8 @@ export class Broker implements TopicBells {
           const clients = this.hub.deviceClients(device);
           if (!clients) continue;
           // One frame per device, shared by the device's sessions.
-          const frame = encodeNotification('"inbox"', seq, bell.entry.id, bell.entry.ts, bell.entry.data);
+          const { id, ts, data, priority } = bell.entry;
+          const frame = encodeNotification('"inbox"', seq, id, ts, data, priority);
           if (clients instanceof Set) for (const c of clients) c.offer('inbox', seq, bell.entry, frame);
           else (clients as Listener).offer('inbox', seq, bell.entry, frame);
         }
@@ -93,6 +94,7 @@ export class Broker implements TopicBells {
             bell.entry.id,
             bell.entry.ts,
             bell.entry.data,
+            bell.entry.priority,
           ),
         );
         for (const c of clients) c.offer(bell.stream, bell.seq, bell.entry, frame);

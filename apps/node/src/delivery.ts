@@ -148,31 +148,39 @@ export abstract class Delivery implements Listener {
         const first = entries[0]!.seq;
         if (first > st.sent + 1) this.gap(st, first, 'trimmed');
         const now = Date.now();
-        let expiredAfter = -1;
+        // A run of entries not delivered (expired, or collapsed: a later entry holds their
+        // collapseKey) is announced as one gap per reason once the run ends, so seqs stay contiguous.
+        let skipAfter = -1;
+        let skipReason: GapFrame['reason'] = 'expired';
         for (const e of entries) {
           if (e.seq <= st.sent) continue;
-          if (e.exp <= now) {
-            if (expiredAfter < 0) expiredAfter = st.sent;
+          const skip = e.exp <= now ? 'expired' : e.collapsed ? 'collapsed' : undefined;
+          if (skipAfter >= 0 && skip !== skipReason) {
+            this.send({ type: 'gap', stream: st.name, after: skipAfter, next: e.seq, reason: skipReason });
+            skipAfter = -1;
+          }
+          if (skip) {
+            if (skipAfter < 0) {
+              skipAfter = st.sent;
+              skipReason = skip;
+            }
             st.sent = e.seq;
             continue;
           }
-          if (expiredAfter >= 0) {
-            this.send({ type: 'gap', stream: st.name, after: expiredAfter, next: e.seq, reason: 'expired' });
-            expiredAfter = -1;
-          }
-          if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data), st.name, e.seq)) return;
+          const frame = encodeNotification(st.json, e.seq, e.id, e.ts, e.data, e.priority);
+          if (!this.sendRaw(frame, st.name, e.seq)) return;
           st.recordSent(e.seq, e.id);
           deps.receipts.delivered(e.id);
           this.delivered(st.name);
           deps.stats.replayed++;
         }
-        if (expiredAfter >= 0)
+        if (skipAfter >= 0)
           this.send({
             type: 'gap',
             stream: st.name,
-            after: expiredAfter,
+            after: skipAfter,
             next: st.sent + 1,
-            reason: 'expired',
+            reason: skipReason,
           });
         if (entries.length < batch && !st.pending) return;
         if (!(await this.drained())) return;

@@ -206,6 +206,29 @@ describe('delivery', () => {
     p.close();
   });
 
+  it('announces collapsed and expired runs as gaps of their reason, seqs contiguous', async () => {
+    const short = entry({ short: true }, 150);
+    await publishToDevice('dev-ck', { ...entry({ a: 1 }), collapseKey: 'a' });
+    await publishToDevice('dev-ck', short);
+    await publishToDevice('dev-ck', { ...entry({ a: 2 }), collapseKey: 'a' });
+    await new Promise((r) => setTimeout(r, short.exp - Date.now() + 20)); // let its TTL pass
+    await publishToDevice('dev-ck', { ...entry({ a: 3 }), collapseKey: 'a', priority: 'high' });
+    await publishToDevice('dev-ck', { ...entry({ b: 1 }), collapseKey: 'b' });
+    const p = await hello('dev-ck');
+    await p.until(() => p.notifications().length === 2, 'the two kept');
+    const shown = p.frames
+      .filter((f) => f.type !== 'welcome')
+      .map((f) => (f.type === 'gap' ? [f.after, f.next, f.reason] : [f.seq, f.priority, f.data]));
+    expect(shown).toEqual([
+      [0, 2, 'collapsed'],
+      [1, 3, 'expired'],
+      [2, 4, 'collapsed'],
+      [4, 'high', { a: 3 }],
+      [5, undefined, { b: 1 }],
+    ]);
+    p.close();
+  });
+
   it('counts delivered and acked per notification and stores the acked cursor', async () => {
     const status = new StatusStore(cmd, keys, 60_000);
     const e = entry();

@@ -1,4 +1,4 @@
-import type { FanoutJob, NotificationState } from '@herald/protocol';
+import { COLLAPSE_KEY_RE, type FanoutJob, type NotificationState } from '@herald/protocol';
 import {
   APP_ID,
   type Delivered,
@@ -95,6 +95,8 @@ export class Fanout {
     }
 
     const entry: NewEntry = { id: n.id, data: n.data, ts: n.ts, exp: n.exp };
+    if (n.collapseKey !== undefined) entry.collapseKey = n.collapseKey;
+    if (n.priority !== undefined) entry.priority = n.priority;
     const progress = readProgress(job.progress);
     const to = n.to;
     if ('devices' in to) await this.toDevices(job, to.devices, entry, progress, n);
@@ -202,6 +204,12 @@ function checkJob(d: unknown): FanoutJob {
   if (typeof j.data !== 'string') bad('data must be JSON text');
   if (typeof j.ts !== 'number' || typeof j.exp !== 'number') bad('ts and exp must be numbers');
   if (j.app !== undefined && (typeof j.app !== 'string' || !APP_ID.test(j.app))) bad('app');
+  if (
+    j.collapseKey !== undefined &&
+    (typeof j.collapseKey !== 'string' || !COLLAPSE_KEY_RE.test(j.collapseKey))
+  )
+    bad('collapseKey');
+  if (j.priority !== undefined && j.priority !== 'high' && j.priority !== 'low') bad('priority');
   const to = j.to as Record<string, unknown> | undefined;
   if (typeof to !== 'object' || to === null) return bad('to');
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');

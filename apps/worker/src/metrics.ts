@@ -9,7 +9,7 @@ const RESULTS = ['sent', 'cancelled', 'expired', 'failed', 'skipped'] as const;
 export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'failed'] as const;
 
 export type JobResult = (typeof RESULTS)[number];
-type QueueState = (typeof QUEUE_STATES)[number];
+type QueueState = (typeof QUEUE_STATES)[number] | 'prioritized';
 
 /** Counts of the fan-out queue by state (BullMQ's `queue.getJobCounts`). */
 export type JobCounts = (...states: QueueState[]) => Promise<Partial<Record<string, number>>>;
@@ -118,7 +118,10 @@ export class WorkerMetrics implements FanoutObserver {
       async collect() {
         if (!jobCounts) return;
         try {
-          const counts = await withTimeout(jobCounts(...QUEUE_STATES), timeoutMs);
+          const counts = await withTimeout(jobCounts(...QUEUE_STATES, 'prioritized'), timeoutMs);
+          // Normal and low publishes wait in BullMQ's prioritized set (FANOUT_PRIORITY, queue.ts):
+          // `waiting` is every job waiting for a worker, whichever list holds it.
+          counts.waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
           for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
         } catch {
           // Stale numbers would look like a stuck queue: report none instead.

@@ -381,6 +381,26 @@ describe('Fanout', () => {
     await expect(new Fanout(w.deps).process(stubJob(null as never))).rejects.toThrow(/malformed/);
     const badApp = { id: 'y', to: { devices: ['d'] }, data: '1', ts: 0, exp: 0, app: 'Not:An:App' };
     await expect(w.fanout.process(stubJob(badApp))).rejects.toThrow(/malformed fan-out job: app/);
+    const badKey = { id: 'z', to: { devices: ['d'] }, data: '1', ts: 0, exp: 0, collapseKey: 'a b' };
+    await expect(w.fanout.process(stubJob(badKey))).rejects.toThrow(/malformed fan-out job: collapseKey/);
+    const badPriority = { id: 'p', to: { devices: ['d'] }, data: '1', ts: 0, exp: 0, priority: 'normal' };
+    await expect(w.fanout.process(stubJob(badPriority as never))).rejects.toThrow(
+      /malformed fan-out job: priority/,
+    );
+  });
+
+  it('appends collapseKey and priority with the entry: the older one with the key reads collapsed', async () => {
+    const w = fresh();
+    for (const priority of ['high', 'low'] as const) {
+      const job = { ...(await notification(w, { users: ['u-ck'] })), collapseKey: 'k', priority };
+      await hello(w, 'node-ck', [['d-ck', 'u-ck']]);
+      expect(await w.fanout.process(stubJob(job))).toEqual({ outcome: 'sent' });
+    }
+    const r = await w.streams.read(w.keys.inbox('d-ck'), 0, 10);
+    expect(r.entries.map((e) => [e.seq, e.priority, e.collapseKey, e.collapsed === true])).toEqual([
+      [1, 'high', 'k', true],
+      [2, 'low', 'k', false],
+    ]);
   });
 
   it('waits on pub/sub with a bound (sanity check of the helper)', async () => {

@@ -6,6 +6,8 @@ export interface PublishBody {
   data: unknown;
   ttl?: number;
   deliverAt?: string;
+  collapseKey?: string;
+  priority?: 'high' | 'normal' | 'low';
 }
 
 export interface Accepted {

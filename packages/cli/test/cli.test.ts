@@ -175,6 +175,10 @@ describe('usage', () => {
       [['publish', '-d', 'a', '--data', '{nope'], /--data is not valid JSON/],
       [['publish', '-d', 'a', '--data', '1', '--ttl', 'soon'], /--ttl must be a whole number/],
       [['publish', '-d', 'a', '--data', '1', '--at', 'tomorrow'], /--at "tomorrow" is not a date-time/],
+      [
+        ['publish', '-d', 'a', '--data', '1', '--priority', 'urgent'],
+        /--priority must be high, normal or low/,
+      ],
       [['publish', '-d', 'a'], /no data: stdin was empty/],
       [['publish', '-d', 'a', '--data', '1', '--bogus'], /Unknown option '--bogus'/],
       [['status'], /missing notification ID/],
@@ -349,6 +353,33 @@ describe('publish, subscribe, status, cancel', () => {
       ['topic:cli.news', 'n'],
       ['topic:cli.alerts', 'a'],
     ]);
+  });
+
+  it('--collapse-key: a device coming back gets the last, told the others were collapsed; --priority shows', async () => {
+    for (const n of [1, 2, 3])
+      expect(
+        (
+          await herald([
+            'publish',
+            '-d',
+            'cli-ck',
+            '--data',
+            `${n}`,
+            '--collapse-key',
+            'score',
+            '--priority',
+            'high',
+          ])
+        ).code,
+      ).toBe(0);
+    const bad = await herald(['publish', '-d', 'cli-ck', '--data', '1', '--collapse-key', 'x'.repeat(65)]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/HERALD_BAD_REQUEST.*collapseKey/);
+    const sub = start(['subscribe', '--device', 'cli-ck', '--count', '1']);
+    const done = await sub.exited;
+    expect(done.code, done.stderr).toBe(0);
+    expect(lines(done.stdout).map((n) => [n.seq, n.priority, n.data])).toEqual([[3, 'high', 3]]);
+    expect(done.stderr).toMatch(/collapsed in inbox: seqs 1\.\.2 \(2\) superseded/);
   });
 
   it('publishes to users and broadcast, and honours --idempotency-key', async () => {

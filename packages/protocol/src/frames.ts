@@ -57,18 +57,22 @@ export interface NotificationFrame {
   id: string;
   /** Accept time at the API, ms since epoch. */
   ts: number;
+  /** The publish's priority when it is not `normal` (absent = normal). */
+  priority?: 'high' | 'low';
   data: unknown;
 }
 /**
  * Entries in (after, next) will never come: trimmed (older than retention), expired (TTL over),
- * or reset (the stream was recreated, so seqs start again). The client continues from `next`.
+ * collapsed (each superseded by a newer entry with the same collapse key, which comes later on
+ * the stream), or reset (the stream was recreated, so seqs start again). The client continues
+ * from `next`.
  */
 export interface GapFrame {
   type: 'gap';
   stream: string;
   after: number;
   next: number;
-  reason: 'trimmed' | 'expired' | 'reset';
+  reason: 'trimmed' | 'expired' | 'collapsed' | 'reset';
 }
 export interface SubscribedFrame {
   type: 'subscribed';

@@ -5,6 +5,17 @@ export type Target = { devices: string[] } | { users: string[] } | { topic: stri
 
 export type TargetKind = 'devices' | 'users' | 'topic' | 'broadcast';
 
+/** A publish's priority (docs/api.md): the worker's queue order, the frame's `priority`, Web Push Urgency. */
+export type Priority = 'high' | 'normal' | 'low';
+export const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+
+/**
+ * A publish's `collapseKey` (docs/api.md): 1 to 64 of A-Z a-z 0-9 and `_ - . : ~`, so it goes
+ * into a Redis hash field and a log line as is.
+ */
+export const COLLAPSE_KEY_RE = /^[A-Za-z0-9_.:~-]{1,64}$/;
+export const MAX_COLLAPSE_KEY_LENGTH = 64;
+
 /** Most device or user ids one publish may name; bigger audiences belong in a topic. */
 export const MAX_TARGET_IDS = 10_000;
 
@@ -29,6 +40,10 @@ export interface FanoutJob {
   push?: { after: number; message: string; urgency?: PushUrgency; topic?: string };
   /** The app the notification belongs to (docs/tenancy.md); absent (jobs from before apps) = `default`. */
   app?: string;
+  /** `collapseKey` of the publish: a newer entry with the same key supersedes this one on a stream. */
+  collapseKey?: string;
+  /** `priority` of the publish when it is not normal. */
+  priority?: 'high' | 'low';
 }
 
 /** Notification lifecycle as reported by `GET /v1/notifications/:id`. */

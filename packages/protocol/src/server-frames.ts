@@ -68,7 +68,18 @@ export function parseServerFrame(text: string): ServerParseResult {
       if (typeof f.id !== 'string' || f.id.length === 0)
         return fail('notification.id must be a non-empty string');
       if (typeof f.ts !== 'number' || !Number.isFinite(f.ts)) return fail('notification.ts must be a number');
-      return ok({ type: 'notification', stream: f.stream, seq: f.seq, id: f.id, ts: f.ts, data: f.data });
+      // priority only when sent (high or low; normal is sent as nothing). Like gap reasons, a
+      // value newer than this version passes as it is; the check is this short because the
+      // browser bundle's gzip budget has 2 bytes left with it (packages/client/scripts/bundle.mjs).
+      return ok({
+        type: 'notification',
+        stream: f.stream,
+        seq: f.seq,
+        id: f.id,
+        ts: f.ts,
+        ...(typeof f.priority === 'string' && { priority: f.priority as 'high' }),
+        data: f.data,
+      });
     case 'gap':
       if (!isStream(f.stream)) return fail('gap.stream must be a stream name');
       if (!isSeq(f.after) || !isSeq(f.next) || f.next < 1)

@@ -7,6 +7,7 @@
 -- ARGV: id, data, ts, exp, maxlen, now, keepMs, target ('devices' | 'topic' | 'broadcast'),
 --   record ('sent': write the status as sent, a direct publish; 'count': add the targets to the
 --   status the API created, a worker's fan-out step), statusExpireAt, bellHead, bellTail, channel
+--   collapseKey ('' none), priority ('h', 'l' or '')
 --   The doorbell is bellHead .. seq .. bellTail .. '\n' .. data (header built by doorbell.ts);
 --   an inbox rings channel .. nodeId for each node holding the device, a stream rings channel.
 -- Returns: { seq, targets, doorbells published, dup (1: already appended by an earlier run of the
@@ -15,7 +16,7 @@ local data, ts, exp, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6]
 local target, record, channel = ARGV[8], ARGV[9], ARGV[13]
 local mark = nil
 if record == 'count' then mark = KEYS[5] end
-local seq, dup = herald_append(KEYS[1], KEYS[2], ARGV[1], data, ts, exp, ARGV[5], now, tonumber(ARGV[7]), mark)
+local seq, dup = herald_append(KEYS[1], KEYS[2], ARGV[1], data, ts, exp, ARGV[5], now, tonumber(ARGV[7]), mark, ARGV[14], ARGV[15], KEYS[6])
 
 local targets = 1
 if target ~= 'devices' then targets = redis.call('SCARD', KEYS[3]) end

@@ -2,7 +2,7 @@ import { BROADCAST, type Target, type TargetKind, topicStream } from '@herald/pr
 import { publish } from './bus.js';
 import type { Devices } from './devices.js';
 import { type BellParts, encodeDoorbell, inboxBellParts, streamBellParts } from './doorbell.js';
-import type { NewEntry } from './entry.js';
+import { entryOptionArgs, type NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
 import { Presence } from './presence.js';
 import { isCluster, type RedisClient } from './redis.js';
@@ -252,6 +252,7 @@ export class ScriptedDelivery implements Delivery {
       audience,
       keys.status(entry.id),
       keys.appendMark(k, entry.id),
+      keys.collapse(k),
       entry.id,
       entry.data,
       entry.ts,
@@ -265,6 +266,7 @@ export class ScriptedDelivery implements Delivery {
       o.bell.head,
       o.bell.tail,
       o.channel,
+      ...entryOptionArgs(entry),
     );
     const done: Delivered = { appended: dup === 1 ? 0 : 1, targets: Number(targets), bells: Number(bells) };
     if (target === 'devices') done.seqs = [[o.device ?? '', Number(seq)]];

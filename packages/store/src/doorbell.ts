@@ -18,6 +18,8 @@ interface Header {
   i?: string;
   t?: number;
   e?: number;
+  /** Priority when not normal: 'h' or 'l'. */
+  p?: string;
   to?: [string, number][];
   s?: string;
   q?: number;
@@ -34,10 +36,15 @@ export interface BellParts {
   tail: string;
 }
 
+/** `,"p":"h"` for a high or low priority entry, '' for normal (the common doorbell is unchanged). */
+function priorityField(entry: NewEntry): string {
+  return entry.priority === undefined ? '' : `,"p":"${entry.priority === 'high' ? 'h' : 'l'}"`;
+}
+
 /** Parts of the inbox doorbell for one device. */
 export function inboxBellParts(device: string, entry: NewEntry): BellParts {
   return {
-    head: `{"k":"inbox","i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp},"to":[[${JSON.stringify(device)},`,
+    head: `{"k":"inbox","i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp}${priorityField(entry)},"to":[[${JSON.stringify(device)},`,
     tail: ']]}',
   };
 }
@@ -46,14 +53,14 @@ export function inboxBellParts(device: string, entry: NewEntry): BellParts {
 export function streamBellParts(stream: string, entry: NewEntry): BellParts {
   return {
     head: `{"k":"stream","s":${JSON.stringify(stream)},"q":`,
-    tail: `,"i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp}}`,
+    tail: `,"i":${JSON.stringify(entry.id)},"t":${entry.ts},"e":${entry.exp}${priorityField(entry)}}`,
   };
 }
 
 export function encodeDoorbell(b: Doorbell): string {
   switch (b.k) {
     case 'inbox':
-      return `${JSON.stringify({ k: b.k, i: b.entry.id, t: b.entry.ts, e: b.entry.exp, to: b.to })}\n${b.entry.data}`;
+      return `${JSON.stringify({ k: b.k, i: b.entry.id, t: b.entry.ts, e: b.entry.exp, ...(b.entry.priority ? { p: b.entry.priority === 'high' ? 'h' : 'l' } : {}), to: b.to })}\n${b.entry.data}`;
     case 'stream': {
       const { head, tail } = streamBellParts(b.stream, b.entry);
       return `${head}${b.seq}${tail}\n${b.entry.data}`;
@@ -73,7 +80,12 @@ export function decodeDoorbell(message: string): Doorbell | undefined {
     return undefined;
   }
   const data = message.slice(nl + 1);
-  const entry = (): NewEntry => ({ id: h.i ?? '', ts: h.t ?? 0, exp: h.e ?? 0, data });
+  const entry = (): NewEntry => {
+    const e: NewEntry = { id: h.i ?? '', ts: h.t ?? 0, exp: h.e ?? 0, data };
+    if (h.p === 'h') e.priority = 'high';
+    else if (h.p === 'l') e.priority = 'low';
+    return e;
+  };
   switch (h.k) {
     case 'inbox':
       return Array.isArray(h.to) ? { k: 'inbox', entry: entry(), to: h.to } : undefined;

@@ -9,10 +9,24 @@ export interface Entry {
   ts: number;
   /** Expiry, ms. */
   exp: number;
+  /** The publish's collapseKey (field `k`, stored only when set). */
+  collapseKey?: string;
+  /** The publish's priority when not normal (field `p`: `h` or `l`, stored only then). */
+  priority?: 'high' | 'low';
+  /**
+   * Read only (streams.ts read): a later entry on the stream holds the same collapseKey, so
+   * this one is not delivered to a device that had not received it (a `collapsed` gap instead).
+   */
+  collapsed?: boolean;
 }
 
 /** What the worker appends: an entry before it has a seq. */
-export type NewEntry = Omit<Entry, 'seq'>;
+export type NewEntry = Omit<Entry, 'seq' | 'collapsed'>;
+
+/** The Lua arguments of an entry's collapseKey and priority ('' when absent). */
+export function entryOptionArgs(e: NewEntry): [collapseKey: string, priority: string] {
+  return [e.collapseKey ?? '', e.priority === 'high' ? 'h' : e.priority === 'low' ? 'l' : ''];
+}
 
 export function decodeEntry([rid, fields]: StreamEntryReply): Entry {
   const e: Entry = { seq: Number.parseInt(rid, 10), id: '', data: 'null', ts: 0, exp: 0 };
@@ -30,6 +44,13 @@ export function decodeEntry([rid, fields]: StreamEntryReply): Entry {
         break;
       case 'e':
         e.exp = Number(v);
+        break;
+      case 'k':
+        e.collapseKey = v;
+        break;
+      case 'p':
+        if (v === 'h') e.priority = 'high';
+        else if (v === 'l') e.priority = 'low';
         break;
     }
   }

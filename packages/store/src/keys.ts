@@ -119,6 +119,13 @@ export class Keys {
   appendMark(k: StreamKeys, id: string): string {
     return `${k.stream}:m:${id}`;
   }
+  /**
+   * In a stream's slot: hash collapseKey -> seq of the latest entry with that key
+   * (lib/append.lua), read by read.lua to tell collapsed entries. Expires with the keyed entries.
+   */
+  collapse(k: StreamKeys): string {
+    return `${k.stream}:ck`;
+  }
   broadcast(): StreamKeys {
     const tag = `${this.prefix}:{b}`;
     return { stream: `${tag}:stream`, seq: `${tag}:seq` };

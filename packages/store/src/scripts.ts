@@ -21,6 +21,7 @@ declare module 'ioredis' {
       seq: string,
       presence: string,
       mark: string,
+      collapse: string,
       ...argv: (string | number)[]
     ): Result<(number | string)[], Context>;
     heraldDeliver(
@@ -29,6 +30,7 @@ declare module 'ioredis' {
       audience: string,
       status: string,
       mark: string,
+      collapse: string,
       ...argv: (string | number)[]
     ): Result<[seq: number, targets: number, bells: number, dup: number], Context>;
     heraldMembership(
@@ -51,9 +53,10 @@ declare module 'ioredis' {
     heraldRead(
       stream: string,
       seq: string,
+      collapse: string,
       firstId: string,
       count: number,
-    ): Result<[number, StreamEntryReply[]], Context>;
+    ): Result<[number, StreamEntryReply[], string[]], Context>;
     /** numKeys, keys..., ttl, then per key: n, stream/seq pairs (cursor.lua). */
     heraldCursor(numKeys: number, ...keysAndArgv: (string | number)[]): Result<number, Context>;
     /** to, targets ('' to leave), from... (transition.lua). */
@@ -79,12 +82,12 @@ declare module 'ioredis' {
 }
 
 const SCRIPTS = {
-  heraldAppend: { lua: withLibs('append', 'append'), numberOfKeys: 4 },
-  heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 5 },
+  heraldAppend: { lua: withLibs('append', 'append'), numberOfKeys: 5 },
+  heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 6 },
   heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
   heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
   heraldHello: { lua: lua('hello'), numberOfKeys: 5 },
-  heraldRead: { lua: lua('read'), numberOfKeys: 2 },
+  heraldRead: { lua: lua('read'), numberOfKeys: 3 },
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.
   heraldCursor: { lua: lua('cursor') },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },

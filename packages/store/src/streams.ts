@@ -1,9 +1,9 @@
 import { parseStream } from '@herald/protocol';
-import { decodeEntry, type Entry, type NewEntry } from './entry.js';
+import { decodeEntry, type Entry, entryOptionArgs, type NewEntry } from './entry.js';
 import type { Keys, StreamKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import type { ReplicaGate } from './replicas.js';
-import { withScripts } from './scripts.js';
+import { type StreamEntryReply, withScripts } from './scripts.js';
 
 export interface StreamLimits {
   /** Most entries kept per device inbox (approximate trim). */
@@ -74,6 +74,7 @@ export class Streams {
           k.seq,
           this.keys.presence(device),
           this.keys.appendMark(k, entry.id),
+          this.keys.collapse(k),
           ...argv,
         );
       }),
@@ -104,13 +105,24 @@ export class Streams {
       k.seq,
       this.keys.noPresence(k),
       this.keys.appendMark(k, entry.id),
+      this.keys.collapse(k),
       ...this.argv(entry, this.limits.topicMaxLen, now, once),
     );
     return { seq: Number(seq), dup: dup === 1 };
   }
 
   private argv(entry: NewEntry, maxLen: number, now: number, once: boolean): (string | number)[] {
-    return [entry.id, entry.data, entry.ts, entry.exp, maxLen, now, this.limits.keepMs, once ? '1' : '0'];
+    return [
+      entry.id,
+      entry.data,
+      entry.ts,
+      entry.exp,
+      maxLen,
+      now,
+      this.limits.keepMs,
+      once ? '1' : '0',
+      ...entryOptionArgs(entry),
+    ];
   }
 
   /**
@@ -131,13 +143,28 @@ export class Streams {
     return this.keys.topic(s.topic);
   }
 
-  /** Entries after `after` (exclusive), at most `count`, with the stream's head. */
+  /**
+   * Entries after `after` (exclusive), at most `count`, with the stream's head. An entry whose
+   * collapseKey a later entry of the stream holds is marked `collapsed` (read.lua).
+   */
   async read(k: StreamKeys, after: number, count: number): Promise<StreamRead> {
     const gate = this.gate?.enabled ? this.gate : undefined;
     const fence = gate?.fence(this.redis);
-    const [head, raw] = await this.redis.heraldRead(k.stream, k.seq, `${after + 1}-0`, count);
+    const [head, raw, collapsed] = await this.redis.heraldRead(
+      k.stream,
+      k.seq,
+      this.keys.collapse(k),
+      `${after + 1}-0`,
+      count,
+    );
     if (gate && raw.length > 0) await gate.confirmRead(this.redis, fence, this.keys.readBarrier(k));
-    return { head: Number(head), entries: raw.map(decodeEntry) };
+    const entries = raw.map(decodeEntry);
+    if (collapsed.length > 0) {
+      const ids = new Set(collapsed);
+      for (let i = 0; i < entries.length; i++)
+        if (ids.has((raw[i] as StreamEntryReply)[0])) (entries[i] as Entry).collapsed = true;
+    }
+    return { head: Number(head), entries };
   }
 
   async head(k: StreamKeys): Promise<number> {

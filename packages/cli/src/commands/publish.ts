@@ -7,6 +7,7 @@ import { requireKey, resolveCommon } from '../settings.js';
 
 const HELP = `usage: herald publish (-d DEVICE... | -u USER... | -t TOPIC | -b) [--data JSON | --data - | < file]
                       [--ttl SECONDS] [--at ISO_TIME] [--idempotency-key KEY]
+                      [--priority high|normal|low] [--collapse-key KEY]
 
 Publishes one notification (POST /v1/notifications) and prints the answer as one JSON line:
 {"id":"...","status":"sent"|"queued"|"scheduled"} (sent: the API delivered it itself).
@@ -21,13 +22,18 @@ Notification:
   --ttl SECONDS          how long it may still be delivered (default: the API's)
   --at ISO_TIME          deliver later, e.g. 2030-01-02T09:00:00Z (cancel with herald cancel ID)
   --idempotency-key KEY  retries with the same key and body publish once
+  --priority P           high, normal (default) or low: queue order, sent to the device, Web Push
+                         Urgency
+  --collapse-key KEY     a newer notification with the same key supersedes this one for devices
+                         that have not received it yet (1 to 64 of A-Z a-z 0-9 _ . : ~ -)
 
 ${COMMON_HELP}
 
 Examples:
   herald publish -d dev-1 --data '{"title":"Hello"}'
   echo '{"event":"shipped"}' | herald publish -t orders.4711 --idempotency-key order-4711-shipped
-  herald publish -u alice --data '"standup"' --at 2030-01-02T09:00:00Z --ttl 3600`;
+  herald publish -u alice --data '"standup"' --at 2030-01-02T09:00:00Z --ttl 3600
+  herald publish -d dev-1 --data '{"score":"2-1"}' --collapse-key match-42 --priority high`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -39,6 +45,8 @@ const OPTIONS = {
   ttl: { type: 'string' },
   at: { type: 'string' },
   'idempotency-key': { type: 'string' },
+  priority: { type: 'string' },
+  'collapse-key': { type: 'string' },
 } as const;
 
 function target(v: {
@@ -109,6 +117,13 @@ export const publish: Command = {
     }
     const at = deliverAt(v.at);
     if (at !== undefined) body.deliverAt = at;
+    if (v.priority !== undefined) {
+      if (v.priority !== 'high' && v.priority !== 'normal' && v.priority !== 'low')
+        throw new UsageError(`--priority must be high, normal or low, not ${JSON.stringify(v.priority)}`);
+      body.priority = v.priority;
+    }
+    // Checked by the API (400 naming collapseKey): one rule, in one place.
+    if (v['collapse-key'] !== undefined) body.collapseKey = v['collapse-key'];
     const idem = v['idempotency-key'];
     if (idem !== undefined && !/^[\x20-\x7e]{1,200}$/.test(idem))
       throw new UsageError('--idempotency-key must be 1 to 200 printable ASCII characters');

@@ -11,8 +11,9 @@ const HELP = `usage: herald subscribe [--device ID] [--user ID] [-t TOPIC...] [-
                         [--transport auto|websocket|sse|poll] [--count N] [--timeout SECONDS] [-q]
 
 Connects like a device (with the SDK: resumes, acks, reconnects, drops duplicates) and prints
-each notification as one JSON line on stdout: {"stream","seq","id","ts","data"}. Connection
-events go to stderr. Ctrl-C closes the connection cleanly (pending acks are sent) and exits 0.
+each notification as one JSON line on stdout: {"stream","seq","id","ts","data"}, with
+"priority" when it is high or low. Connection events go to stderr, among them the entries a
+newer notification with the same collapse key superseded ("collapsed"). Ctrl-C closes the connection cleanly (pending acks are sent) and exits 0.
 
 Options:
   --device ID        device id (default herald-cli); gets what is sent to this device
@@ -119,7 +120,8 @@ export const subscribe: Command = {
 
     client.on('notification', (n) => {
       if (closing) return;
-      out(JSON.stringify({ stream: n.stream, seq: n.seq, id: n.id, ts: n.ts, data: n.data }));
+      const { stream, seq, id, ts, priority, data } = n;
+      out(JSON.stringify(priority ? { stream, seq, id, ts, priority, data } : { stream, seq, id, ts, data }));
       received++;
       if (count !== undefined && received >= count) finish(0);
     });
@@ -133,7 +135,12 @@ export const subscribe: Command = {
     });
     client.on('subscribed', (s) => info(quiet, `subscribed to ${s.topic} (after seq ${s.cursor})`));
     client.on('gap', (g) =>
-      info(quiet, `gap in ${g.stream}: seqs ${g.after + 1}..${g.next - 1} will not come (${g.reason})`),
+      info(
+        quiet,
+        g.reason === 'collapsed'
+          ? `collapsed in ${g.stream}: seqs ${g.after + 1}..${g.next - 1} (${g.next - g.after - 1}) superseded by a newer notification with the same collapse key`
+          : `gap in ${g.stream}: seqs ${g.after + 1}..${g.next - 1} will not come (${g.reason})`,
+      ),
     );
     client.on('retry', (r) => {
       if (!closing) info(quiet, `reconnecting in ${r.delayMs} ms`);

@@ -12,7 +12,11 @@ local HERALD_MARK_MAX_MS = 900000
 -- stalled job taken over) finds the mark and appends nothing, instead of a second copy under the
 -- same id with a higher seq, which an app restarted in between would show twice (issue #19's
 -- Sentinel campaign). Returns the seq and whether it was already there.
-local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, keepMs, mark)
+-- ck: the publish's collapseKey ('' none), stored as field 'k' and as ck -> seq in the stream's
+-- collapse hash ckHash (keys.ts collapse), which read.lua asks whether a later seq holds the
+-- key. pri: 'h' or 'l' (priority high or low; '' normal), stored as field 'p'. Neither costs an
+-- entry without them anything.
+local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, keepMs, mark, ck, pri, ckHash)
   if mark then
     local prev = redis.call('GET', mark)
     if prev then return tonumber(prev), true end
@@ -29,7 +33,16 @@ local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, kee
     end
   end
 
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d-0', seq), 'i', id, 'd', data, 't', ts, 'e', exp)
+  local add = { 'XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d-0', seq), 'i', id, 'd', data, 't', ts, 'e', exp }
+  if ck ~= '' then
+    add[#add + 1] = 'k'
+    add[#add + 1] = ck
+  end
+  if pri ~= '' then
+    add[#add + 1] = 'p'
+    add[#add + 1] = pri
+  end
+  redis.call(unpack(add))
 
   -- Drop expired entries at the head (bounded: a few per append keeps up with the append rate).
   local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 8)
@@ -47,10 +60,28 @@ local function herald_append(stream, seqKey, id, data, ts, exp, maxlen, now, kee
     redis.call('XTRIM', stream, 'MINID', string.format('%d-0', cutSeq + 1))
   end
 
+  local alive = { stream, seqKey }
+  if ck ~= '' then
+    redis.call('HSET', ckHash, ck, seq)
+    alive[3] = ckHash
+    -- Bounded: keys whose latest entry was trimmed are useless. Past the stream's length bound
+    -- (plus slack), a sample of them is dropped per keyed append (32 fields: O(1) per append,
+    -- and with the hash over the bound most fields are stale, so it keeps up).
+    if redis.call('HLEN', ckHash) > tonumber(maxlen) + 64 then
+      local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+      local firstSeq = seq
+      if first then firstSeq = tonumber(string.match(first[1], '^(%d+)')) end
+      local sample = redis.call('HRANDFIELD', ckHash, 32, 'WITHVALUES')
+      for i = 1, #sample, 2 do
+        if tonumber(sample[i + 1]) < firstSeq then redis.call('HDEL', ckHash, sample[i]) end
+      end
+    end
+  end
   local ttl = exp - now + keepMs
   if ttl < 1000 then ttl = 1000 end
   -- GT extends only; a key without a TTL counts as infinite for GT (0), so only then is PTTL needed.
-  for _, key in ipairs({ stream, seqKey }) do
+  -- The collapse hash outlives every keyed entry it names (each keyed append extends it).
+  for _, key in ipairs(alive) do
     if redis.call('PEXPIRE', key, ttl, 'GT') == 0 and redis.call('PTTL', key) < 0 then
       redis.call('PEXPIRE', key, ttl)
     end
