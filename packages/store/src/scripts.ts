@@ -46,6 +46,7 @@ declare module 'ioredis' {
       topics: string,
       cursors: string,
       inboxSeq: string,
+      info: string,
       ...argv: (string | number)[]
     ): Result<[string[], string[], number], Context>;
     heraldRead(
@@ -83,7 +84,7 @@ const SCRIPTS = {
   heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 5 },
   heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
   heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
-  heraldHello: { lua: lua('hello'), numberOfKeys: 5 },
+  heraldHello: { lua: lua('hello'), numberOfKeys: 6 },
   heraldRead: { lua: lua('read'), numberOfKeys: 2 },
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.
   heraldCursor: { lua: lua('cursor') },
