@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@fastify/type-provider-typebox';
 import { ID_RE } from '@herald/protocol';
 import { type DevicePresence, type Keys, PAGE_CURSOR, Presence, type RedisClient } from '@herald/store';
+import { BadRequest } from '../errors.js';
 import { AdminDeviceParams, AdminTopicParams, errorResponses } from '../schemas.js';
 
 export interface PresenceRoutesOptions {
@@ -19,21 +20,30 @@ const Cursor = Type.String({
   pattern: PAGE_CURSOR.source,
   description: 'The `cursor` of the previous page; leave it out for the first.',
 });
+/**
+ * The API validates without coercion (app.ts), so `limit` is a string of digits here, read by
+ * `limitOf` with its range.
+ */
 const pageQuery = (max: number, def: number) =>
   Type.Object(
     {
       cursor: Type.Optional(Cursor),
       limit: Type.Optional(
-        Type.Integer({
-          minimum: 1,
-          maximum: max,
-          default: def,
-          description: `Most items in the page (1 to ${max}).`,
+        Type.String({
+          pattern: '^[0-9]{1,7}$',
+          description: `Most items in the page: 1 to ${max} (default ${def}).`,
         }),
       ),
     },
     { additionalProperties: false },
   );
+
+function limitOf(limit: string | undefined, max: number, def: number): number {
+  if (limit === undefined) return def;
+  const n = Number(limit);
+  if (!(n >= 1 && n <= max)) throw new BadRequest(`limit must be 1 to ${max}`);
+  return n;
+}
 const NextCursor = Type.Union([Type.String(), Type.Null()], {
   description: 'Pass as `cursor` for the next page; null when this was the last.',
 });
@@ -140,7 +150,8 @@ export const presenceRoutes: FastifyPluginAsyncTypebox<PresenceRoutesOptions> = 
     },
     async (req) => {
       const presence = of(req.tenant.keys);
-      const { cursor = '0', limit = 20 } = req.query;
+      const { cursor = '0' } = req.query;
+      const limit = limitOf(req.query.limit, MAX_USER_PAGE, 20);
       const page = await presence.userDevicesPage(req.params.user, cursor, limit);
       const now = Date.now();
       const devices = await presence.devices(page.items, now);
@@ -166,7 +177,8 @@ export const presenceRoutes: FastifyPluginAsyncTypebox<PresenceRoutesOptions> = 
     },
     async (req) => {
       const presence = of(req.tenant.keys);
-      const { cursor = '0', limit = 100 } = req.query;
+      const { cursor = '0' } = req.query;
+      const limit = limitOf(req.query.limit, MAX_TOPIC_PAGE, 100);
       const now = Date.now();
       const [count, page] = await Promise.all([
         presence.topicCount(req.params.topic, now),
