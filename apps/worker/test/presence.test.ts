@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startRedis } from '@herald/stack';
+import { startRedis, startRedisCluster } from '@herald/stack';
 import {
   createRedis,
   Devices,
@@ -12,67 +12,79 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceDebouncer } from '../src/presence/debouncer.js';
 
-let server: { url: string; stop(): Promise<unknown> };
-let redis: RedisClient;
 let n = 0;
 const WINDOW = 5000;
 const TTL = 60_000;
 
-beforeAll(async () => {
-  server = await startRedis({ appendonly: false });
-  redis = createRedis(server.url, 'background');
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+/** One Redis, and a Cluster: the debouncer's state shares the outbox's slot (`{wh}`), devices live in theirs. */
+const modes = [
+  { name: 'one Redis', start: () => startRedis({ appendonly: false }) },
+  { name: 'Redis Cluster', start: () => startRedisCluster({ masters: 3 }) },
+];
 
-/**
- * A fresh app: what nodes write (presence through the store, raw events into the outbox, as
- * hellos.ts does) and what a webhook sender would read (its own group on the outbox).
- */
-async function app() {
-  const keys = new Keys(`pr${++n}`).forApp('shop');
-  const outbox = new WebhookOutbox(redis, keys);
-  await outbox.ensureGroup('sender');
-  const devices = new Devices(redis, keys, 86_400_000);
-  const presence = new Presence(redis, keys, TTL);
-  const raw = (type: 'device.connect' | 'device.disconnect', device: string, node: string, ts = Date.now()) =>
-    ({
-      id: randomUUID(),
-      type,
-      ts,
-      data: { device, user: 'u1', node, transport: 'websocket' },
-    }) as WebhookEvent;
-  return {
-    keys,
-    debouncer: (consumer = 'w1') =>
-      new PresenceDebouncer({ redis, keys, windowMs: WINDOW, consumer, reclaimIdleMs: 0 }),
-    async connect(device: string, node: string, ts?: number) {
-      await devices.connect([{ device, user: 'u1', transport: 'websocket' }], node, TTL);
-      await outbox.append([raw('device.connect', device, node, ts)]);
-    },
-    async disconnect(device: string, node: string, ts?: number) {
-      await presence.removeMany([device], node);
-      await outbox.append([raw('device.disconnect', device, node, ts)]);
-    },
-    /** Public events appended since the last call. */
-    async published(): Promise<WebhookEvent[]> {
-      const entries = await outbox.read('sender', 's1', 1000);
-      await outbox.ack(
-        'sender',
-        entries.map((e) => e.id),
-      );
-      return entries
-        .flatMap((e) => e.events)
-        .filter((e) => e.type === 'device.online' || e.type === 'device.offline');
-    },
-  };
-}
+describe.each(modes)('presence debouncer on $name', (mode) => {
+  let server: { url: string; stop(): Promise<unknown> };
+  let redis: RedisClient;
 
-const summary = (events: WebhookEvent[]) => events.map((e) => `${e.type} ${e.data.device}`);
+  beforeAll(async () => {
+    server = await mode.start();
+    redis = createRedis(server.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
 
-describe('presence debouncer', () => {
+  /**
+   * A fresh app: what nodes write (presence through the store, raw events into the outbox, as
+   * hellos.ts does) and what a webhook sender would read (its own group on the outbox).
+   */
+  async function app() {
+    const keys = new Keys(`pr${++n}`).forApp('shop');
+    const outbox = new WebhookOutbox(redis, keys);
+    await outbox.ensureGroup('sender');
+    const devices = new Devices(redis, keys, 86_400_000);
+    const presence = new Presence(redis, keys, TTL);
+    const raw = (
+      type: 'device.connect' | 'device.disconnect',
+      device: string,
+      node: string,
+      ts = Date.now(),
+    ) =>
+      ({
+        id: randomUUID(),
+        type,
+        ts,
+        data: { device, user: 'u1', node, transport: 'websocket' },
+      }) as WebhookEvent;
+    return {
+      keys,
+      debouncer: (consumer = 'w1') =>
+        new PresenceDebouncer({ redis, keys, windowMs: WINDOW, consumer, reclaimIdleMs: 0 }),
+      async connect(device: string, node: string, ts?: number) {
+        await devices.connect([{ device, user: 'u1', transport: 'websocket' }], node, TTL);
+        await outbox.append([raw('device.connect', device, node, ts)]);
+      },
+      async disconnect(device: string, node: string, ts?: number) {
+        await presence.removeMany([device], node);
+        await outbox.append([raw('device.disconnect', device, node, ts)]);
+      },
+      /** Public events appended since the last call. */
+      async published(): Promise<WebhookEvent[]> {
+        const entries = await outbox.read('sender', 's1', 1000);
+        await outbox.ack(
+          'sender',
+          entries.map((e) => e.id),
+        );
+        return entries
+          .flatMap((e) => e.events)
+          .filter((e) => e.type === 'device.online' || e.type === 'device.offline');
+      },
+    };
+  }
+
+  const summary = (events: WebhookEvent[]) => events.map((e) => `${e.type} ${e.data.device}`);
+
   it('announces a first connect, hides a reconnect within the window, and announces one that stays away after it', async () => {
     const a = await app();
     const db = a.debouncer();

@@ -1,4 +1,4 @@
-import { startRedis } from '@herald/stack';
+import { startRedis, startRedisCluster } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedis,
@@ -10,43 +10,49 @@ import {
   scanPage,
 } from '../src/index.js';
 
-let server: { url: string; stop(): Promise<unknown> };
-let redis: RedisClient;
+/** One Redis, and a Cluster: the topic sets live in their topics' slots, the device keys in theirs. */
+const modes = [
+  { name: 'one Redis', start: () => startRedis({ appendonly: false }) },
+  { name: 'Redis Cluster', start: () => startRedisCluster({ masters: 3 }) },
+];
 let n = 0;
 const TTL = 60_000;
 
-beforeAll(async () => {
-  server = await startRedis({ appendonly: false });
-  redis = createRedis(server.url, 'background');
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+describe.each(modes)('Presence on $name', (mode) => {
+  let server: { url: string; stop(): Promise<unknown> };
+  let redis: RedisClient;
 
-const fresh = () => {
-  const keys = new Keys(`ps${++n}`);
-  return { keys, devices: new Devices(redis, keys, 86_400_000), presence: new Presence(redis, keys, TTL) };
-};
+  beforeAll(async () => {
+    server = await mode.start();
+    redis = createRedis(server.url, 'background');
+  }, 60_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
 
-/** Every item of a paged scan, following cursors (bounded). */
-async function all(
-  page: (cursor: string) => Promise<{ items: string[]; cursor: string | undefined }>,
-  limit: number,
-) {
-  const out: string[] = [];
-  let cursor: string | undefined = '0';
-  for (let i = 0; i < 10_000 && cursor !== undefined; i++) {
-    const p = await page(cursor);
-    expect(p.items.length).toBeLessThanOrEqual(limit);
-    if (p.cursor !== undefined) expect(p.cursor).toMatch(PAGE_CURSOR);
-    out.push(...p.items);
-    cursor = p.cursor;
+  const fresh = () => {
+    const keys = new Keys(`ps${++n}`);
+    return { keys, devices: new Devices(redis, keys, 86_400_000), presence: new Presence(redis, keys, TTL) };
+  };
+
+  /** Every item of a paged scan, following cursors (bounded). */
+  async function all(
+    page: (cursor: string) => Promise<{ items: string[]; cursor: string | undefined }>,
+    limit: number,
+  ) {
+    const out: string[] = [];
+    let cursor: string | undefined = '0';
+    for (let i = 0; i < 10_000 && cursor !== undefined; i++) {
+      const p = await page(cursor);
+      expect(p.items.length).toBeLessThanOrEqual(limit);
+      if (p.cursor !== undefined) expect(p.cursor).toMatch(PAGE_CURSOR);
+      out.push(...p.items);
+      cursor = p.cursor;
+    }
+    return out;
   }
-  return out;
-}
 
-describe('Presence', () => {
   it('records since, transport and last seen per node; a second connection keeps the first since', async () => {
     const { devices, presence } = fresh();
     const t0 = Date.now();
