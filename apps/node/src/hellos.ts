@@ -122,18 +122,19 @@ export class Hellos {
 
   private flush(): void {
     this.scheduled = false;
+    if (this.joined.length > 0) {
+      const joined = this.joined;
+      this.joined = [];
+      // Before the removals of this turn: a session welcomed and closed within one turn leaves
+      // no member behind. A failed write is made good by the next heartbeat.
+      this.presence.joinTopics(joined).catch(() => undefined);
+    }
     const done = this.goneDone;
     if (done) {
       const gone = this.gone;
       this.gone = [];
       this.goneDone = undefined;
       this.presence.removeMany(gone, this.nodeId).then(done.resolve, done.reject);
-    }
-    if (this.joined.length > 0) {
-      const joined = this.joined;
-      this.joined = [];
-      // Counted within HERALD_PRESENCE_TTL_MS by the next heartbeat anyway: a failure only logs.
-      this.presence.joinTopics(joined).catch(() => undefined);
     }
     const batch = this.queue;
     this.queue = [];
