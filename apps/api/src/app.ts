@@ -31,6 +31,7 @@ import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { presenceRoutes } from './routes/presence.js';
 import { topicRoutes } from './routes/topics.js';
 import { webpushRoutes } from './routes/webpush.js';
 import { errorResponses } from './schemas.js';
@@ -198,6 +199,7 @@ export function buildApp(deps: AppDeps) {
         deviceRetentionMs: config.deviceRetentionS * 1000,
       });
       await v1.register(keyRoutes, { prefix: '/admin', store: apiKeys });
+      await v1.register(presenceRoutes, { redis, deviceRetentionMs: config.deviceRetentionS * 1000 });
     },
     { prefix: '/v1' },
   );

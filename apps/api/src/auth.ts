@@ -56,6 +56,10 @@ const ROUTE_SCOPES: Record<string, readonly Scope[]> = {
   'DELETE /v1/topics/:topic/devices/:device': ['publish'],
   'GET /v1/admin/devices/:device': ['presence:read', 'admin'],
   'GET /v1/admin/topics/:topic': ['presence:read', 'admin'],
+  // The presence API (docs/api.md, "Presence").
+  'GET /v1/devices/:device': ['presence:read', 'admin'],
+  'GET /v1/users/:user/devices': ['presence:read', 'admin'],
+  'GET /v1/topics/:topic/presence': ['presence:read', 'admin'],
   // The console's demo device: a token for the key's app, as a publisher would mint.
   'POST /console/demo-token': ['publish'],
 };

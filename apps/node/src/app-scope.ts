@@ -6,6 +6,7 @@ import {
   type ReplicaGate,
   StatusStore,
   Streams,
+  WebhookOutbox,
 } from '@herald/store';
 import type { Logger } from 'pino';
 import { type TokenVerifier, type TokenVerifierOptions, verifierFor } from './auth.js';
@@ -25,6 +26,8 @@ export interface NodeApp {
   /** Allowed browser origins; undefined allows any. */
   allowedOrigins?: string[];
   limits?: { maxConnections?: number; maxConnectionsPerUser?: number };
+  /** Webhook event types some endpoint of the app wants (docs/webhooks.md); none when undefined. */
+  webhookEvents?: ReadonlySet<string>;
 }
 
 /** What every app of a node shares. */
@@ -70,6 +73,8 @@ export class AppScope {
   cap: number | undefined;
   /** The app's connections on the other live nodes at the last count (apps.ts). */
   others = 0;
+  /** The app's outbox while it wants `device.online` or `device.offline` (raw events go there). */
+  private presenceOutbox: WebhookOutbox | undefined;
 
   constructor(
     private readonly parts: NodeParts,
@@ -81,7 +86,7 @@ export class AppScope {
     this.hub = new Hub<Session>(parts.connections);
     this.limits = { ...parts.limits };
     this.devices = new Devices(redis, keys, parts.deviceRetentionMs);
-    this.presence = new Presence(redis, keys, parts.presenceTtlMs);
+    this.presence = new Presence(redis, keys, parts.presenceTtlMs, parts.deviceRetentionMs);
     // The node only reads streams; the limits matter to the worker's appends. With
     // HERALD_REDIS_MIN_REPLICAS, reads wait for the replicas (Streams.read).
     this.streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }, parts.replicas);
@@ -97,7 +102,15 @@ export class AppScope {
       verifier: parts.verifier,
       streams: this.streams,
       devices: this.devices,
-      presences: new Hellos(this.devices, this.presence, this.streams, keys, nodeId, parts.presenceTtlMs),
+      presences: new Hellos(
+        this.devices,
+        this.presence,
+        this.streams,
+        keys,
+        nodeId,
+        parts.presenceTtlMs,
+        () => this.presenceOutbox,
+      ),
       registry: this.hub,
       topics: this.broker,
       receipts: this.flusher,
@@ -122,6 +135,8 @@ export class AppScope {
     }
     this.origins = app.allowedOrigins ? new Set(app.allowedOrigins) : undefined;
     this.cap = app.limits?.maxConnections;
+    const wants = app.webhookEvents?.has('device.online') || app.webhookEvents?.has('device.offline');
+    this.presenceOutbox = wants ? new WebhookOutbox(this.parts.redis, this.keys) : undefined;
     this.limits.maxConnectionsPerUser =
       app.limits?.maxConnectionsPerUser ?? this.parts.limits.maxConnectionsPerUser;
   }

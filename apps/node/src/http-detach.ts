@@ -54,7 +54,11 @@ export function takeSocket(req: IncomingMessage, res: ServerResponse): Socket | 
   res.detachSocket(socket);
   const own = socket as unknown as Record<string, unknown>;
   for (const k of OVERRIDES) if (Object.hasOwn(own, k)) delete own[k];
-  // Reads (and drops) what the client sends, so its FIN ends the socket and it closes.
+  // Reads (and drops) what the client sends, so its FIN ends the socket and it closes. The
+  // server's sockets are half-open ones (Node's HTTP server ends them on FIN itself, with the
+  // listener removed above): without ending ours here a client that left was seen only at the
+  // next write (the SSE heartbeat, up to 15 s later), and its presence lasted that long.
+  socket.once('end', () => socket.end());
   socket.resume();
   return socket;
 }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
 import { tenantLabel } from '@herald/config';
 import { CloseCode, HttpError, healthOk, notReady } from '@herald/protocol';
-import { type Devices, Keys, Nodes, ReplicaGate, Subscriber } from '@herald/store';
+import { type Devices, Keys, Nodes, type PresentDevice, ReplicaGate, Subscriber } from '@herald/store';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -282,8 +282,8 @@ export class HeraldNode {
     const { connections, nodeId, log } = this;
     const slice = this.beatSlice;
     this.beatSlice = (slice + 1) % BEAT_SLICES;
-    /** Devices to refresh, per app. */
-    const devices = new Map<string, string[]>();
+    /** Devices to refresh (with the topics they read, for the topics' online sets), per app. */
+    const devices = new Map<string, PresentDevice[]>();
     for (const c of connections) {
       if (c.connNo % BEAT_SLICES !== slice) continue;
       if (!c.alive) {
@@ -294,9 +294,10 @@ export class HeraldNode {
       c.ping();
       const id = c.identity;
       if (id) {
+        const entry = { device: id.device, topics: c.topicNames() };
         const list = devices.get(id.app);
-        if (list) list.push(id.device);
-        else devices.set(id.app, [id.device]);
+        if (list) list.push(entry);
+        else devices.set(id.app, [entry]);
       }
     }
     try {

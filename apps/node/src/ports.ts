@@ -1,7 +1,7 @@
-import type { NewEntry, StreamKeys, StreamRead } from '@herald/store';
+import type { NewEntry, PresenceTransport, StreamKeys, StreamRead } from '@herald/store';
 import type { Logger } from 'pino';
 import type { DeviceIdentity } from './auth.js';
-import type { Hello } from './hellos.js';
+import type { Hello, Leaving } from './hellos.js';
 import type { Stats } from './stats.js';
 import type { SharedFrame } from './transport.js';
 
@@ -89,8 +89,10 @@ export interface DeviceStore {
 
 /** The batched Redis work of hellos and of closes (the `Hellos`). */
 export interface Presences {
-  open(device: string, user: string, address: string): Promise<Hello>;
-  close(device: string): Promise<void>;
+  open(device: string, user: string, address: string, transport?: PresenceTransport): Promise<Hello>;
+  /** The topics a welcomed session joined: the device counts as online in them (presence API). */
+  join(device: string, topics: readonly string[]): void;
+  close(device: string, leaving?: Leaving): Promise<void>;
 }
 
 /** Something closed when its token expires. */

@@ -19,6 +19,9 @@ import type { Peer, Transport } from './transport.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** The presence API's name of each transport kind. */
+const PRESENCE_TRANSPORT = { ws: 'websocket', sse: 'sse', poll: 'poll' } as const;
+
 function helloTimeout(s: Session): void {
   s.close(CloseCode.HelloTimeout, 'hello timeout');
 }
@@ -211,7 +214,12 @@ export class Session extends Requests implements Peer, Expiring {
     registry.join(BROADCAST, this);
     // Presence, registry, topics, cursors, inbox head (read with the presence write) and the
     // broadcast head (read after it), batched with the other hellos of this turn.
-    const opening = deps.presences.open(id.device, id.user, this.remote);
+    const opening = deps.presences.open(
+      id.device,
+      id.user,
+      this.remote,
+      PRESENCE_TRANSPORT[this.transportKind],
+    );
     this.opening = opening;
     const session = await opening.finally(() => {
       this.opening = undefined;
@@ -264,6 +272,8 @@ export class Session extends Requests implements Peer, Expiring {
       replay.push(st);
     }
     this.welcoming = false;
+    // Online in its topics (the presence API's topic counts), with this turn's other hellos.
+    deps.presences.join(id.device, topics);
     this.send({
       type: 'welcome',
       node: deps.nodeId,
@@ -287,6 +297,12 @@ export class Session extends Requests implements Peer, Expiring {
     if (this.transportKind === 'poll') this.replayed = Promise.all(syncs.map((st) => this.sync(st)));
     else for (const st of syncs) void this.sync(st);
     return !this.closed;
+  }
+
+  /** The topics this session reads (undefined for none): refreshed in their online sets by the heartbeat. */
+  topicNames(): string[] | undefined {
+    if (!this.topics || this.topics.size === 0) return undefined;
+    return [...this.topics.keys()].map((name) => name.slice(TOPIC_PREFIX.length));
   }
 
   /** Long-poll: settles once the replay started at welcome has caught up (or stopped). */
@@ -350,6 +366,7 @@ export class Session extends Requests implements Peer, Expiring {
     if (this.userCounted && this.identity) registry.removeUser(this.identity.user);
     // Joined at hello, before its state existed.
     registry.leave(BROADCAST, this);
+    const topics = this.topicNames();
     if (this.topics)
       for (const name of this.topics.keys()) {
         registry.leave(name, this);
@@ -362,7 +379,11 @@ export class Session extends Requests implements Peer, Expiring {
     if (device && registry.removeDevice(device, this)) {
       const remove = () =>
         deps.presences
-          .close(device)
+          .close(device, {
+            user: this.identity?.user,
+            transport: PRESENCE_TRANSPORT[this.transportKind],
+            topics,
+          })
           .catch((err: Error) => deps.log.warn({ err: err.message }, 'presence remove failed'));
       // A hello still waiting for its batch writes presence later: remove it after that.
       if (this.opening) void this.opening.then(remove, remove);

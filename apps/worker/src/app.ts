@@ -21,6 +21,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
+import { type PresencePart, startPresence } from './presence/start.js';
 import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
@@ -28,6 +29,8 @@ export type WorkerConfig = Static<typeof workerSchema>;
 export interface WorkerApp {
   worker: Worker<FanoutJob, FanoutResult>;
   fanout: Fanout;
+  /** Debounced `device.online` / `device.offline` webhooks (presence/). */
+  presence: PresencePart;
   metrics: WorkerMetrics;
   health: FastifyInstance;
   /** Address the health server listens on, e.g. http://127.0.0.1:8070. */
@@ -83,6 +86,13 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   );
   // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
   const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
+  const presence = startPresence({
+    redis,
+    keys,
+    appsFile: cfg.HERALD_APPS_FILE,
+    windowMs: cfg.HERALD_PRESENCE_DEBOUNCE_MS,
+    log,
+  });
   /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
   const fanouts = new Map<string, Fanout>();
   const fanoutOf = (app: string): Fanout => {
@@ -174,6 +184,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   } catch (err) {
     await worker.close(true);
     await webpush?.close(true);
+    await presence.close();
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -194,7 +205,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = Promise.all([worker.close(), webpush?.close()]).then(
+      const finished = Promise.all([worker.close(), webpush?.close(), presence.close()]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');
@@ -228,5 +239,5 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     return closing;
   };
 
-  return { worker, fanout, metrics, health, healthUrl, close };
+  return { worker, fanout, presence, metrics, health, healthUrl, close };
 }

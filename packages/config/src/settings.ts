@@ -235,6 +235,12 @@ export const workerSchema = Type.Object({
     600_000,
     'On SIGTERM, how long running fan-outs may take to finish before the worker exits anyway (they resume on another worker).',
   ),
+  HERALD_PRESENCE_DEBOUNCE_MS: Int(
+    5000,
+    0,
+    600_000,
+    'Webhooks `device.online` / `device.offline`: a device that reconnects within this long after a disconnect gets neither (docs/webhooks.md).',
+  ),
   ...webpush,
   HERALD_VAPID_PRIVATE_KEY: Type.String({
     default: '',

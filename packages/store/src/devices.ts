@@ -1,6 +1,7 @@
 import { type Target, topicStream } from '@herald/protocol';
 import { callPerKeyBatches } from './batch.js';
 import type { Keys } from './keys.js';
+import type { PresenceTransport } from './presence.js';
 import type { RedisClient } from './redis.js';
 import { withScripts } from './scripts.js';
 
@@ -20,6 +21,8 @@ export interface HelloRequest {
   user: string;
   /** Client address, kept beside presence for operators. */
   address?: string;
+  /** What carries the connection, shown by the presence API (default `websocket`). */
+  transport?: PresenceTransport;
 }
 
 export interface HelloSession extends DeviceSession {
@@ -50,7 +53,8 @@ export class Devices {
 
   /**
    * Hellos of many devices on one node, in one round trip: per device one script (presence on
-   * `nodeId` with the client address, topics, cursors and inbox head, atomically), per user one
+   * `nodeId` with the client address, transport and connect time, topics, cursors and inbox
+   * head, atomically), per user one
    * SADD and PEXPIRE of the user's devices, and one SADD to the set of all devices per chunk.
    * All commands are issued synchronously, so they leave in one auto-pipelined write.
    */
@@ -63,17 +67,21 @@ export class Devices {
     const r = this.redis;
     const k = this.keys;
     const exp = now + presenceTtlMs;
-    const hellos = batch.map(({ device: d, address }) =>
+    const hellos = batch.map(({ device: d, address, transport }) =>
       r.heraldHello(
         k.presence(d),
         k.presenceAddr(d),
         k.deviceTopics(d),
         k.cursors(d),
         k.inbox(d).seq,
+        k.presenceInfo(d),
         nodeId,
         exp,
         presenceTtlMs,
         address ?? '',
+        transport ?? 'websocket',
+        now,
+        this.retentionMs,
       ),
     );
     const byUser = new Map<string, string[]>();

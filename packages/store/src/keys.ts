@@ -78,6 +78,32 @@ export class Keys {
   presenceAddr(device: string): string {
     return `${this.prefix}:{d:${device}}:addr`;
   }
+  /**
+   * Hash of what the presence API shows of a device (presence.ts): nodeId -> `<since ms>|<transport>`
+   * of its connection on that node, and `seen` -> ms of its last hello or disconnect. Written by
+   * hello.lua and the node's presence removal; lives the device retention.
+   */
+  presenceInfo(device: string): string {
+    return `${this.prefix}:{d:${device}}:pinfo`;
+  }
+  /**
+   * Sorted set device -> presence expiry ms of the topic's members connected now (presence.ts):
+   * ZCOUNT from now is the online count, ZSCAN pages it. In the topic's slot.
+   */
+  topicOnline(topic: string): string {
+    return `${this.prefix}:{t:${topic}}:online`;
+  }
+  /**
+   * The presence debouncer's state (worker presence/), beside the app's outbox (`{wh}`): hash
+   * device -> `on` of devices announced online, and a sorted set device -> due ms of devices
+   * that disconnected and are announced offline at that time unless they come back.
+   */
+  presenceAnnounced(): string {
+    return `${this.prefix}:{wh}:presence:on`;
+  }
+  presenceDue(): string {
+    return `${this.prefix}:{wh}:presence:due`;
+  }
   /** Hash stream name -> last acked seq. */
   cursors(device: string): string {
     return `${this.prefix}:{d:${device}}:cursors`;

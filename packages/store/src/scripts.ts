@@ -48,6 +48,7 @@ declare module 'ioredis' {
       topics: string,
       cursors: string,
       inboxSeq: string,
+      info: string,
       ...argv: (string | number)[]
     ): Result<[string[], string[], number], Context>;
     heraldRead(
@@ -86,7 +87,7 @@ const SCRIPTS = {
   heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 6 },
   heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
   heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
-  heraldHello: { lua: lua('hello'), numberOfKeys: 5 },
+  heraldHello: { lua: lua('hello'), numberOfKeys: 6 },
   heraldRead: { lua: lua('read'), numberOfKeys: 3 },
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.
   heraldCursor: { lua: lua('cursor') },
