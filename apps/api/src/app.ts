@@ -12,6 +12,7 @@ import {
   ReplicaGate,
   StatusStore,
   Streams,
+  WebhookExpiries,
 } from '@herald/store';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -146,6 +147,7 @@ export function buildApp(deps: AppDeps) {
   const notifications = new NotificationService({
     config,
     status,
+    expiries: new WebhookExpiries(redis, keys),
     direct,
     idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
     queue,

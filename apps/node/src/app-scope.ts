@@ -6,6 +6,7 @@ import {
   type ReplicaGate,
   StatusStore,
   Streams,
+  WebhookOutbox,
 } from '@herald/store';
 import type { Logger } from 'pino';
 import { type TokenVerifier, type TokenVerifierOptions, verifierFor } from './auth.js';
@@ -25,6 +26,10 @@ export interface NodeApp {
   /** Allowed browser origins; undefined allows any. */
   allowedOrigins?: string[];
   limits?: { maxConnections?: number; maxConnectionsPerUser?: number };
+  /** Webhook endpoints of the app's keys as configured (apps.ts derives `webhookEvents` from them). */
+  webhooks?: readonly { events: readonly string[] }[];
+  /** The event types some endpoint of the app wants: the node records only these (docs/webhooks.md). */
+  webhookEvents?: ReadonlySet<string>;
 }
 
 /** What every app of a node shares. */
@@ -70,6 +75,8 @@ export class AppScope {
   cap: number | undefined;
   /** The app's connections on the other live nodes at the last count (apps.ts). */
   others = 0;
+  /** Webhook event types the app's endpoints want (NodeApp.webhookEvents). */
+  webhookEvents: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly parts: NodeParts,
@@ -86,7 +93,10 @@ export class AppScope {
     // HERALD_REDIS_MIN_REPLICAS, reads wait for the replicas (Streams.read).
     this.streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }, parts.replicas);
     this.broker = new Broker(parts.bells, keys, nodeId, this.hub, parts.log);
-    this.flusher = new Flusher(new StatusStore(redis, keys, 0), this.devices, parts.flushMs, parts.log);
+    this.flusher = new Flusher(new StatusStore(redis, keys, 0), this.devices, parts.flushMs, parts.log, {
+      outbox: new WebhookOutbox(redis, keys),
+      wants: () => this.webhookEvents,
+    });
     this.deps = {
       app: app.id,
       apps: parts.apps,
@@ -121,6 +131,7 @@ export class AppScope {
       this.parts.log.error({ app: app.id, err: (err as Error).message }, 'app token keys unusable');
     }
     this.origins = app.allowedOrigins ? new Set(app.allowedOrigins) : undefined;
+    this.webhookEvents = app.webhookEvents?.size ? app.webhookEvents : undefined;
     this.cap = app.limits?.maxConnections;
     this.limits.maxConnectionsPerUser =
       app.limits?.maxConnectionsPerUser ?? this.parts.limits.maxConnectionsPerUser;

@@ -104,7 +104,7 @@ export abstract class Delivery implements Listener {
     }
     if (this.sendRaw(frame, stream, seq)) {
       st.recordSent(seq, entry.id);
-      this.deps.receipts.delivered(entry.id);
+      this.deps.receipts.delivered(entry.id, { device: this.identity!.device, stream, seq });
       this.delivered(st.name);
       this.deps.stats.latency((Date.now() - entry.ts) / 1000);
     }
@@ -162,7 +162,7 @@ export abstract class Delivery implements Listener {
           }
           if (!this.sendRaw(encodeNotification(st.json, e.seq, e.id, e.ts, e.data), st.name, e.seq)) return;
           st.recordSent(e.seq, e.id);
-          deps.receipts.delivered(e.id);
+          deps.receipts.delivered(e.id, { device: this.identity!.device, stream: st.name, seq: e.seq });
           this.delivered(st.name);
           deps.stats.replayed++;
         }

@@ -28,6 +28,11 @@ export const common = {
     description:
       'Apps file (JSON, or YAML if it ends in .yaml/.yml): apps with their keys, token verification, origins and limits (docs/tenancy.md). Reloaded on SIGHUP and when it changes. Empty: one app `default` from the variables here.',
   }),
+  HERALD_WEBHOOKS: Type.String({
+    default: '',
+    description:
+      'Without HERALD_APPS_FILE: webhook endpoints of the app `default`, a JSON array of `{"id","url","events":[...],"secret":"whsec_..."}` for every key of HERALD_API_KEYS (docs/webhooks.md). With the file: ignored, endpoints are under `apps[].keys[].webhooks`. API, node and worker set it alike.',
+  }),
   HERALD_METRICS_APP_LABEL: Type.Boolean({
     default: true,
     description:
@@ -92,6 +97,22 @@ export const webpush = {
     default: false,
     description: 'Test only: also accept and send to http://127.0.0.1 push endpoints (a local push service).',
   }),
+};
+
+/** Webhook delivery (docs/webhooks.md): the worker sends, the API replays dead letters with the same retries. */
+export const webhookRetries = {
+  HERALD_WEBHOOK_MAX_ATTEMPTS: Int(
+    14,
+    1,
+    50,
+    'Sends of one webhook request before it goes to the dead-letter list (answers other than 2xx, timeouts, refused connections).',
+  ),
+  HERALD_WEBHOOK_RETRY_MS: Int(
+    5000,
+    10,
+    3_600_000,
+    'First retry delay of a webhook request, doubling each attempt: the defaults retry for about 11 hours (5 s x (2^13 - 1)).',
+  ),
 };
 
 export const apiSchema = Type.Object({
@@ -191,6 +212,7 @@ export const apiSchema = Type.Object({
     100,
     'Web Push subscriptions kept per device; registering one more drops the oldest.',
   ),
+  ...webhookRetries,
   HERALD_WEBPUSH_DEFAULT_AFTER_S: Int(
     -1,
     -1,
@@ -259,6 +281,39 @@ export const workerSchema = Type.Object({
     10,
     3_600_000,
     'First retry delay of a push (doubling each attempt); a longer Retry-After from the push service wins.',
+  ),
+  ...webhookRetries,
+  HERALD_WEBHOOK_CONCURRENCY: Int(
+    64,
+    1,
+    1024,
+    'Webhook requests in flight per worker process, all endpoints.',
+  ),
+  HERALD_WEBHOOK_ENDPOINT_CONCURRENCY: Int(
+    4,
+    1,
+    256,
+    'Webhook requests in flight per endpoint per worker process: a slow endpoint holds at most this many of HERALD_WEBHOOK_CONCURRENCY.',
+  ),
+  HERALD_WEBHOOK_TIMEOUT_MS: Int(10_000, 100, 120_000, 'Longest an endpoint may take to answer one request.'),
+  HERALD_WEBHOOK_BATCH: Int(100, 1, 1000, 'Most events in one webhook request.'),
+  HERALD_WEBHOOK_BREAKER_FAILURES: Int(
+    5,
+    1,
+    1000,
+    'Consecutive failed requests after which an endpoint is not tried for HERALD_WEBHOOK_BREAKER_COOLDOWN_MS (circuit breaker; then one probe).',
+  ),
+  HERALD_WEBHOOK_BREAKER_COOLDOWN_MS: Int(
+    30_000,
+    10,
+    3_600_000,
+    'How long an endpoint whose breaker opened is left alone before one probe request.',
+  ),
+  HERALD_WEBHOOK_DEAD_MAX: Int(
+    10_000,
+    1,
+    1_000_000,
+    'Dead-letter requests kept per app (the oldest are dropped above).',
   ),
 });
 
