@@ -21,6 +21,7 @@ import { createHealthServer } from './health.js';
 import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
+import { startWebhooks, type WebhooksPart } from './webhooks/start.js';
 import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
@@ -83,6 +84,8 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   );
   // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
   const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
+  // Webhooks (docs/webhooks.md): on when some app has an endpoint (or an apps file may add one).
+  const webhooks: WebhooksPart | undefined = startWebhooks({ cfg, redis, bull, keys, log, metrics });
   /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
   const fanouts = new Map<string, Fanout>();
   const fanoutOf = (app: string): Fanout => {
@@ -174,6 +177,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   } catch (err) {
     await worker.close(true);
     await webpush?.close(true);
+    await webhooks?.close(true);
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -194,7 +198,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = Promise.all([worker.close(), webpush?.close()]).then(
+      const finished = Promise.all([worker.close(), webpush?.close(), webhooks?.close()]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');

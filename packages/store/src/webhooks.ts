@@ -96,7 +96,7 @@ export class WebhookDeadLetters {
 
 /**
  * Notifications whose publishing key wants `notification.expired`: a zset by expiry, added by the
- * API at publish, read by the worker once due (`due`), removed once the event is in the outbox.
+ * API at publish, read by the worker once due (`due`) and taken (`take`) by one worker, which records the event.
  */
 export class WebhookExpiries {
   constructor(
@@ -117,7 +117,10 @@ export class WebhookExpiries {
     return this.redis.zrangebyscore(this.keys.webhookExpiries(), 0, now, 'LIMIT', 0, count);
   }
 
-  async remove(ids: readonly string[]): Promise<void> {
-    if (ids.length > 0) await this.redis.zrem(this.keys.webhookExpiries(), ...ids);
+  /** Removes these ids; returns those this call removed (another worker may have taken some). */
+  async take(ids: readonly string[]): Promise<string[]> {
+    const key = this.keys.webhookExpiries();
+    const removed = await Promise.all(ids.map((id) => this.redis.zrem(key, id)));
+    return ids.filter((_, i) => removed[i] === 1);
   }
 }
