@@ -128,8 +128,16 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
         tags,
         querystring: Type.Object(
           {
-            offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
-            limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+            // Strings: query values are not coerced (app.ts); checked by pattern, then parsed.
+            offset: Type.Optional(
+              Type.String({ pattern: '^[0-9]{1,7}$', description: 'Dead letters to skip (default 0).' }),
+            ),
+            limit: Type.Optional(
+              Type.String({
+                pattern: '^([1-9]|[1-9][0-9]|100)$',
+                description: 'Most dead letters in the page, 1-100 (default 20).',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -145,7 +153,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = as
     },
     async (req) => {
       const store = dead(req.tenant.keys);
-      const { offset, limit } = req.query;
+      const offset = Number(req.query.offset ?? 0);
+      const limit = Number(req.query.limit ?? 20);
       const [total, list] = await Promise.all([store.count(), store.list(offset, limit)]);
       return { total, offset, deadLetters: list.map(view) };
     },
