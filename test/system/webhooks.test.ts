@@ -9,12 +9,10 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
 // - main: delivered + acked of 1,000 notifications to 50 devices, then down for OUTAGE_MS;
 // - fast and slow (5 s per request): delivered; the slow one must not delay the fast one;
 // - failing: expired only, answers 500 until its request is dead-lettered, then is replayed.
-// Retries are shortened (5 attempts from 700 ms: 0.7 + 1.4 + 2.8 + 5.6 = 10.5 s of backoff, so a
-// request outlives the outage), the breaker opens after 3 failures for 1 s. The outage is
-// 20 s; OUTAGE_MS is 10 s to keep the file near 40 s: the backoff outlasting the outage is what
-// is tested, and HERALD_WEBHOOK_RETRY_MS scales it (1400 ms covers 20 s).
+// Retries are shortened (5 attempts from 1.4 s: 1.4 + 2.8 + 5.6 + 11.2 = 21 s of backoff, so a
+// request outlives the 20 s outage), the breaker opens after 3 failures for 1 s.
 
-const OUTAGE_MS = 10_000;
+const OUTAGE_MS = 20_000;
 const DEVICES = 50;
 const NOTIFICATIONS = 1000;
 
@@ -84,7 +82,7 @@ beforeAll(async () => {
     env: {
       HERALD_WEBHOOKS: JSON.stringify(hooks),
       HERALD_WEBHOOK_MAX_ATTEMPTS: '5',
-      HERALD_WEBHOOK_RETRY_MS: '700',
+      HERALD_WEBHOOK_RETRY_MS: '1400',
       HERALD_WEBHOOK_BREAKER_FAILURES: '3',
       HERALD_WEBHOOK_BREAKER_COOLDOWN_MS: '1000',
     },
@@ -169,7 +167,7 @@ describe('webhooks', () => {
       },
     );
     expect(main.r.badSignatures).toBe(0);
-  }, 45_000);
+  }, 60_000);
 
   it('dead-letters a request an endpoint keeps refusing, and replays it', async () => {
     let dead: {

@@ -83,9 +83,17 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     keys.replicaBarrier(),
   );
   // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
-  const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
   // Webhooks (docs/webhooks.md): on when some app has an endpoint (or an apps file may add one).
   const webhooks: WebhooksPart | undefined = startWebhooks({ cfg, redis, bull, keys, log, metrics });
+  const webpush: WebPushPart | undefined = startWebPush({
+    cfg,
+    redis,
+    bull,
+    keys,
+    log,
+    metrics,
+    ...(webhooks ? { webhookEvents: (app: string | undefined) => webhooks.wants(app) } : {}),
+  });
   /** The fan-out of each app, on its Keys (built on its first job; app ids are checked by forApp). */
   const fanouts = new Map<string, Fanout>();
   const fanoutOf = (app: string): Fanout => {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
-import { AppRegistry, type WebhookEndpoint } from '@herald/config';
+import { AppRegistry, type WebhookEndpoint, wantedEvents } from '@herald/config';
 import {
+  DEFAULT_APP,
   type Keys,
   queueOptions,
   type RedisClient,
@@ -24,6 +25,8 @@ const POLL_MS = 250;
 
 export interface WebhooksPart {
   sender: WebhookSender;
+  /** The event types some endpoint of the app wants (undefined app: default). */
+  wants(app: string | undefined): ReadonlySet<string> | undefined;
   worker: Worker<WebhookJob>;
   close(force?: boolean): Promise<void>;
 }
@@ -125,9 +128,21 @@ export function startWebhooks(d: {
   sync();
   apps.onChange(sync);
   log.info({ apps: [...pumps.keys()], concurrency: cfg.HERALD_WEBHOOK_CONCURRENCY }, 'webhooks on');
+  const wanted = new Map<string, ReadonlySet<string>>();
+  apps.onChange(() => wanted.clear());
   return {
     sender,
     worker,
+    wants(app) {
+      const id = app ?? DEFAULT_APP;
+      let w = wanted.get(id);
+      if (!w) {
+        w = wantedEvents(endpointsOf(id));
+        if (wanted.size >= 10_000) wanted.clear();
+        wanted.set(id, w);
+      }
+      return w;
+    },
     async close(force = false) {
       apps.close();
       await Promise.all([...pumps.values()].map((p) => p.stop()));
