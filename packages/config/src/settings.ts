@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { webhookRetries, webhookWorker } from './webhook-settings.js';
 
 /**
  * Every setting, one schema per app, read from the environment. The schema is the single
@@ -97,22 +98,6 @@ export const webpush = {
     default: false,
     description: 'Test only: also accept and send to http://127.0.0.1 push endpoints (a local push service).',
   }),
-};
-
-/** Webhook delivery (docs/webhooks.md): the worker sends, the API replays dead letters with the same retries. */
-export const webhookRetries = {
-  HERALD_WEBHOOK_MAX_ATTEMPTS: Int(
-    14,
-    1,
-    50,
-    'Sends of one webhook request before it goes to the dead-letter list (answers other than 2xx, timeouts, refused connections).',
-  ),
-  HERALD_WEBHOOK_RETRY_MS: Int(
-    5000,
-    10,
-    3_600_000,
-    'First retry delay of a webhook request, doubling each attempt: the defaults retry for about 11 hours (5 s x (2^13 - 1)).',
-  ),
 };
 
 export const apiSchema = Type.Object({
@@ -283,38 +268,7 @@ export const workerSchema = Type.Object({
     'First retry delay of a push (doubling each attempt); a longer Retry-After from the push service wins.',
   ),
   ...webhookRetries,
-  HERALD_WEBHOOK_CONCURRENCY: Int(
-    64,
-    1,
-    1024,
-    'Webhook requests in flight per worker process, all endpoints.',
-  ),
-  HERALD_WEBHOOK_ENDPOINT_CONCURRENCY: Int(
-    4,
-    1,
-    256,
-    'Webhook requests in flight per endpoint per worker process: a slow endpoint holds at most this many of HERALD_WEBHOOK_CONCURRENCY.',
-  ),
-  HERALD_WEBHOOK_TIMEOUT_MS: Int(10_000, 100, 120_000, 'Longest an endpoint may take to answer one request.'),
-  HERALD_WEBHOOK_BATCH: Int(100, 1, 1000, 'Most events in one webhook request.'),
-  HERALD_WEBHOOK_BREAKER_FAILURES: Int(
-    5,
-    1,
-    1000,
-    'Consecutive failed requests after which an endpoint is not tried for HERALD_WEBHOOK_BREAKER_COOLDOWN_MS (circuit breaker; then one probe).',
-  ),
-  HERALD_WEBHOOK_BREAKER_COOLDOWN_MS: Int(
-    30_000,
-    10,
-    3_600_000,
-    'How long an endpoint whose breaker opened is left alone before one probe request.',
-  ),
-  HERALD_WEBHOOK_DEAD_MAX: Int(
-    10_000,
-    1,
-    1_000_000,
-    'Dead-letter requests kept per app (the oldest are dropped above).',
-  ),
+  ...webhookWorker,
 });
 
 export const nodeSchema = Type.Object({

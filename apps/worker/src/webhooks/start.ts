@@ -1,5 +1,11 @@
 import { hostname } from 'node:os';
-import { AppRegistry, type WebhookEndpoint, wantedEvents } from '@herald/config';
+import {
+  AppRegistry,
+  type Static,
+  type WebhookEndpoint,
+  wantedEvents,
+  type workerSchema,
+} from '@herald/config';
 import {
   DEFAULT_APP,
   type Keys,
@@ -14,7 +20,6 @@ import {
 } from '@herald/store';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { WorkerConfig } from '../app.js';
 import type { WorkerMetrics } from '../metrics.js';
 import { WebhookMetrics } from './metrics.js';
 import { WebhookPump } from './pump.js';
@@ -37,7 +42,7 @@ export interface WebhooksPart {
  * is no apps file to add one later. Endpoints follow SIGHUP and file changes.
  */
 export function startWebhooks(d: {
-  cfg: WorkerConfig;
+  cfg: Static<typeof workerSchema>;
   redis: RedisClient;
   bull: RedisClient;
   keys: Keys;
