@@ -1,6 +1,7 @@
 import { waitFor } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppDevice, pool } from '../support/devices.js';
+import { PushService, vapidKeys } from '../support/push-service.js';
 import { API_KEY, loopback, type SystemStack, startSystem } from '../support/system.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -8,7 +9,8 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
 // four local endpoints in HERALD_WEBHOOKS, each verifying every signature with `standardwebhooks`:
 // - main: delivered + acked of 1,000 notifications to 50 devices, then down for OUTAGE_MS;
 // - fast and slow (5 s per request): delivered; the slow one must not delay the fast one;
-// - failing: expired only, answers 500 until its request is dead-lettered, then is replayed.
+// - failing: expired only, answers 500 until its request is dead-lettered, then is replayed;
+// - pushes: notification.pushed / push.failed from Web Push to the local push service.
 // Retries are shortened (5 attempts from 1.4 s: 1.4 + 2.8 + 5.6 + 11.2 = 21 s of backoff, so a
 // request outlives the issue's 20 s outage), the breaker opens after 3 failures for 1 s.
 
@@ -22,6 +24,8 @@ const main = { r: undefined as unknown as WebhookReceiver };
 let fast: WebhookReceiver;
 let slow: WebhookReceiver;
 let failing: WebhookReceiver;
+let pushes: WebhookReceiver;
+let pushService: PushService;
 
 async function call(method: string, url: string, body?: unknown) {
   const res = await fetch(`${sys.apiUrl}${url}`, {
@@ -58,12 +62,15 @@ async function publishMany(n: number, tag: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  [main.r, fast, slow, failing] = await Promise.all([
+  [main.r, fast, slow, failing, pushes] = await Promise.all([
+    WebhookReceiver.start(),
     WebhookReceiver.start(),
     WebhookReceiver.start(),
     WebhookReceiver.start(),
     WebhookReceiver.start(),
   ]);
+  pushService = await PushService.start();
+  const vapid = vapidKeys();
   slow.mode = 'slow';
   failing.mode = 'fail';
   const hooks = [
@@ -76,6 +83,7 @@ beforeAll(async () => {
     { id: 'fast', url: fast.url, events: ['notification.delivered'], secret: fast.secret },
     { id: 'slow', url: slow.url, events: ['notification.delivered'], secret: slow.secret },
     { id: 'failing', url: failing.url, events: ['notification.expired'], secret: failing.secret },
+    { id: 'pushes', url: pushes.url, events: ['notification.pushed', 'push.failed'], secret: pushes.secret },
   ];
   sys = await startSystem({
     nodes: 2,
@@ -85,6 +93,10 @@ beforeAll(async () => {
       HERALD_WEBHOOK_RETRY_MS: '1400',
       HERALD_WEBHOOK_BREAKER_FAILURES: '3',
       HERALD_WEBHOOK_BREAKER_COOLDOWN_MS: '1000',
+      HERALD_VAPID_PUBLIC_KEY: vapid.publicKey,
+      HERALD_VAPID_PRIVATE_KEY: vapid.privateKey,
+      HERALD_VAPID_SUBJECT: 'mailto:ops@herald.test',
+      HERALD_WEBPUSH_ALLOW_LOCAL_HTTP: 'true',
     },
   });
   devices = Array.from(
@@ -97,7 +109,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.client.close().catch(() => {})));
   await sys?.teardown();
-  await Promise.all([main.r, fast, slow, failing].map((r) => r?.stop()));
+  await Promise.all([main.r, fast, slow, failing, pushes].map((r) => r?.stop()));
+  await pushService?.stop();
 });
 
 describe('webhooks', () => {
@@ -105,7 +118,7 @@ describe('webhooks', () => {
     const res = await call('GET', '/v1/admin/webhooks');
     expect(res.status).toBe(200);
     const endpoints = res.body.endpoints as Record<string, unknown>[];
-    expect(endpoints.map((e) => e.id)).toEqual(['main', 'fast', 'slow', 'failing']);
+    expect(endpoints.map((e) => e.id)).toEqual(['main', 'fast', 'slow', 'failing', 'pushes']);
     expect(endpoints[0]).toEqual({
       id: 'main',
       url: main.r.url,
@@ -168,6 +181,40 @@ describe('webhooks', () => {
     );
     expect(main.r.badSignatures).toBe(0);
   }, 60_000);
+
+  it('reports Web Push outcomes: pushed, and failed with the reason', async () => {
+    const subs = [];
+    for (const device of ['wh-away-1', 'wh-away-2']) {
+      const sub = pushService.subscribe();
+      const res = await fetch(`${sys.apiUrl}/v1/devices/${device}/webpush`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${await sys.token(device)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ...sub, id: undefined }),
+      });
+      expect(res.status).toBe(200);
+      subs.push(sub);
+    }
+    pushService.script(subs[1]!.id, { status: 410 });
+    const res = await sys.publish({
+      to: { devices: ['wh-away-1', 'wh-away-2'] },
+      data: {},
+      push: { after: 0 },
+    });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    await waitFor(() => pushes.events.filter((e) => e.data.notification === id).length >= 2, {
+      timeoutMs: 10_000,
+      what: 'pushed and failed events',
+    });
+    const mine = pushes.events.filter((e) => e.data.notification === id);
+    expect(mine.find((e) => e.type === 'notification.pushed')?.data).toMatchObject({ device: 'wh-away-1' });
+    expect(mine.find((e) => e.type === 'push.failed')?.data).toMatchObject({
+      device: 'wh-away-2',
+      status: 410,
+      reason: 'subscription gone',
+    });
+    expect(pushes.badSignatures).toBe(0);
+  });
 
   it('dead-letters a request an endpoint keeps refusing, and replays it', async () => {
     let dead: {
