@@ -54,6 +54,30 @@ afterAll(async () => {
   await srv?.stop();
 });
 
+describe('publishes by a key with endpoints', () => {
+  it('record the key id in the status and the expiry, on the direct and the queued path', async () => {
+    const keys = new Keys(PREFIX);
+    const direct = await app.inject({
+      method: 'POST',
+      url: '/v1/notifications',
+      headers: auth(),
+      payload: { to: { devices: ['d1'] }, data: {}, ttl: 60 },
+    });
+    const queued = await app.inject({
+      method: 'POST',
+      url: '/v1/notifications',
+      headers: auth(),
+      payload: { to: { users: ['u1'] }, data: {}, ttl: 60 },
+    });
+    expect([direct.json().status, queued.json().status]).toEqual(['sent', 'queued']);
+    for (const id of [direct.json().id, queued.json().id]) {
+      expect(await redis.hget(keys.status(id), 'key')).toBe('env-1');
+      const exp = Number(await redis.hget(keys.status(id), 'exp'));
+      expect(Number(await redis.zscore(keys.webhookExpiries(), id))).toBe(exp);
+    }
+  });
+});
+
 describe('webhook admin routes', () => {
   it('lists the endpoints, never their secrets', async () => {
     const res = await app.inject({ url: '/v1/admin/webhooks', headers: auth() });
