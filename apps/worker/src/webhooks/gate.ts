@@ -8,7 +8,9 @@
  * (`waitMs`) in BullMQ's delayed set, so a slow or dead endpoint holds at most `concurrency` of
  * the worker's job slots and never the other endpoints' (one queue for every endpoint, not a
  * queue and a blocking connection per endpoint: the number of endpoints is not bounded by the
- * connections a worker can hold).
+ * connections a worker can hold). Measured in test/system/webhooks.test.ts: with an endpoint
+ * answering in 5 s per request (4 in flight), another endpoint still got all 1,000 of its events
+ * within 1.0-1.7 s of the publishes, while the slow one had got fewer than 1,000.
  */
 export interface GateOptions {
   concurrency: number;
