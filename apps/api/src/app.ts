@@ -12,6 +12,9 @@ import {
   ReplicaGate,
   StatusStore,
   Streams,
+  WEBHOOK_QUEUE,
+  WebhookExpiries,
+  type WebhookJob,
 } from '@herald/store';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -33,6 +36,7 @@ import { keyRoutes } from './routes/keys.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { presenceRoutes } from './routes/presence.js';
 import { topicRoutes } from './routes/topics.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { webpushRoutes } from './routes/webpush.js';
 import { errorResponses } from './schemas.js';
 import { installRedisDeadline } from './timeout.js';
@@ -129,6 +133,13 @@ export function buildApp(deps: AppDeps) {
   });
   // BullMQ re-emits connection errors; watchConnection already logs them once per outage.
   queue.on('error', (err) => app.log.debug({ err }, 'queue connection error'));
+  // Dead-letter replays (docs/webhooks.md) go back to the worker's webhook queue.
+  const webhookQueue = new Queue<WebhookJob>(WEBHOOK_QUEUE, {
+    connection: deps.queueRedis,
+    ...queueOptions(keys),
+    skipVersionCheck: true,
+  });
+  webhookQueue.on('error', (err) => app.log.debug({ err }, 'queue connection error'));
   const unwatch = [
     watchConnection(redis, 'request', app.log),
     watchConnection(deps.queueRedis, 'queue', app.log),
@@ -147,6 +158,7 @@ export function buildApp(deps: AppDeps) {
   const notifications = new NotificationService({
     config,
     status,
+    expiries: new WebhookExpiries(redis, keys),
     direct,
     idempotency: new Idempotency(redis, keys, config.idempotencyWindowS * 1000),
     queue,
@@ -200,12 +212,19 @@ export function buildApp(deps: AppDeps) {
       });
       await v1.register(keyRoutes, { prefix: '/admin', store: apiKeys });
       await v1.register(presenceRoutes, { redis, deviceRetentionMs: config.deviceRetentionS * 1000 });
+      await v1.register(webhookRoutes, {
+        prefix: '/admin',
+        redis,
+        queue: webhookQueue,
+        retries: config.webhookRetries,
+      });
     },
     { prefix: '/v1' },
   );
 
   app.addHook('onClose', async () => {
     await queue.close();
+    await webhookQueue.close();
     await replicas.close();
     for (const off of unwatch) off();
   });

@@ -49,6 +49,8 @@ export interface ApiConfig {
   streams: { inboxMaxLen: number; topicMaxLen: number; keepMs: number };
   /** Web Push (docs/webpush.md); absent = off. */
   webpush?: WebPushApiConfig;
+  /** HERALD_WEBHOOK_MAX_ATTEMPTS / HERALD_WEBHOOK_RETRY_MS: retries of a replayed dead letter. */
+  webhookRetries: { attempts: number; retryMs: number };
 }
 
 /** Shortest API key accepted: shorter ones are guessable. */
@@ -136,5 +138,6 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       maxPerDevice: e.HERALD_WEBPUSH_MAX_PER_DEVICE,
       defaultAfterS: e.HERALD_WEBPUSH_DEFAULT_AFTER_S,
     },
+    webhookRetries: { attempts: e.HERALD_WEBHOOK_MAX_ATTEMPTS, retryMs: e.HERALD_WEBHOOK_RETRY_MS },
   };
 }

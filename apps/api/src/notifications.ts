@@ -9,6 +9,7 @@ import {
   type RedisClient,
   type ReplicaGate,
   type StatusStore,
+  type WebhookExpiries,
 } from '@herald/store';
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
@@ -62,6 +63,8 @@ export interface NotificationServiceDeps {
    */
   app?: string;
   status: StatusStore;
+  /** Notifications whose key wants `notification.expired` (docs/webhooks.md), on the app's keys. */
+  expiries?: WebhookExpiries;
   idempotency: Idempotency;
   queue: FanoutQueue;
   /** Appends immediate, cheap publishes in the request (HERALD_DIRECT_PUBLISH); absent = queue everything. */
@@ -90,6 +93,14 @@ interface Prepared {
   collapseKey?: string;
   /** Not normal (normal is the default and stored as nothing). */
   priority?: 'high' | 'low';
+  /** The publishing key has webhook endpoints: record it (and the expiry when wanted). */
+  hook?: WebhookMark;
+}
+
+/** What a publish records for webhooks (docs/webhooks.md): the key's id, and whether it wants expiries. */
+export interface WebhookMark {
+  key: string;
+  expired: boolean;
 }
 
 export interface BatchResult {
@@ -131,6 +142,7 @@ export class NotificationService {
         ...this.d,
         app: keys.appId,
         status: this.d.status.withKeys(keys),
+        expiries: this.d.expiries?.withKeys(keys),
         idempotency: this.d.idempotency.withKeys(keys),
         direct: this.d.direct?.forKeys(keys),
       });
@@ -139,8 +151,13 @@ export class NotificationService {
     return s;
   }
 
-  async publish(body: PublishBody, idem?: IdempotencyInput, now = Date.now()): Promise<PublishResult> {
-    const p = this.prepare(body, now);
+  async publish(
+    body: PublishBody,
+    idem?: IdempotencyInput,
+    now = Date.now(),
+    hook?: WebhookMark,
+  ): Promise<PublishResult> {
+    const p = this.prepare(body, now, hook);
     const id = notificationId(now);
     if (!idem) return this.accept(id, p, now);
     return this.publishOnce(id, p, idem, now);
@@ -151,10 +168,14 @@ export class NotificationService {
    * Any invalid item refuses the whole batch before anything is written. Items that then fail
    * (Redis) are reported per item; when every item failed, the first error is the answer.
    */
-  async publishBatch(bodies: readonly PublishBody[], now = Date.now()): Promise<BatchResult> {
+  async publishBatch(
+    bodies: readonly PublishBody[],
+    now = Date.now(),
+    hook?: WebhookMark,
+  ): Promise<BatchResult> {
     const prepared = bodies.map((body, i) => {
       try {
-        return this.prepare(body, now);
+        return this.prepare(body, now, hook);
       } catch (err) {
         if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`;
         throw err;
@@ -170,7 +191,7 @@ export class NotificationService {
     return { complete: failed.length === 0, results };
   }
 
-  private prepare(body: PublishBody, now: number): Prepared {
+  private prepare(body: PublishBody, now: number, hook?: WebhookMark): Prepared {
     const { config } = this.d;
     const data = JSON.stringify(body.data);
     const bytes = Buffer.byteLength(data);
@@ -189,7 +210,7 @@ export class NotificationService {
     // The app's own VAPID key when the apps file gives it one (docs/webpush.md).
     const webpush = webpushOf(config.webpush, config.apps.get(this.d.app ?? 'default'));
     const push = preparePush(body.push, to, data, ttlMs, webpush);
-    const p: Prepared = { to, data, ttlMs, deliverAt, ...(push ? { push } : {}) };
+    const p: Prepared = { to, data, ttlMs, deliverAt, ...(push ? { push } : {}), ...(hook ? { hook } : {}) };
     if (body.collapseKey !== undefined) p.collapseKey = body.collapseKey;
     if (body.priority === 'high' || body.priority === 'low') p.priority = body.priority;
     return p;
@@ -272,6 +293,9 @@ export class NotificationService {
     const { direct } = this.d;
     if (direct && p.deliverAt === undefined && !p.push && direct.takes(p.to)) {
       await this.bounded(direct.publish({ id, data: p.data, ts: now, exp, ...entryOptions(p) }, p.to));
+      // The status was written by the delivery: the key id joins it (one more call, only for
+      // keys with webhook endpoints), with the expiry check when wanted.
+      if (p.hook) await this.bounded(this.markHook(id, p.hook, exp, true));
       this.d.onAccepted?.(targetKind(p.to), false, 'direct');
       // Already appended, rung and recorded `sent`: the answer says so (docs/api.md).
       return { id, status: 'sent' };
@@ -285,7 +309,9 @@ export class NotificationService {
       exp,
       deliverAt: p.deliverAt,
       jobId: id,
+      ...(p.hook ? { apiKey: p.hook.key } : {}),
     });
+    if (p.hook?.expired) await this.markHook(id, p.hook, exp, false);
     const job: FanoutJob = { id, to: p.to, data: p.data, ts: now, exp, ...entryOptions(p) };
     // Jobs of the default app carry no app, as before apps (a worker reads none as default).
     if (this.d.app !== undefined && this.d.app !== 'default') job.app = this.d.app;
@@ -308,6 +334,14 @@ export class NotificationService {
     await this.confirmReplicas();
     this.d.onAccepted?.(targetKind(p.to), state === 'scheduled', 'queue');
     return { id, status: state };
+  }
+
+  /** Records the publishing key (direct publishes) and the expiry a `notification.expired` event waits for. */
+  private async markHook(id: string, hook: WebhookMark, exp: number, setKey: boolean): Promise<void> {
+    await Promise.all([
+      setKey ? this.d.status.setApiKey(id, hook.key) : undefined,
+      hook.expired ? this.d.expiries?.add(id, exp) : undefined,
+    ]);
   }
 
   /** HERALD_REDIS_MIN_REPLICAS: resolves once the writes so far are on the replicas, else 503. */

@@ -87,7 +87,7 @@ export class HttpAcks {
         // Without a stored cursor, an inbox is read from its start; another stream from where
         // the device started reading it, which only its session knew: nothing is counted.
         const from = old >= 0 ? old : name === INBOX ? 0 : seq;
-        if (seq > from) await this.count(deps, name, keys[i]!, from, seq);
+        if (seq > from) await this.count(deps, id.device, name, keys[i]!, from, seq);
       }),
     );
     return { ok: true };
@@ -95,6 +95,7 @@ export class HttpAcks {
 
   private async count(
     deps: SessionDeps,
+    device: string,
     stream: string,
     keys: ReturnType<SessionDeps['streams']['keysOf']>,
     from: number,
@@ -109,7 +110,7 @@ export class HttpAcks {
         for (const e of entries) {
           if (e.seq > to) return;
           deps.stats.acks++;
-          deps.receipts.acked(e.id);
+          deps.receipts.acked(e.id, { device, stream, seq: e.seq });
           after = e.seq;
         }
       }

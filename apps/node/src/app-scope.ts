@@ -26,7 +26,9 @@ export interface NodeApp {
   /** Allowed browser origins; undefined allows any. */
   allowedOrigins?: string[];
   limits?: { maxConnections?: number; maxConnectionsPerUser?: number };
-  /** Webhook event types some endpoint of the app wants (docs/webhooks.md); none when undefined. */
+  /** Webhook endpoints of the app's keys as configured (apps.ts derives `webhookEvents` from them). */
+  webhooks?: readonly { events: readonly string[] }[];
+  /** The event types some endpoint of the app wants: the node records only these (docs/webhooks.md). */
   webhookEvents?: ReadonlySet<string>;
 }
 
@@ -75,6 +77,8 @@ export class AppScope {
   others = 0;
   /** The app's outbox while it wants `device.online` or `device.offline` (raw events go there). */
   private presenceOutbox: WebhookOutbox | undefined;
+  /** Webhook event types the app's endpoints want (NodeApp.webhookEvents). */
+  webhookEvents: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly parts: NodeParts,
@@ -91,7 +95,10 @@ export class AppScope {
     // HERALD_REDIS_MIN_REPLICAS, reads wait for the replicas (Streams.read).
     this.streams = new Streams(redis, keys, { inboxMaxLen: 0, topicMaxLen: 0, keepMs: 0 }, parts.replicas);
     this.broker = new Broker(parts.bells, keys, nodeId, this.hub, parts.log);
-    this.flusher = new Flusher(new StatusStore(redis, keys, 0), this.devices, parts.flushMs, parts.log);
+    this.flusher = new Flusher(new StatusStore(redis, keys, 0), this.devices, parts.flushMs, parts.log, {
+      outbox: new WebhookOutbox(redis, keys),
+      wants: () => this.webhookEvents,
+    });
     this.deps = {
       app: app.id,
       apps: parts.apps,
@@ -134,6 +141,7 @@ export class AppScope {
       this.parts.log.error({ app: app.id, err: (err as Error).message }, 'app token keys unusable');
     }
     this.origins = app.allowedOrigins ? new Set(app.allowedOrigins) : undefined;
+    this.webhookEvents = app.webhookEvents?.size ? app.webhookEvents : undefined;
     this.cap = app.limits?.maxConnections;
     const wants = app.webhookEvents?.has('device.online') || app.webhookEvents?.has('device.offline');
     this.presenceOutbox = wants ? new WebhookOutbox(this.parts.redis, this.keys) : undefined;

@@ -16,6 +16,12 @@ export const APP_COUNT_MS = 2000;
 /** A node counts in an app's connections while its heartbeat is this many HERALD_HEARTBEAT_MS old. */
 const APP_NODE_WINDOW_FACTOR = 3;
 
+/** The app with `webhookEvents` filled from its endpoints (unless given). */
+export function withWebhookEvents(a: NodeApp): NodeApp {
+  if (a.webhookEvents || !a.webhooks?.length) return a;
+  return { ...a, webhookEvents: new Set(a.webhooks.flatMap((w) => w.events)) };
+}
+
 /**
  * The apps a node serves (docs/tenancy.md): one `AppScope` each, the token verifier that picks
  * the app from the token's `aud`, each app's origins, and its connection cap across all nodes.
@@ -34,7 +40,7 @@ export class NodeApps implements AppDirectory, Verifier {
   /** Builds the apps of the first config (before `start`). */
   init(parts: NodeParts, apps: readonly NodeApp[]): void {
     this.parts = parts;
-    for (const a of apps) this.scopes.set(a.id, new AppScope(parts, a));
+    for (const a of apps) this.scopes.set(a.id, new AppScope(parts, withWebhookEvents(a)));
     this.only = this.scopes.size === 1 ? [...this.scopes.values()][0] : undefined;
   }
 
@@ -74,7 +80,8 @@ export class NodeApps implements AppDirectory, Verifier {
   }
 
   /** Applies a reloaded config; resolves once new apps are subscribed and removed ones are closed. */
-  async set(apps: readonly NodeApp[]): Promise<void> {
+  async set(given: readonly NodeApp[]): Promise<void> {
+    const apps = given.map(withWebhookEvents);
     const next = new Map(apps.map((a) => [a.id, a]));
     const removed = [...this.scopes.values()].filter((s) => !next.has(s.id));
     const added: AppScope[] = [];

@@ -104,7 +104,7 @@ export abstract class Delivery implements Listener {
     }
     if (this.sendRaw(frame, stream, seq)) {
       st.recordSent(seq, entry.id);
-      this.deps.receipts.delivered(entry.id);
+      this.deps.receipts.delivered(entry.id, { device: this.identity!.device, stream, seq });
       this.delivered(st.name);
       this.deps.stats.latency((Date.now() - entry.ts) / 1000);
     }
@@ -170,7 +170,7 @@ export abstract class Delivery implements Listener {
           const frame = encodeNotification(st.json, e.seq, e.id, e.ts, e.data, e.priority);
           if (!this.sendRaw(frame, st.name, e.seq)) return;
           st.recordSent(e.seq, e.id);
-          deps.receipts.delivered(e.id);
+          deps.receipts.delivered(e.id, { device: this.identity!.device, stream: st.name, seq: e.seq });
           this.delivered(st.name);
           deps.stats.replayed++;
         }

@@ -62,10 +62,20 @@ export interface TopicBells {
   unref(topic: string): void;
 }
 
-/** Delivered and acked counts and acked cursors, written in batches (the `Flusher`). */
+/** Where a receipt happened: the device, the stream and (where known) the entry's seq there. */
+export interface ReceiptAt {
+  device: string;
+  stream: string;
+  seq?: number;
+}
+
+/**
+ * Delivered and acked counts and acked cursors, written in batches (the `Flusher`); with `at`,
+ * also a `notification.delivered` / `notification.acked` webhook event when the app wants them.
+ */
 export interface Receipts {
-  delivered(id: string): void;
-  acked(id: string): void;
+  delivered(id: string, at?: ReceiptAt): void;
+  acked(id: string, at?: ReceiptAt): void;
   cursor(device: string, stream: string, seq: number): void;
 }
 

@@ -46,7 +46,8 @@ export abstract class Requests extends Delivery {
     const unsentTo = Math.min(seq, (st.firstSentAfter(from) ?? st.sent + 1) - 1);
     const ids = st.ack(seq);
     deps.stats.acks += ids.length;
-    for (const id of ids) deps.receipts.acked(id);
+    // Cumulative: the acked entries' own seqs are not kept beside their ids (stream-state.ts).
+    for (const id of ids) deps.receipts.acked(id, { device, stream });
     deps.receipts.cursor(device, stream, seq);
     if (unsentTo > from) await this.ackUnsent(stream, device, from, unsentTo);
   }
@@ -59,7 +60,7 @@ export abstract class Requests extends Delivery {
       for (const e of entries) {
         if (e.seq > to) break;
         deps.stats.acks++;
-        deps.receipts.acked(e.id);
+        deps.receipts.acked(e.id, { device, stream, seq: e.seq });
       }
     } catch (err) {
       // Counts are statistics: a failed read leaves them short, the cursor has moved.

@@ -22,6 +22,7 @@ import { lockedJob } from './lock.js';
 import { WorkerMetrics } from './metrics.js';
 import { orderKeys, TargetOrder } from './order.js';
 import { type PresencePart, startPresence } from './presence/start.js';
+import { startWebhooks, type WebhooksPart } from './webhooks/start.js';
 import { pushOff, startWebPush, type WebPushPart } from './webpush/start.js';
 
 export type WorkerConfig = Static<typeof workerSchema>;
@@ -85,7 +86,17 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     keys.replicaBarrier(),
   );
   // Web Push fallback (docs/webpush.md): on when the VAPID keys are set; each app's checks on its Keys.
-  const webpush: WebPushPart | undefined = startWebPush({ cfg, redis, bull, keys, log, metrics });
+  // Webhooks (docs/webhooks.md): on when some app has an endpoint (or an apps file may add one).
+  const webhooks: WebhooksPart | undefined = startWebhooks({ cfg, redis, bull, keys, log, metrics });
+  const webpush: WebPushPart | undefined = startWebPush({
+    cfg,
+    redis,
+    bull,
+    keys,
+    log,
+    metrics,
+    ...(webhooks ? { webhookEvents: (app: string | undefined) => webhooks.wants(app) } : {}),
+  });
   const presence = startPresence({
     redis,
     keys,
@@ -185,6 +196,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     await worker.close(true);
     await webpush?.close(true);
     await presence.close();
+    await webhooks?.close(true);
     await counts.close().catch(() => {});
     redis.disconnect();
     bull.disconnect();
@@ -205,7 +217,12 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
     closing ??= (async () => {
       // No new jobs; let the running ones finish, but not forever: with Redis away they never
       // would, and an abandoned job is resumed elsewhere from its saved progress.
-      const finished = Promise.all([worker.close(), webpush?.close(), presence.close()]).then(
+      const finished = Promise.all([
+        worker.close(),
+        webpush?.close(),
+        presence.close(),
+        webhooks?.close(),
+      ]).then(
         () => 'closed' as const,
         (err: unknown) => {
           log.warn({ err }, 'error while closing the BullMQ worker');

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { PATTERN_MESSAGES, webhookProblems, webhooksSchema } from './webhooks.js';
 
 /**
  * The apps file (HERALD_APPS_FILE): its schema and the checks a schema cannot express, each
@@ -53,6 +54,8 @@ const keySchema = Type.Object(
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     scopes: Type.Array(Type.Enum([...SCOPES]), { minItems: 1 }),
     expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+    // Where this key's notification events (and the app's device events) go (docs/webhooks.md).
+    webhooks: Type.Optional(webhooksSchema),
   },
   { additionalProperties: false },
 );
@@ -103,14 +106,15 @@ export function fieldPath(pointer: string): string {
   return out || '(root)';
 }
 
-interface SchemaError {
+export interface SchemaError {
   keyword: string;
   instancePath: string;
   params: Record<string, unknown>;
   message: string;
 }
 
-function describe(e: SchemaError): string | undefined {
+/** One schema error as `field.path: problem`; undefined for errors another one already tells. */
+export function describe(e: SchemaError): string | undefined {
   const at = fieldPath(e.instancePath);
   switch (e.keyword) {
     case 'boolean':
@@ -126,6 +130,8 @@ function describe(e: SchemaError): string | undefined {
     case 'enum':
       return `${at}: must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
     case 'pattern':
+      if (PATTERN_MESSAGES[String(e.params.pattern)])
+        return `${at}: ${PATTERN_MESSAGES[String(e.params.pattern)]}`;
       return `${at}: must match ${String(e.params.pattern)}`;
     case 'format':
       return `${at}: must be ${e.params.format === 'date-time' ? 'an ISO 8601 date-time (2026-12-31T00:00:00Z)' : `a ${String(e.params.format)}`}`;
@@ -154,6 +160,7 @@ export function appsFileProblems(data: unknown): string[] {
     if (app.tokens.jwksUrl && app.tokens.jwksFile)
       problems.push(`${at}.tokens: jwksUrl and jwksFile are exclusive, give one`);
     const keyIds = new Map<string, number>();
+    const hookIds = new Map<string, string>();
     app.keys.forEach((key, k) => {
       const kat = `${at}.keys[${k}]`;
       const dup = keyIds.get(key.id);
@@ -163,6 +170,7 @@ export function appsFileProblems(data: unknown): string[] {
       if (other) problems.push(`${kat}.sha256: the same key is also ${other}`);
       else hashes.set(key.sha256, kat);
       if (new Set(key.scopes).size !== key.scopes.length) problems.push(`${kat}.scopes: lists a scope twice`);
+      if (key.webhooks) problems.push(...webhookProblems(key.webhooks, `${kat}.webhooks`, hookIds));
     });
     const l = app.limits;
     if (l?.publishBurst && !l.publishesPerSecond)

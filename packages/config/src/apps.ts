@@ -3,8 +3,17 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname, extname } from 'node:path';
 import type { Static } from 'typebox';
 import { parse as parseYaml } from 'yaml';
-import { type AppsFile, appsFileProblems, type limitsSchema, SCOPES, type Scope } from './apps-schema.js';
+import {
+  type AppsFile,
+  appsFileProblems,
+  describe,
+  type limitsSchema,
+  SCOPES,
+  type SchemaError,
+  type Scope,
+} from './apps-schema.js';
 import { ConfigError, list } from './load.js';
+import { type WebhookEndpoint, webhooksFromEnv } from './webhooks.js';
 
 /**
  * Apps (issue #18): each app has its API keys, how its device tokens are verified, its allowed
@@ -46,6 +55,8 @@ export interface AppConfig {
   limits: AppLimits;
   /** The app's own VAPID pair for Web Push (docs/webpush.md); absent: HERALD_VAPID_*. */
   vapid?: AppVapid;
+  /** Webhook endpoints of the app's keys (docs/webhooks.md); absent: none. */
+  webhooks?: WebhookEndpoint[];
 }
 
 export interface AppVapid {
@@ -97,6 +108,10 @@ export function appsFromEnv(env: NodeJS.ProcessEnv): AppsConfig {
   set('notificationsPerSecond', env.HERALD_RATE_NOTIFICATIONS_PER_S);
   const app: AppConfig = { id: DEFAULT_APP, keys, tokens, limits };
   if (origins.length > 0 && !origins.includes('*')) app.allowedOrigins = origins;
+  // HERALD_WEBHOOKS: endpoints for every key of HERALD_API_KEYS (keyId undefined).
+  const hooks = webhooksFromEnv(env.HERALD_WEBHOOKS, (e) => describe(e as SchemaError));
+  if (hooks.problems.length > 0) throw new ConfigError(hooks.problems);
+  if (hooks.endpoints.length > 0) app.webhooks = hooks.endpoints;
   return { apps: [app], source: 'env' };
 }
 
@@ -134,6 +149,10 @@ function toApp(a: AppsFile['apps'][number]): AppConfig {
   };
   if (a.allowedOrigins && !a.allowedOrigins.includes('*')) app.allowedOrigins = [...a.allowedOrigins];
   if (a.vapid) app.vapid = { ...a.vapid };
+  const hooks = a.keys.flatMap((k) =>
+    (k.webhooks ?? []).map((w): WebhookEndpoint => ({ ...w, events: [...w.events], keyId: k.id })),
+  );
+  if (hooks.length > 0) app.webhooks = hooks;
   return app;
 }
 

@@ -4,3 +4,4 @@ export { APP_ID_PATTERN, appsFileProblems, appsFileSchema, fieldPath, limitsSche
 export * from './load.js';
 export * from './settings.js';
 export * from './tenant-label.js';
+export * from './webhooks.js';

@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { webhookRetries, webhookWorker } from './webhook-settings.js';
 
 /**
  * Every setting, one schema per app, read from the environment. The schema is the single
@@ -27,6 +28,11 @@ export const common = {
     default: '',
     description:
       'Apps file (JSON, or YAML if it ends in .yaml/.yml): apps with their keys, token verification, origins and limits (docs/tenancy.md). Reloaded on SIGHUP and when it changes. Empty: one app `default` from the variables here.',
+  }),
+  HERALD_WEBHOOKS: Type.String({
+    default: '',
+    description:
+      'Without HERALD_APPS_FILE: webhook endpoints of the app `default`, a JSON array of `{"id","url","events":[...],"secret":"whsec_..."}` for every key of HERALD_API_KEYS (docs/webhooks.md). With the file: ignored, endpoints are under `apps[].keys[].webhooks`. API, node and worker set it alike.',
   }),
   HERALD_METRICS_APP_LABEL: Type.Boolean({
     default: true,
@@ -191,6 +197,7 @@ export const apiSchema = Type.Object({
     100,
     'Web Push subscriptions kept per device; registering one more drops the oldest.',
   ),
+  ...webhookRetries,
   HERALD_WEBPUSH_DEFAULT_AFTER_S: Int(
     -1,
     -1,
@@ -266,6 +273,8 @@ export const workerSchema = Type.Object({
     3_600_000,
     'First retry delay of a push (doubling each attempt); a longer Retry-After from the push service wins.',
   ),
+  ...webhookRetries,
+  ...webhookWorker,
 });
 
 export const nodeSchema = Type.Object({

@@ -77,7 +77,7 @@ export const HttpError = {
     403,
     '`/v1/devices/:device/webpush` with a device token of another device',
   ),
-  NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, API key, or route'),
+  NotFound: http('HERALD_NOT_FOUND', 404, 'no such notification, API key, webhook dead letter, or route'),
   WebPushUnavailable: http(
     'HERALD_WEBPUSH_UNAVAILABLE',
     404,

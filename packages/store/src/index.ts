@@ -17,4 +17,5 @@ export * from './replicas.js';
 export * from './scripts.js';
 export * from './status.js';
 export * from './streams.js';
+export * from './webhooks.js';
 export * from './webpush.js';

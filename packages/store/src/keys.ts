@@ -231,6 +231,18 @@ export class Keys {
   webhookEvents(): string {
     return `${this.prefix}:{wh}:events`;
   }
+  /** Zset notification id -> expiry (ms) of the app's notifications whose key wants `notification.expired`. */
+  webhookExpiries(): string {
+    return `${this.prefix}:{wh}:expiries`;
+  }
+  /** Hash dead-letter id -> JSON of a webhook request that exhausted its retries (webhooks.ts). */
+  webhookDead(): string {
+    return `${this.prefix}:{wh}:dead`;
+  }
+  /** Zset dead-letter id -> failedAt: the order of `webhookDead`, bounded by HERALD_WEBHOOK_DEAD_MAX. */
+  webhookDeadOrder(): string {
+    return `${this.prefix}:{wh}:dead:order`;
+  }
 
   // ---- Web Push (issue #16, docs/webpush.md) ----
   /**

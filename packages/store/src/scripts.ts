@@ -42,6 +42,21 @@ declare module 'ioredis' {
       ...argv: (string | number)[]
     ): Result<number, Context>;
     heraldStatus(key: string, ...argv: (string | number)[]): Result<number, Context>;
+    heraldStatusKey(key: string, apiKey: string): Result<number, Context>;
+    heraldWebhookDead(
+      hash: string,
+      order: string,
+      id: string,
+      json: string,
+      failedAt: number,
+      max: number,
+    ): Result<number, Context>;
+    heraldWebhookTake(
+      hash: string,
+      order: string,
+      count: number,
+      ...ids: string[]
+    ): Result<string[], Context>;
     heraldHello(
       presence: string,
       address: string,
@@ -87,6 +102,9 @@ const SCRIPTS = {
   heraldDeliver: { lua: withLibs('deliver', 'append', 'status'), numberOfKeys: 6 },
   heraldMembership: { lua: withLibs('membership', 'append'), numberOfKeys: 5 },
   heraldStatus: { lua: withLibs('status', 'status'), numberOfKeys: 1 },
+  heraldStatusKey: { lua: lua('status-key'), numberOfKeys: 1 },
+  heraldWebhookDead: { lua: lua('webhook-dead'), numberOfKeys: 2 },
+  heraldWebhookTake: { lua: lua('webhook-take'), numberOfKeys: 2 },
   heraldHello: { lua: lua('hello'), numberOfKeys: 6 },
   heraldRead: { lua: lua('read'), numberOfKeys: 3 },
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.

@@ -14,6 +14,8 @@ export interface NewStatus {
   jobId?: string;
   /** Targets already known at creation; the worker adds them as it goes (Delivery, record `count`). */
   targets?: number;
+  /** Id of the API key that published it: webhooks send its events to that key's endpoints. */
+  apiKey?: string;
 }
 
 export interface CountDelta {
@@ -51,6 +53,7 @@ export class StatusStore {
       s.targets ?? 0,
       s.deliverAt ?? '',
       s.jobId ?? '',
+      s.apiKey ?? '',
     );
   }
 
@@ -95,6 +98,33 @@ export class StatusStore {
    */
   async expire(id: string, targets: number): Promise<string> {
     return this.redis.heraldTransition(this.keys.status(id), 'expired', targets, 'sending');
+  }
+
+  /** The id of the API key that published a notification (recorded for webhooks), if any. */
+  async apiKey(id: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.status(id), 'key')) ?? undefined;
+  }
+
+  /** Records the publishing key of a notification whose status a direct publish wrote (status-key.lua). */
+  async setApiKey(id: string, apiKey: string): Promise<void> {
+    await this.redis.heraldStatusKey(this.keys.status(id), apiKey);
+  }
+
+  /** targets, delivered (for a `notification.expired` webhook event); undefined once gone. */
+  async counts(id: string): Promise<{ targets: number; delivered: number; key?: string } | undefined> {
+    const [targets, delivered, key] = await this.redis.hmget(
+      this.keys.status(id),
+      'targets',
+      'delivered',
+      'key',
+    );
+    if (targets === null || targets === undefined) return undefined;
+    const out: { targets: number; delivered: number; key?: string } = {
+      targets: Number(targets),
+      delivered: Number(delivered ?? 0),
+    };
+    if (key) out.key = key;
+    return out;
   }
 
   async addTargets(id: string, n: number): Promise<void> {

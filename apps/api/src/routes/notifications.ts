@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import { BadRequest } from '../errors.js';
-import { bodyHash, type NotificationService } from '../notifications.js';
+import { bodyHash, type NotificationService, type WebhookMark } from '../notifications.js';
 import {
   batchSchema,
   Cancelled,
@@ -18,6 +18,15 @@ export interface NotificationRoutesOptions {
 }
 
 const tags = ['notifications'];
+
+/** What a publish by the request's key records for its webhook endpoints (docs/webhooks.md), if it has any. */
+function hookOf(req: FastifyRequest): WebhookMark | undefined {
+  const t = req.tenant;
+  if (!t?.app.webhooks) return undefined;
+  const mine = t.app.webhooks.filter((w) => w.keyId === undefined || w.keyId === t.keyId);
+  if (mine.length === 0) return undefined;
+  return { key: t.keyId, expired: mine.some((w) => w.events.includes('notification.expired')) };
+}
 
 /** The service of the request's app (set by the auth hook; the service's own app without one). */
 function forRequest(notifications: NotificationService, req: FastifyRequest): NotificationService {
@@ -42,7 +51,7 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
     async (req, reply) => {
       const key = req.headers['idempotency-key'];
       const idem = key === undefined ? undefined : { scope: req.apiKeyId, key, bodyHash: bodyHash(req.body) };
-      const result = await forRequest(notifications, req).publish(req.body, idem);
+      const result = await forRequest(notifications, req).publish(req.body, idem, undefined, hookOf(req));
       return reply.code(202).send(result);
     },
   );
@@ -61,7 +70,11 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<NotificationRoutesOpt
     async (req, reply) => {
       if (req.headers['idempotency-key'] !== undefined)
         throw new BadRequest('Idempotency-Key is not supported on a batch; publish one by one to use it');
-      const { complete, results } = await forRequest(notifications, req).publishBatch(req.body.notifications);
+      const { complete, results } = await forRequest(notifications, req).publishBatch(
+        req.body.notifications,
+        undefined,
+        hookOf(req),
+      );
       return reply.code(complete ? 202 : 207).send({ results });
     },
   );

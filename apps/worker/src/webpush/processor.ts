@@ -8,6 +8,8 @@ import {
   type StatusStore,
   type StoredSubscription,
   WEBPUSH_JOB,
+  type WebhookEvent,
+  type WebhookOutbox,
   type WebPushStore,
   webpushJobOptions,
 } from '@herald/store';
@@ -23,7 +25,12 @@ export interface AppStores {
   status: StatusStore;
   /** The app's own VAPID pair's sender (apps file `vapid`); absent: the processor's. */
   sender?: WebPushSender;
+  /** The app's webhook outbox (docs/webhooks.md): pushed / failed events go there. */
+  outbox?: WebhookOutbox;
 }
+
+/** Most webhook events one check job records (one per device pushed or failed; a chunk is smaller). */
+const MAX_PUSH_EVENTS = 10_000;
 
 /** Where the processor schedules its retries (the webpush queue). */
 export interface RetryQueue {
@@ -50,6 +57,8 @@ export interface WebPushProcessorDeps {
   retryMs: number;
   log: Logger;
   observer?: WebPushObserver;
+  /** Webhook event types the app's endpoints want (docs/webhooks.md); absent or empty: none recorded. */
+  webhookEvents?: (app: string | undefined) => ReadonlySet<string> | undefined;
 }
 
 export interface WebPushResult {
@@ -79,6 +88,25 @@ export class WebPushProcessor {
     if (!sender) throw new UnrecoverableError(`app ${j.app ?? 'default'} has no VAPID keys`);
     const retry = new Map<string, { seq: number; ids: string[] }>();
     let retryAfter = 0;
+    // notification.pushed / push.failed for the app's webhooks, appended with the counts.
+    const wants = this.d.webhookEvents?.(j.app);
+    const events: WebhookEvent[] = [];
+    const event = (
+      type: 'notification.pushed' | 'push.failed',
+      device: string,
+      data: Record<string, unknown>,
+    ) => {
+      if (!wants?.has(type) || events.length >= MAX_PUSH_EVENTS) return;
+      events.push({
+        id: `evt_${createHash('sha256')
+          .update(`${type}\n${j.id}\n${device}\n${j.attempt ?? 1}`)
+          .digest('base64url')
+          .slice(0, 24)}`,
+        type,
+        ts: Date.now(),
+        data: { notification: j.id, device, ...data },
+      });
+    };
     const request: PushRequest = {
       message: j.message,
       ttlS: 0,
@@ -102,14 +130,20 @@ export class WebPushProcessor {
         const started = process.hrtime.bigint();
         const r = await sender.send(sub, { ...request, ttlS });
         this.d.observer?.sent(r.result, Number(process.hrtime.bigint() - started) / 1e9);
-        if (r.result === 'sent') out.pushed++;
-        else if (r.result === 'retry') {
+        if (r.result === 'sent') {
+          out.pushed++;
+          event('notification.pushed', dev.device, { status: r.status });
+        } else if (r.result === 'retry') {
           const e = retry.get(dev.device) ?? { seq: dev.seq, ids: [] };
           e.ids.push(sub.id);
           retry.set(dev.device, e);
           retryAfter = Math.max(retryAfter, r.retryAfterMs);
         } else {
           out.failed++;
+          event('push.failed', dev.device, {
+            status: r.status,
+            reason: r.result === 'failed' ? r.reason : 'subscription gone',
+          });
           if (r.result === 'gone') await app.webpush.remove(dev.device, sub.id);
           this.d.log.info(
             { id: j.id, device: dev.device, host: hostOf(sub.endpoint), status: r.status, result: r.result },
@@ -141,13 +175,18 @@ export class WebPushProcessor {
     if (retry.size > 0) {
       const attempt = (j.attempt ?? 1) + 1;
       const count = [...retry.values()].reduce((n, e) => n + e.ids.length, 0);
-      if (attempt > this.d.maxAttempts) out.failed += count;
-      else {
+      if (attempt > this.d.maxAttempts) {
+        out.failed += count;
+        for (const device of retry.keys()) event('push.failed', device, { reason: 'retries exhausted' });
+      } else {
         out.retrying = count;
         await this.scheduleRetry(j, retry, attempt, retryAfter);
       }
     }
-    await app.status.addPushes(j.id, out.pushed, out.failed);
+    await Promise.all([
+      app.status.addPushes(j.id, out.pushed, out.failed),
+      events.length > 0 ? app.outbox?.append(events) : undefined,
+    ]);
     return out;
   }
 

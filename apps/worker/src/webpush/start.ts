@@ -9,6 +9,7 @@ import {
   type RedisClient,
   StatusStore,
   WEBPUSH_QUEUE,
+  WebhookOutbox,
   WebPushStore,
 } from '@herald/store';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
@@ -37,6 +38,8 @@ export interface WebPushStartDeps {
   keys: Keys;
   log: Logger;
   metrics: WorkerMetrics;
+  /** Webhook event types an app's endpoints want (webhooks/start.ts): pushed / failed events. */
+  webhookEvents?: (app: string | undefined) => ReadonlySet<string> | undefined;
 }
 
 /**
@@ -98,6 +101,7 @@ export function startWebPush(d: WebPushStartDeps): WebPushPart | undefined {
       devices: new Devices(d.redis, keys, cfg.HERALD_DEVICE_RETENTION_S * 1000),
       // keepMs only matters when a status is created, which the API does; the worker only counts.
       status: new StatusStore(d.redis, keys, 0),
+      outbox: new WebhookOutbox(d.redis, keys),
     };
     const vapid = apps?.get(id)?.vapid;
     if (vapid) s.sender = senderOf(vapid);
@@ -119,6 +123,7 @@ export function startWebPush(d: WebPushStartDeps): WebPushPart | undefined {
     retryMs: cfg.HERALD_WEBPUSH_RETRY_MS,
     log,
     observer: metrics,
+    ...(d.webhookEvents ? { webhookEvents: d.webhookEvents } : {}),
   });
   const worker = new Worker<WebPushJob, WebPushResult>(WEBPUSH_QUEUE, (job) => processor.process(job), {
     connection: d.bull,
