@@ -31,7 +31,7 @@ async function status(id: string): Promise<{ state: string; counts: Record<strin
 }
 
 describe('kill -9 of a node under load', () => {
-  it('loses nothing: 300 devices see 5,000 notifications exactly once, in order per stream', async () => {
+  it('loses nothing: 300 devices see 3,000 notifications exactly once, in order per stream', async () => {
     const TOPICS = ['load.a', 'load.b', 'load.c'];
     const devices = Array.from(
       { length: 300 },
@@ -54,12 +54,14 @@ describe('kill -9 of a node under load', () => {
     const [victim, victims] = [...byNode.entries()].sort((a, b) => b[1].length - a[1].length)[0]!;
 
     const expected = new Map<string, string[]>(devices.map((d) => [d.device, []]));
-    const plan = Array.from({ length: 5000 }, (_, i) =>
+    // 3,000 publishes, the node killed after 900 (was 5,000 and 1,500: the same faults, 14 s less
+    // of the suite; 600 topic publishes still reach each of the 300 devices).
+    const plan = Array.from({ length: 3000 }, (_, i) =>
       i % 5 === 0 ? { topic: TOPICS[i % 3]! } : { device: devices[(i * 7919) % devices.length]!.device },
     );
     let killed = false;
     await pool(plan, 16, async (p, i) => {
-      if (i === 1500 && !killed) {
+      if (i === 900 && !killed) {
         killed = true;
         await sys.nodes.find((n) => n.name === victim)!.kill9();
       }

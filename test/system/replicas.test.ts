@@ -207,10 +207,9 @@ describe('HERALD_REDIS_MIN_REPLICAS on Sentinel, kill -9 of the master right aft
   }, 150_000);
 
   it('0: measures what asynchronous replication loses (docs/guarantees.md)', async () => {
+    // Only the lagging case: in sync, min 0 and min 1 accept the same (the test above checks min
+    // 1's), and the failover with its wait for the old master to rejoin costs ~20 s of the suite.
     await start(0);
-    const inSync = await run(false);
-    report('min 0, in sync', inSync);
-    expect(inSync.accepted.length).toBe(BURST_DIRECT + BURST_QUEUED);
     const lagging = await run(true);
     report('min 0, lagging', lagging);
     expect(lagging.accepted.length).toBe(BURST_DIRECT + BURST_QUEUED);
