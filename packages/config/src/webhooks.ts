@@ -1,3 +1,4 @@
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '@herald/protocol';
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
 
@@ -6,21 +7,6 @@ import { Value } from 'typebox/value';
  * (`apps[].keys[].webhooks`), or for the single app from the environment in HERALD_WEBHOOKS
  * (a JSON array, applying to every key of HERALD_API_KEYS).
  */
-
-/**
- * The event types an endpoint may ask for. The same list as `WEBHOOK_EVENT_TYPES` of
- * @herald/store (config depends on nothing; a worker test checks that the two agree).
- */
-export const WEBHOOK_EVENTS = [
-  'notification.delivered',
-  'notification.acked',
-  'notification.expired',
-  'notification.pushed',
-  'push.failed',
-  'device.online',
-  'device.offline',
-] as const;
-export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
 
 /** Most endpoints per key (and in HERALD_WEBHOOKS). */
 export const MAX_WEBHOOKS = 20;
@@ -33,7 +19,10 @@ export const webhookSchema = Type.Object(
   {
     id: Type.String({ pattern: WEBHOOK_ID_PATTERN }),
     url: Type.String({ pattern: WEBHOOK_URL_PATTERN, maxLength: 2048 }),
-    events: Type.Array(Type.Enum([...WEBHOOK_EVENTS]), { minItems: 1, maxItems: WEBHOOK_EVENTS.length }),
+    events: Type.Array(Type.Enum([...WEBHOOK_EVENT_TYPES]), {
+      minItems: 1,
+      maxItems: WEBHOOK_EVENT_TYPES.length,
+    }),
     secret: Type.String({ pattern: WEBHOOK_SECRET_PATTERN }),
   },
   { additionalProperties: false },
@@ -52,7 +41,7 @@ export interface WebhookEndpoint {
   /** Unique within the app: dead letters and logs name it. */
   id: string;
   url: string;
-  events: WebhookEventName[];
+  events: WebhookEventType[];
   /** `whsec_...`; never logged or listed. */
   secret: string;
   /** The API key whose notification events it gets; undefined: every key of the app. */

@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WEBHOOK_EVENT_TYPES } from '@herald/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadApps, sha256Hex, WEBHOOK_EVENTS, wantedEvents } from '../src/index.js';
+import { ConfigError, loadApps, sha256Hex, wantedEvents } from '../src/index.js';
 
 // Webhook endpoints (docs/webhooks.md): under each key of the apps file, or HERALD_WEBHOOKS for
 // the single app from the environment; every problem names its field.
@@ -78,7 +79,7 @@ describe('webhook endpoints in the apps file', () => {
     expect(problems).toEqual(
       expect.arrayContaining([
         `${f}: apps[0].keys[0].webhooks[0].url: must be an http(s) URL`,
-        `${f}: apps[0].keys[0].webhooks[1].events[1]: must be one of ${WEBHOOK_EVENTS.join(', ')}`,
+        `${f}: apps[0].keys[0].webhooks[1].events[1]: must be one of ${WEBHOOK_EVENT_TYPES.join(', ')}`,
         `${f}: apps[0].keys[0].webhooks[2].secret: must be a Standard Webhooks secret: whsec_ then base64 of 16-64 bytes`,
       ]),
     );
@@ -111,7 +112,7 @@ describe('HERALD_WEBHOOKS', () => {
       ),
     ).toEqual([
       'HERALD_WEBHOOKS[0].url: must be an http(s) URL',
-      `HERALD_WEBHOOKS[1].events[0]: must be one of ${WEBHOOK_EVENTS.join(', ')}`,
+      `HERALD_WEBHOOKS[1].events[0]: must be one of ${WEBHOOK_EVENT_TYPES.join(', ')}`,
     ]);
     expect(problemsOf(() => loadApps(env([hook('a', { events: [] })])))).toEqual([
       'HERALD_WEBHOOKS[0].events: must not have fewer than 1 items',

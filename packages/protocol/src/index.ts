@@ -7,4 +7,5 @@ export * from './parse.js';
 export * from './publish.js';
 export * from './server-frames.js';
 export * from './streams.js';
+export * from './webhooks.js';
 export * from './webpush.js';

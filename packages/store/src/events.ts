@@ -1,21 +1,8 @@
+import type { WebhookEventType } from '@herald/protocol';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 
-/**
- * Webhook event types a publisher can subscribe an endpoint to (docs/webhooks.md). `device.*`
- * online/offline are debounced by the worker from the raw `device.connect` / `device.disconnect`
- * that nodes record, which are never sent to an endpoint.
- */
-export const WEBHOOK_EVENT_TYPES = [
-  'notification.delivered',
-  'notification.acked',
-  'notification.expired',
-  'notification.pushed',
-  'push.failed',
-  'device.online',
-  'device.offline',
-] as const;
-export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+export { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '@herald/protocol';
 
 /** Raw presence facts from nodes, turned into `device.online` / `device.offline` by the worker. */
 export type RawEventType = 'device.connect' | 'device.disconnect';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WEBHOOK_EVENTS } from '@herald/config';
+import { WEBHOOK_EVENT_TYPES } from '@herald/protocol';
 import {
   type DeadLetter,
   type Keys,
@@ -27,7 +27,7 @@ export const REPLAY_ALL_MAX = 1000;
 const Endpoint = Type.Object({
   id: Type.String(),
   url: Type.String(),
-  events: Type.Array(Type.Enum([...WEBHOOK_EVENTS])),
+  events: Type.Array(Type.Enum([...WEBHOOK_EVENT_TYPES])),
   key: Type.Union([Type.String(), Type.Null()], {
     description:
       'The API key whose notification events it gets; null: every key of the app (HERALD_WEBHOOKS).',

@@ -1,16 +1,8 @@
 import { hostname } from 'node:os';
-import {
-  AppRegistry,
-  type Static,
-  type WebhookEndpoint,
-  wantedEvents,
-  type workerSchema,
-} from '@herald/config';
+import { AppRegistry, type WebhookEndpoint, wantedEvents } from '@herald/config';
 import {
   DEFAULT_APP,
-  type Keys,
   queueOptions,
-  type RedisClient,
   StatusStore,
   WEBHOOK_QUEUE,
   WebhookDeadLetters,
@@ -19,8 +11,7 @@ import {
   WebhookOutbox,
 } from '@herald/store';
 import { Queue, Worker } from 'bullmq';
-import type { Logger } from 'pino';
-import type { WorkerMetrics } from '../metrics.js';
+import type { WorkerPartDeps } from '../part.js';
 import { WebhookMetrics } from './metrics.js';
 import { WebhookPump } from './pump.js';
 import { WebhookSender } from './sender.js';
@@ -41,14 +32,7 @@ export interface WebhooksPart {
  * BullMQ worker that sends the requests. Off (undefined) when no app has an endpoint and there
  * is no apps file to add one later. Endpoints follow SIGHUP and file changes.
  */
-export function startWebhooks(d: {
-  cfg: Static<typeof workerSchema>;
-  redis: RedisClient;
-  bull: RedisClient;
-  keys: Keys;
-  log: Logger;
-  metrics: WorkerMetrics;
-}): WebhooksPart | undefined {
+export function startWebhooks(d: WorkerPartDeps): WebhooksPart | undefined {
   const { cfg, log } = d;
   const apps = new AppRegistry(
     { HERALD_APPS_FILE: cfg.HERALD_APPS_FILE, HERALD_WEBHOOKS: cfg.HERALD_WEBHOOKS },

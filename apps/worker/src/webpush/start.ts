@@ -1,12 +1,10 @@
-import { AppRegistry, type Static, type workerSchema } from '@herald/config';
+import { AppRegistry } from '@herald/config';
 import type { WebPushJob } from '@herald/protocol';
 import {
   APP_ID,
   DEFAULT_APP,
   Devices,
-  type Keys,
   queueOptions,
-  type RedisClient,
   StatusStore,
   WEBPUSH_QUEUE,
   WebhookOutbox,
@@ -14,7 +12,7 @@ import {
 } from '@herald/store';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { WorkerMetrics } from '../metrics.js';
+import type { WorkerPartDeps } from '../part.js';
 import { WebPushMetrics } from './metrics.js';
 import { type AppStores, WebPushProcessor, type WebPushResult } from './processor.js';
 import { PushScheduler } from './scheduler.js';
@@ -28,16 +26,7 @@ export interface WebPushPart {
   close(force?: boolean): Promise<void>;
 }
 
-export interface WebPushStartDeps {
-  cfg: Static<typeof workerSchema>;
-  /** Background connection: checks, status counts, scheduling. */
-  redis: RedisClient;
-  /** BullMQ's connection (the Worker duplicates it for its blocking reads). */
-  bull: RedisClient;
-  /** The deployment's keys (app `default`); `Keys.forApp` gives each app's. */
-  keys: Keys;
-  log: Logger;
-  metrics: WorkerMetrics;
+export interface WebPushStartDeps extends WorkerPartDeps {
   /** Webhook event types an app's endpoints want (webhooks/start.ts): pushed / failed events. */
   webhookEvents?: (app: string | undefined) => ReadonlySet<string> | undefined;
 }
