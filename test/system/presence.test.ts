@@ -1,25 +1,41 @@
-import { randomUUID } from 'node:crypto';
 import { type Probe, SseReader, waitFor } from '@herald/stack';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, loopback, type SystemStack, startSystem } from '../support/system.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /**
  * The presence API and the debounced device webhooks, with real processes: devices connected
  * through nginx over WebSocket and SSE, the API answering from what the nodes wrote, and the
- * worker's debouncer turning raw connect/disconnect events into device.online / device.offline.
+ * worker's debouncer turning the raw connect/disconnect events the nodes record into
+ * device.online / device.offline, which the worker's sender posts, signed, to a local endpoint
+ * (HERALD_WEBHOOKS) that verifies them with `standardwebhooks`.
  */
 let sys: SystemStack;
 let redis: Redis;
-const WINDOW_MS = 2500;
+let hooks: WebhookReceiver;
+/** HERALD_PRESENCE_DEBOUNCE_MS, short to keep the test fast. */
+const WINDOW_MS = 1500;
+/** How long after a window an announcement may take to reach the endpoint (see its use). */
+const MARGIN_MS = 1500;
 
 beforeAll(async () => {
-  sys = await startSystem({ nodes: 2, env: { HERALD_PRESENCE_DEBOUNCE_MS: String(WINDOW_MS) } });
+  hooks = await WebhookReceiver.start();
+  sys = await startSystem({
+    nodes: 2,
+    env: {
+      HERALD_PRESENCE_DEBOUNCE_MS: String(WINDOW_MS),
+      HERALD_WEBHOOKS: JSON.stringify([
+        { id: 'devices', url: hooks.url, events: ['device.online', 'device.offline'], secret: hooks.secret },
+      ]),
+    },
+  });
   redis = new Redis(sys.redisUrl);
 }, 90_000);
 afterAll(async () => {
   redis?.disconnect();
   await sys?.teardown();
+  await hooks?.stop();
 }, 60_000);
 
 const httpBase = () => sys.wsUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');
@@ -177,76 +193,71 @@ describe('presence API', () => {
 });
 
 describe('device.online / device.offline', () => {
-  const OUTBOX = 'herald:{wh}:events';
-  /** What a node records for an app that wants device webhooks (apps/node hellos.ts; its own test). */
-  const raw = (type: 'device.connect' | 'device.disconnect', device: string, node: string) =>
-    redis.xadd(
-      OUTBOX,
-      '*',
-      'b',
-      JSON.stringify([
-        {
-          id: randomUUID(),
-          type,
-          ts: Date.now(),
-          data: { device, user: 'carol', node, transport: 'websocket' },
-        },
-      ]),
-    );
-  /** The public device events in the outbox, as the sender would read them. */
-  const published = async () =>
-    (await redis.xrange(OUTBOX, '-', '+'))
-      .flatMap(
-        ([, f]) => JSON.parse(f[1] as string) as { id: string; type: string; data: { device: string } }[],
-      )
-      .filter((e) => e.type === 'device.online' || e.type === 'device.offline')
-      .map((e) => `${e.type} ${e.data.device}`);
-  const connect = async (device: string): Promise<[Probe, string]> => {
-    const p = await sys.connect(device, { user: 'carol', localAddress: loopback(5) });
-    const node = (await get(`/v1/devices/${device}`)).json.node as string;
-    await raw('device.connect', device, node);
-    return [p, node];
-  };
-  const drop = async (device: string, p: Probe, node: string) => {
+  type Seen = { type: string; device: string; at: number };
+  /** The receiver's device events of the devices of this test, in arrival order. */
+  const seen = (): Seen[] =>
+    hooks.events
+      .filter((e) => e.type.startsWith('device.') && String(e.data.device).startsWith('ev-'))
+      .map((e) => ({ type: e.type, device: String(e.data.device), at: Date.parse(e.timestamp) }));
+  const names = () => seen().map((e) => `${e.type} ${e.device}`);
+  const arrived = (name: string) =>
+    waitFor(async () => names().includes(name), { what: name, timeoutMs: WINDOW_MS + 8000 });
+  const connect = (device: string) => sys.connect(device, { user: 'carol', localAddress: loopback(5) });
+  /** Closes the connection and waits until the presence API shows the device gone (the node saw it). */
+  const drop = async (device: string, p: Probe) => {
     p.close();
-    await waitFor(async () => !(await online(device)), { what: `${device} offline` });
-    await raw('device.disconnect', device, node);
+    await waitFor(async () => !(await online(device)), { what: `${device} offline`, timeoutMs: 5000 });
   };
-
-  it('a reconnect within the window gives no offline/online pair; a device that stays away goes offline', async () => {
-    const [flap, n1] = await connect('ev-flap');
-    const [away, n2] = await connect('ev-away');
-    await waitFor(async () => (await published()).length === 2, {
-      what: 'two online events',
-      timeoutMs: 10_000,
+  /** The debouncer's devices due offline (keys.ts presenceDue): the debouncer has applied their disconnect. */
+  const due = (device: string) =>
+    waitFor(async () => (await redis.zscore('herald:{wh}:presence:due', device)) !== null, {
+      what: `${device} due offline`,
+      intervalMs: 20,
+      timeoutMs: 5000,
     });
-    expect((await published()).sort()).toEqual(['device.online ev-away', 'device.online ev-flap']);
 
-    // Both drop; ev-flap is back within the window, ev-away is not.
-    await drop('ev-flap', flap, n1);
-    await drop('ev-away', away, n2);
-    const [flap2, n3] = await connect('ev-flap');
-    // ev-away's offline comes after its window, which ended after ev-flap's: by then ev-flap's
-    // would have come too.
-    await waitFor(async () => (await published()).includes('device.offline ev-away'), {
-      what: 'ev-away offline',
-      timeoutMs: 10_000,
-    });
-    expect((await published()).sort()).toEqual([
-      'device.offline ev-away',
-      'device.online ev-away',
-      'device.online ev-flap',
-    ]);
+  it('nodes record connects and disconnects; the endpoint gets signed device.online/offline, none for a reconnect within the window', async () => {
+    const flap = await connect('ev-flap');
+    const away = await connect('ev-away');
+    await arrived('device.online ev-flap');
+    await arrived('device.online ev-away');
+    const first = hooks.events.find((e) => e.type === 'device.online' && e.data.device === 'ev-flap');
+    expect(first?.data).toMatchObject({ device: 'ev-flap', user: 'carol', transport: 'websocket' });
+    expect(first?.data.node).toMatch(/\S/);
 
-    // ev-flap drops for good now: offline after its window.
-    await drop('ev-flap', flap2, n3);
-    await waitFor(async () => (await published()).includes('device.offline ev-flap'), {
-      what: 'ev-flap offline',
-      timeoutMs: 10_000,
-    });
-    expect((await published()).filter((e) => e.endsWith('ev-flap'))).toEqual([
+    // ev-flap drops and is back within the window, after the debouncer has seen it go (so the
+    // reconnect is what cancels the offline, not two events read in one step); ev-away drops for good.
+    const flapDroppedAt = Date.now();
+    await drop('ev-flap', flap);
+    await due('ev-flap');
+    const flap2 = await connect('ev-flap');
+    expect(Date.now() - flapDroppedAt, 'the reconnect came within the window').toBeLessThan(WINDOW_MS);
+    await drop('ev-away', away);
+    await arrived('device.offline ev-away');
+    // The one wait for something that must NOT come: ev-flap's window ended before ev-away's
+    // (it dropped first), so the debouncer step that announced ev-away would have announced
+    // ev-flap too; MARGIN_MS covers that event's way to the endpoint (a debouncer step and a pump
+    // poll of 250 ms each, and its request possibly running beside the other on the endpoint).
+    const quietUntil = flapDroppedAt + WINDOW_MS + MARGIN_MS;
+    await new Promise((r) => setTimeout(r, Math.max(0, quietUntil - Date.now())));
+    // The two onlines (in either order), then ev-away's offline only.
+    expect(names().slice(0, 2).sort()).toEqual(['device.online ev-away', 'device.online ev-flap']);
+    expect(names().slice(2)).toEqual(['device.offline ev-away']);
+
+    // ev-flap now stays away: offline once its window is over, after its one online.
+    const goneAt = Date.now();
+    await drop('ev-flap', flap2);
+    await arrived('device.offline ev-flap');
+    expect(names().filter((n) => n.endsWith(' ev-flap'))).toEqual([
       'device.online ev-flap',
       'device.offline ev-flap',
     ]);
+    const off = seen().find((e) => e.type === 'device.offline' && e.device === 'ev-flap');
+    // Its timestamp is the disconnect's, not the announcement's.
+    expect(off?.at).toBeGreaterThanOrEqual(goneAt - 1000);
+    expect(off?.at).toBeLessThan(goneAt + WINDOW_MS);
+    // Every request verified by standardwebhooks; each event once.
+    expect(hooks.badSignatures).toBe(0);
+    expect(hooks.uniqueIds().size).toBe(hooks.events.length);
   }, 40_000);
 });

@@ -154,6 +154,19 @@ describe('webhooks', () => {
     const expected = new Set(ids.map((id, i) => `${id}/wh-dev-${i % DEVICES}`));
     expect(pairs(main.r, 'notification.delivered')).toEqual(expected);
     expect(pairs(main.r, 'notification.acked')).toEqual(expected);
+    // Acked events carry the entry's seq, WebSocket acks of entries sent live included: the one
+    // its delivered event has.
+    const seqs = (type: string) =>
+      new Map(
+        main.r.events
+          .filter((e) => e.type === type)
+          .map((e) => [`${String(e.data.notification)}/${String(e.data.device)}`, e.data.seq]),
+      );
+    const delivered = seqs('notification.delivered');
+    for (const [pair, seq] of seqs('notification.acked')) {
+      expect(typeof seq, pair).toBe('number');
+      expect(seq, pair).toBe(delivered.get(pair));
+    }
     // At least once, once after dedupe by event id: one id per (type, notification, device).
     expect(main.r.uniqueIds().size).toBe(2 * NOTIFICATIONS);
     // Batched: far fewer requests than events.

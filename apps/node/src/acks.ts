@@ -107,11 +107,14 @@ export class HttpAcks {
       for (let r = 0; r < MAX_ACK_READS && after < to; r++) {
         const { entries } = await deps.streams.read(keys, after, Math.min(to - after, batch));
         if (entries.length === 0) return;
+        const now = Date.now();
         for (const e of entries) {
           if (e.seq > to) return;
+          after = e.seq;
+          // Announced in a gap (collapsed, expired), never delivered: not acked either.
+          if (e.collapsed || e.exp <= now) continue;
           deps.stats.acks++;
           deps.receipts.acked(e.id, { device, stream, seq: e.seq });
-          after = e.seq;
         }
       }
     } catch (err) {

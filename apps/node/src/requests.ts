@@ -44,10 +44,7 @@ export abstract class Requests extends Delivery {
     const device = this.identity!.device;
     const from = st.acked;
     const unsentTo = Math.min(seq, (st.firstSentAfter(from) ?? st.sent + 1) - 1);
-    const ids = st.ack(seq);
-    deps.stats.acks += ids.length;
-    // Cumulative: the acked entries' own seqs are not kept beside their ids (stream-state.ts).
-    for (const id of ids) deps.receipts.acked(id, { device, stream });
+    deps.stats.acks += st.ack(seq, (id, at) => deps.receipts.acked(id, { device, stream, seq: at }));
     deps.receipts.cursor(device, stream, seq);
     if (unsentTo > from) await this.ackUnsent(stream, device, from, unsentTo);
   }
@@ -57,8 +54,11 @@ export abstract class Requests extends Delivery {
     try {
       const keys = deps.streams.keysOf(stream, device);
       const { entries } = await deps.streams.read(keys, from, Math.min(to - from, deps.limits.replayBatch));
+      const now = Date.now();
       for (const e of entries) {
         if (e.seq > to) break;
+        // Announced in a gap, never delivered (delivery.ts skips these): not acked either.
+        if (e.collapsed || e.exp <= now) continue;
         deps.stats.acks++;
         deps.receipts.acked(e.id, { device, stream, seq: e.seq });
       }

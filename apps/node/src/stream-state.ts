@@ -57,23 +57,30 @@ export class StreamState {
     this.compact();
   }
 
-  /** Moves the ack cursor; returns the ids sent here and newly acked (cumulative ack). */
-  ack(seq: number): string[] {
-    if (seq <= this.acked) return [];
+  /**
+   * Moves the ack cursor; hands each entry sent here and newly acked (cumulative ack) to `each`
+   * with its seq (the pairs are kept anyway, so the seq costs nothing: no list is built per ack)
+   * and returns how many.
+   */
+  ack(seq: number, each: (id: string, seq: number) => void): number {
+    if (seq <= this.acked) return 0;
     const from = this.acked;
     this.acked = seq;
     const u = this.unacked;
-    const ids: string[] = [];
-    if (!u) return ids;
+    if (!u) return 0;
+    let n = 0;
     let i = this.head;
     while (i < u.length && (u[i] as number) <= seq) {
       // Sent again below the stored cursor (the client resumed from an older cursor): counted before.
-      if ((u[i] as number) > from) ids.push(u[i + 1] as string);
+      if ((u[i] as number) > from) {
+        each(u[i + 1] as string, u[i] as number);
+        n++;
+      }
       i += 2;
     }
     this.head = i;
     this.compact();
-    return ids;
+    return n;
   }
 
   /** Drops acked pairs from the front once they are half the list; frees it when empty. */

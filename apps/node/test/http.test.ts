@@ -273,6 +273,19 @@ describe('acks over HTTP', () => {
     for (const e of entries) expect((await status.get(e.id))?.counts.acked, e.id).toBe(1);
   });
 
+  it('does not count an entry superseded by its collapseKey (never delivered) as acked', async () => {
+    const [old, kept] = [
+      { ...(await entry()), collapseKey: 'score' },
+      { ...(await entry()), collapseKey: 'score' },
+    ];
+    await streams.appendInboxes(['d-ack-ck'], old);
+    const [r] = await streams.appendInboxes(['d-ack-ck'], kept);
+    expect((await ack('d-ack-ck', { cursors: { inbox: r!.seq } })).status).toBe(204);
+    await node.flush();
+    expect((await status.get(kept.id))?.counts.acked).toBe(1);
+    expect((await status.get(old.id))?.counts.acked).toBe(0);
+  });
+
   it('refuses bad input with the stream named', async () => {
     const s = await toDevice('d-ack2');
     const past = await ack('d-ack2', { cursors: { inbox: s + 5 } });

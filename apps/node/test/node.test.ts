@@ -229,6 +229,25 @@ describe('delivery', () => {
     p.close();
   });
 
+  it('an ack past collapsed and expired gaps counts only the entries the device got (the others were never delivered)', async () => {
+    const status = new StatusStore(cmd, keys, 60_000);
+    const short = entry({ short: true }, 150);
+    const all = [{ ...entry({ a: 1 }), collapseKey: 'a' }, short, { ...entry({ a: 2 }), collapseKey: 'a' }];
+    for (const e of all) {
+      await status.create(e.id, { state: 'sent', target: 'devices', createdAt: Date.now(), exp: e.exp });
+      await publishToDevice('dev-ckack', e);
+    }
+    await new Promise((r) => setTimeout(r, short.exp - Date.now() + 20)); // let its TTL pass
+    const p = await hello('dev-ckack');
+    await p.until(() => p.notifications().length === 1, 'the newest');
+    p.send({ type: 'ack', stream: 'inbox', seq: 3 });
+    await waitFor(async () => ((await status.get(all[2]!.id))?.counts.acked === 1 ? true : undefined));
+    // The collapsed and the expired one: neither delivered nor acked here.
+    for (const e of all.slice(0, 2))
+      expect((await status.get(e.id))?.counts).toMatchObject({ delivered: 0, acked: 0 });
+    p.close();
+  });
+
   it('counts delivered and acked per notification and stores the acked cursor', async () => {
     const status = new StatusStore(cmd, keys, 60_000);
     const e = entry();

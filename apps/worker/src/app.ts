@@ -100,7 +100,7 @@ export async function startWorkerApp(cfg: WorkerConfig, log: Logger): Promise<Wo
   const presence = startPresence({
     redis,
     keys,
-    appsFile: cfg.HERALD_APPS_FILE,
+    apps: () => webhooks?.deviceApps() ?? [],
     windowMs: cfg.HERALD_PRESENCE_DEBOUNCE_MS,
     log,
   });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AppRegistry } from '@herald/config';
-import { DEFAULT_APP, type Keys, type RedisClient } from '@herald/store';
+import type { Keys, RedisClient } from '@herald/store';
 import type { Logger } from 'pino';
 import { PresenceDebouncer } from './debouncer.js';
 
@@ -8,8 +7,11 @@ export interface PresencePartDeps {
   redis: RedisClient;
   /** The deployment's keys; `forApp` gives each app's. */
   keys: Keys;
-  /** HERALD_APPS_FILE, if any (else the one app `default`). */
-  appsFile: string;
+  /**
+   * The apps whose endpoints want `device.online` or `device.offline` now (the webhooks part's
+   * `deviceApps`, which follows the apps file's reloads; none when webhooks are off).
+   */
+  apps: () => readonly string[];
   windowMs: number;
   log: Logger;
   /** Pause between steps when there was nothing to do. */
@@ -23,15 +25,15 @@ export interface PresencePart {
 }
 
 /**
- * The presence debouncer of every app (debouncer.ts), stepped in one loop: each step reads each
- * app's outbox without blocking (XREADGROUP without BLOCK, so it shares the background
- * connection), so the loop pauses `idleMs` (250 ms: a twentieth of the default window) when no
- * app had anything. Apps follow the apps file's reloads.
+ * The presence debouncer of each app that wants device webhooks (debouncer.ts), stepped in one
+ * loop: each step reads each app's outbox without blocking (XREADGROUP without BLOCK, so it
+ * shares the background connection), so the loop pauses `idleMs` (250 ms: a twentieth of the
+ * default window) when no app had anything. An idle step costs about 4 Redis commands per app,
+ * so apps that want neither `device.online` nor `device.offline` get no debouncer at all (their
+ * nodes record no raw device events either: apps/node app-scope.ts); their state in Redis stays
+ * and the sweep settles it if they want the events again.
  */
 export function startPresence(d: PresencePartDeps): PresencePart {
-  const apps = d.appsFile
-    ? new AppRegistry({ HERALD_APPS_FILE: d.appsFile }, { log: d.log }).watch()
-    : undefined;
   const consumer = `w-${randomUUID().slice(0, 8)}`;
   const debouncers = new Map<string, PresenceDebouncer>();
   const of = (app: string) => {
@@ -53,7 +55,11 @@ export function startPresence(d: PresencePartDeps): PresencePart {
   let failing = false;
   const step = async () => {
     let n = 0;
-    for (const app of apps ? apps.all().map((a) => a.id) : [DEFAULT_APP]) n += await of(app).step();
+    const apps = d.apps();
+    // Bounded by the apps: a debouncer of an app that no longer wants device events is dropped.
+    if (debouncers.size > apps.length)
+      for (const app of debouncers.keys()) if (!apps.includes(app)) debouncers.delete(app);
+    for (const app of apps) n += await of(app).step();
     return n;
   };
   const loop = () => {

@@ -23,6 +23,11 @@ export interface WebhooksPart {
   sender: WebhookSender;
   /** The event types some endpoint of the app wants (undefined app: default). */
   wants(app: string | undefined): ReadonlySet<string> | undefined;
+  /**
+   * The apps some endpoint of which wants `device.online` or `device.offline` (the presence
+   * debouncer runs for these only), as of the last apps (re)load.
+   */
+  deviceApps(): readonly string[];
   worker: Worker<WebhookJob>;
   close(force?: boolean): Promise<void>;
 }
@@ -81,7 +86,14 @@ export function startWebhooks(d: WorkerPartDeps): WebhooksPart | undefined {
 
   const consumer = `${hostname()}-${process.pid}`;
   const pumps = new Map<string, WebhookPump>();
+  let deviceApps: readonly string[] = [];
   const sync = () => {
+    deviceApps = apps
+      .all()
+      .filter((a) =>
+        a.webhooks?.some((e) => e.events.includes('device.online') || e.events.includes('device.offline')),
+      )
+      .map((a) => a.id);
     const wanted = new Set(
       apps
         .all()
@@ -122,6 +134,7 @@ export function startWebhooks(d: WorkerPartDeps): WebhooksPart | undefined {
   return {
     sender,
     worker,
+    deviceApps: () => deviceApps,
     wants(app) {
       const id = app ?? DEFAULT_APP;
       let w = wanted.get(id);
