@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import { BadRequest } from '../errors.js';
-import { bodyHash, type NotificationService, type WebhookMark } from '../notifications.js';
+import { bodyHash, type NotificationService } from '../notifications.js';
+import type { WebhookMark } from '../prepare.js';
 import {
   batchSchema,
   Cancelled,
