@@ -43,17 +43,6 @@ export type RawEventSink = () => WebhookOutbox | undefined;
 const MAX_TOPICS_ONLINE = 1000;
 
 /**
- * While a batch of hellos waits for Redis, the next one gathers until its reply (or this many
- * hellos, or FLUSH_WAIT_MS) instead of going out on the next turn: a connect storm's hellos go in
- * fewer, larger writes. Issue #14: batches were about 4 hellos (GETs of the broadcast head per
- * hello in `INFO commandstats`), and each write of a batch (a Pipeline, a socket write and its
- * reply read on both sides) cost as much as several hellos' own work (BENCHMARKS.md).
- */
-const MAX_BATCH = 500;
-/** A batch never waits longer than this for the one before it (a slow or stuck reply). */
-const FLUSH_WAIT_MS = 20;
-
-/**
  * Gathers the hellos that arrive in one turn of the event loop (a connect storm brings many per
  * socket read phase) and sends their Redis work together: one script per device, one SADD per
  * user and for all devices, and one GET of the broadcast head for the whole batch, in one
@@ -73,12 +62,6 @@ export class Hellos {
   private joined: PresentDevice[] = [];
   private goneDone: { promise: Promise<void>; resolve(): void; reject(err: Error): void } | undefined;
   private scheduled = false;
-  /** A batch of hellos sent and not yet answered: the next one waits for it (MAX_BATCH). */
-  private inFlight = false;
-  /** Number of the last batch of hellos sent. */
-  private batchNo = 0;
-  /** Forces the waiting batch out after FLUSH_WAIT_MS. */
-  private waitTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     private readonly devices: Devices,
@@ -133,40 +116,12 @@ export class Hellos {
 
   private schedule(): void {
     if (this.scheduled) return;
-    if (this.inFlight && this.queue.length < MAX_BATCH) {
-      // Sent when the batch in flight is answered (`settled`), or after FLUSH_WAIT_MS at most.
-      this.waitTimer ??= setTimeout(() => this.forceFlush(), FLUSH_WAIT_MS).unref();
-      return;
-    }
     this.scheduled = true;
     setImmediate(() => this.flush());
   }
 
-  private forceFlush(): void {
-    this.waitTimer = undefined;
-    this.inFlight = false;
-    this.schedule();
-  }
-
-  /** The batch in flight was answered: what gathered meanwhile goes out on the next turn. */
-  private settled(batchNo: number): void {
-    // A batch forced out (FLUSH_WAIT_MS) is the one in flight now, not the one answered.
-    if (batchNo !== this.batchNo) return;
-    this.inFlight = false;
-    if (this.waitTimer) {
-      clearTimeout(this.waitTimer);
-      this.waitTimer = undefined;
-    }
-    if (this.queue.length > 0 || this.gone.length > 0 || this.joined.length > 0 || this.events.length > 0)
-      this.schedule();
-  }
-
   private flush(): void {
     this.scheduled = false;
-    if (this.waitTimer) {
-      clearTimeout(this.waitTimer);
-      this.waitTimer = undefined;
-    }
     if (this.joined.length > 0) {
       const joined = this.joined;
       this.joined = [];
@@ -200,16 +155,12 @@ export class Hellos {
       outbox?.append(events).catch(() => undefined);
     }
     if (!sessions || !head) return;
-    this.inFlight = true;
-    const no = ++this.batchNo;
     Promise.all([sessions, head]).then(
       ([s, [broadcastHead]]) => {
-        this.settled(no);
         for (let i = 0; i < batch.length; i++)
           batch[i]!.resolve({ ...s[i]!, broadcastHead: broadcastHead ?? 0 });
       },
       (err: Error) => {
-        this.settled(no);
         for (const p of batch) p.reject(err);
       },
     );
