@@ -11,11 +11,10 @@ type UpgradeListener = (this: Server, req: IncomingMessage, socket: Duplex, head
  * dropped once the socket is upgraded. In the connect profile (BENCHMARKS.md, "Issue #14") that
  * routing was 8.5% of a node's busy time, plus the garbage it left; with this shortcut the whole
  * upgrade went from 23.5% to 9.7% (with the synchronous HS256 check, a connect's server CPU fell
- * 13-22%). Here a `GET` of
- * exactly `path` (query allowed) that `admit` lets through goes straight to `ws`'s
- * `handleUpgrade`, which checks the handshake headers itself (400/426 as through the plugin);
- * every other upgrade (another path or method, a refused Origin: its 403 body) still goes
- * through Fastify as before. Call after the plugin is registered, before listening.
+ * 13-22%). Here a `GET` of exactly `path` (query allowed) that `admit` lets through goes
+ * straight to `ws`'s `handleUpgrade`, which checks the handshake headers itself (400/426 as
+ * through the plugin); every other upgrade (another path or method, a refused Origin: its 403
+ * body) still goes through Fastify as before. Call after the plugin is registered, before listening.
  */
 export function upgradeAhead(
   server: Server,
