@@ -49,8 +49,9 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export const USAGE = `Usage: node bench/dist/run.js [options]
   --scale <x>              multiply every size (connections, subscribers, messages of single) (1)
-  --systems <a,b>          ${SYSTEMS.join(',')} (all;
-                           the -sse ones, Server-Sent Events, run in idle and broadcast only)
+  --systems <a,b>          ${SYSTEMS.join(',')} (all but ws-floor;
+                           the -sse ones, Server-Sent Events, run in idle and broadcast only;
+                           ws-floor, a bare \`ws\` server answering hello, in connect only)
   --scenarios <a,b>        ${SCENARIOS.join(',')} (all)
   --nodes <n>              Herald push nodes, at least (3)
   --redis-shards <n>       Herald on a Redis Cluster of n masters (+1 replica each); 1 = one redis-server (1)
@@ -76,7 +77,8 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     scale: 1,
-    systems: [...SYSTEMS],
+    // ws-floor (a bare `ws` server, the floor of a connect on Node) only when asked for.
+    systems: SYSTEMS.filter((s) => s !== 'ws-floor'),
     scenarios: [...SCENARIOS],
     nodes: 3,
     redisShards: 1,

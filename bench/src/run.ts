@@ -142,6 +142,10 @@ async function main(): Promise<void> {
           per[name] = { skipped: 'n/a: this scenario goes through the balancer (see herald-nginx)' };
           continue;
         }
+        if (name === 'ws-floor' && scenario !== 'connect') {
+          per[name] = { skipped: 'n/a: the floor server runs in the connect scenario only' };
+          continue;
+        }
         if (SSE_SYSTEMS.includes(name) && !SSE_SCENARIOS.includes(scenario)) {
           per[name] = { skipped: SSE_ONLY };
           continue;

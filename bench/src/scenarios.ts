@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { commandStats, perOperation } from './commandstats.js';
 import type { LatencySummary } from './histogram.js';
 import type { LoadGenPool, PoolConnectResult, PoolStats } from './loadgen/pool.js';
 import type { Subscription } from './loadgen/protocol.js';
@@ -205,16 +206,29 @@ async function idle(ctx: Ctx): Promise<Result> {
 async function connect(ctx: Ctx): Promise<Result> {
   const n = sizes(ctx.o).connect;
   await sleep(1000);
+  const stats = ctx.sys.redisUrl ? commandStats(ctx.sys.redisUrl) : undefined;
+  await stats?.start();
   const meter = new Meter(groupsOf(ctx));
   const r = await connectClients(ctx, n, { mode: 'own' }, 'conn-');
   const u = meter.stop();
+  const redis = await stats?.stop();
   return {
     size: n,
     ...connectSummary(r),
     connectsPerS: r.wallMs > 0 ? Math.round((r.ok * 1000) / r.wallMs) : null,
     connectsPerServerCpuS: u.serverCpuS > 0 ? Math.round(r.ok / u.serverCpuS) : null,
+    /** Server CPU per connect by process group, in µs (issue #14). */
+    usPerConnect: r.ok > 0 ? perConnect(u, r.ok) : null,
     cpu: cpuSummary(u),
+    ...(redis && r.ok > 0 ? { redisPerConnect: perOperation(redis, r.ok) } : {}),
   };
+}
+
+/** Microseconds of CPU per connect: the server total and each group (load generators included, not counted). */
+function perConnect(u: Usage, ok: number): Record<string, number> {
+  const out: Record<string, number> = { server: Math.round((u.serverCpuS * 1e6) / ok) };
+  for (const [name, g] of Object.entries(u.groups)) out[name] = Math.round((g.cpuS * 1e6) / ok);
+  return out;
 }
 
 /** Publishes `count` messages to `target` (windowed or paced) and waits for every delivery. */

@@ -28,6 +28,7 @@ export const SYSTEMS = [
   'nchan',
   'herald-direct-sse',
   'nchan-sse',
+  'ws-floor',
 ] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
@@ -63,6 +64,8 @@ export interface RunningSystem {
   info: Record<string, unknown>;
   /** Log files worth reading when something stops (nginx error logs). */
   logs: string[];
+  /** The system's own Redis (one server), for `INFO commandstats` around a phase (Herald). */
+  redisUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -267,6 +270,7 @@ export async function startHerald(
       apiPort: stack.api.port,
     },
     logs: b ? [b.errorLog] : [],
+    ...(cluster ? {} : { redisUrl: stack.redisUrl }),
     stop: async () => {
       await b?.stop().catch(() => undefined);
       await stack.stop();
@@ -276,6 +280,59 @@ export async function startHerald(
 }
 
 // ---------------------------------------------------------------- Socket.IO
+
+const WS_FLOOR_SERVER = fileURLToPath(new URL('./peers/ws-floor-server.js', import.meta.url));
+
+/**
+ * The floor of a connect on Node (issue #14): bare `ws` processes (as many as Herald's nodes
+ * would be) answering Herald's `hello` with a `welcome`; no token, Redis or framework.
+ */
+export async function startWsFloor(o: StartOptions): Promise<RunningSystem> {
+  const per = socketsPerProcess();
+  const count = Math.max(o.nodes, Math.ceil((o.peak * 1.1) / per));
+  fs.mkdirSync(o.logDir, { recursive: true });
+  const procs: ManagedProcess[] = [];
+  const ports: number[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000)));
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const port = await freePort();
+      ports.push(port);
+      procs.push(
+        await ManagedProcess.start({
+          command: 'bash',
+          args: ulimitWrapped(process.execPath, [WS_FLOOR_SERVER]),
+          env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' },
+          logFile: path.join(o.logDir, `ws-floor-${i + 1}.log`),
+          name: `ws-floor-${i + 1}`,
+        }),
+      );
+    }
+    await Promise.all(
+      ports.map((port, i) =>
+        waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () =>
+          procs[i]!.running ? undefined : `ws-floor-${i + 1} exited:\n${procs[i]!.logTail()}`,
+        ),
+      ),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    name: 'ws-floor',
+    clientKind: 'herald',
+    urls: ports.map((p) => `ws://127.0.0.1:${p}/v1/ws`),
+    groups: [{ name: 'ws', counted: true, pids: () => procs.map((p) => p.pid) }],
+    tokenSecret: TOKEN_SECRET,
+    publish: async () => 0,
+    info: { processes: count, server: 'bench/src/peers/ws-floor-server.ts: ws, no framework, no Redis' },
+    logs: [],
+    stop,
+  };
+}
 
 const SOCKETIO_SERVER = fileURLToPath(new URL('./peers/socketio-server.js', import.meta.url));
 
@@ -480,6 +537,8 @@ export async function startSystem(name: SystemName, o: StartOptions): Promise<Ru
       return startHerald('direct', o, 'sse');
     case 'nchan-sse':
       return startNchan(o, 'sse');
+    case 'ws-floor':
+      return startWsFloor(o);
   }
 }
 

@@ -2,7 +2,7 @@ import { CloseCode } from '@herald/protocol';
 import type { Nodes } from '@herald/store';
 import type { Logger } from 'pino';
 import { AppScope, type NodeApp, type NodeParts } from './app-scope.js';
-import { type DeviceIdentity, verifyAppToken } from './auth.js';
+import { type DeviceIdentity, verifyAppToken, verifyAppTokenNow } from './auth.js';
 import type { AppDirectory, Refusal, SessionDeps, Verifier } from './ports.js';
 
 /**
@@ -175,5 +175,10 @@ export class NodeApps implements AppDirectory, Verifier {
    */
   verify(token: string): Promise<DeviceIdentity> {
     return verifyAppToken(token, (id) => this.scopes.get(id), this.only?.id);
+  }
+
+  /** `verify` without a promise for HS256 tokens (the usual hello), else undefined. */
+  verifyNow(token: string): DeviceIdentity | undefined {
+    return verifyAppTokenNow(token, (id) => this.scopes.get(id), this.only?.id);
   }
 }

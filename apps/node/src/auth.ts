@@ -9,4 +9,5 @@ export {
   tokenApp,
   verifierFor,
   verifyAppToken,
+  verifyAppTokenNow,
 } from '@herald/token';

@@ -27,6 +27,7 @@ import { type SseConn, sseBeat } from './sse-transport.js';
 import { Stats } from './stats.js';
 import type { Transport } from './transport.js';
 import { attachWs, wsTransport } from './ws-transport.js';
+import { upgradeAhead } from './ws-upgrade.js';
 
 export type { NodeDeps, NodeOptions } from './options.js';
 
@@ -185,6 +186,18 @@ export class HeraldNode {
         ws.removeAllListeners('error');
         raw._httpMessage?.detachSocket(raw);
         this.onSocket(ws, clientAddress(raw) ?? req.ip, req.headers.origin);
+      },
+    );
+    // The usual upgrade (no Origin, or an allowed one) skips the router; the route above
+    // answers the rest (a refused Origin's 403, HEAD, other paths) exactly as before.
+    upgradeAhead(
+      app.server,
+      app.websocketServer,
+      WS_PATH,
+      (req) => req.headers.origin === undefined || this.apps.anyOriginAllowed(req.headers.origin),
+      (ws, req) => {
+        const raw = req.socket as Socket;
+        this.onSocket(ws, clientAddress(raw) ?? raw.remoteAddress ?? '', req.headers.origin);
       },
     );
     httpTransports(app, {

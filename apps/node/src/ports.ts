@@ -120,6 +120,11 @@ export interface ExpiryClock {
 export interface Verifier {
   /** Rejects with a `TokenError` for a refused token. */
   verify(token: string): Promise<DeviceIdentity>;
+  /**
+   * `verify` without a promise when it can answer synchronously (HS256), else undefined; throws
+   * the `TokenError` that `verify` would reject with.
+   */
+  verifyNow?(token: string): DeviceIdentity | undefined;
 }
 
 /** The apps of the node, as a session sees them (apps.ts). */

@@ -71,6 +71,17 @@ describe('security at the door', () => {
     expect(await upgradeStatus(url, {})).toBe(101);
   });
 
+  it('upgrades /v1/ws with a query too; other paths and a bad handshake are refused as before', async () => {
+    // The plain upgrade skips Fastify's router (ws-upgrade.ts); the answers must not change.
+    const { url, port } = await start();
+    const q = await Probe.open(`${url}?v=1`);
+    q.send({ type: 'hello', token: await token('dev-q') });
+    expect(await q.frame('welcome')).toMatchObject({ device: 'dev-q' });
+    q.close();
+    expect(await upgradeStatus(`ws://127.0.0.1:${port}/v1/wsx`, {})).toBe(404);
+    expect(await upgradeStatus(`ws://127.0.0.1:${port}/v1/ws/`, {})).toBe(404);
+  });
+
   it('verifies asymmetric tokens against a JWKS and refuses algorithms without a key', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };

@@ -78,9 +78,18 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<DeviceIdentity> {
-    let payload: Record<string, unknown> | undefined = this.hs256(token);
-    if (!payload) payload = await this.jose(token);
-    return this.identity(payload);
+    return this.verifyNow(token) ?? this.identity(await this.jose(token));
+  }
+
+  /**
+   * `verify`'s answer without a promise when the synchronous HS256 path can give it (issue #14:
+   * four async layers and their microtasks per hello, BENCHMARKS.md), else undefined: another
+   * algorithm, or any token that path does not accept, which only `verify` (jose) judges.
+   * Throws the same TokenError as `verify` for a signed token whose claims are no identity.
+   */
+  verifyNow(token: string): DeviceIdentity | undefined {
+    const payload = this.hs256(token);
+    return payload ? this.identity(payload) : undefined;
   }
 
   /**
@@ -211,12 +220,40 @@ export async function verifyAppToken(
   appOf: (id: string) => AppTokenKeys | undefined,
   only?: string,
 ): Promise<DeviceIdentity> {
+  const [id, verifier] = appVerifier(token, appOf, only);
+  return sameApp(await verifier.verify(token), id);
+}
+
+/**
+ * `verifyAppToken` without a promise when the token's verifier answers synchronously (HS256,
+ * `TokenVerifier.verifyNow`), else undefined (then call `verifyAppToken`). Throws the same
+ * TokenError as `verifyAppToken` where that one would reject.
+ */
+export function verifyAppTokenNow(
+  token: string,
+  appOf: (id: string) => AppTokenKeys | undefined,
+  only?: string,
+): DeviceIdentity | undefined {
+  const [id, verifier] = appVerifier(token, appOf, only);
+  const identity = verifier.verifyNow(token);
+  return identity && sameApp(identity, id);
+}
+
+/** The app a token names and its verifier; TokenError when there is none. */
+function appVerifier(
+  token: string,
+  appOf: (id: string) => AppTokenKeys | undefined,
+  only: string | undefined,
+): [string, TokenVerifier] {
   const id = only ?? tokenApp(token);
   if (id === undefined) throw new TokenError('invalid token: aud must be one app id (a string)');
   const app = appOf(id);
   if (!app) throw new TokenError(`invalid token: unknown app ${JSON.stringify(id.slice(0, 64))}`);
   if (!app.verifier) throw new TokenError(`invalid token: app ${id} has no token keys`);
-  const identity = await app.verifier.verify(token);
+  return [id, app.verifier];
+}
+
+function sameApp(identity: DeviceIdentity, id: string): DeviceIdentity {
   if (identity.app !== id)
     throw new TokenError(`invalid token: unknown app ${JSON.stringify(identity.app.slice(0, 64))}`);
   return identity;

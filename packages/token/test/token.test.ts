@@ -8,6 +8,7 @@ import {
   TokenOptionError,
   TokenVerifier,
   verifyAppToken,
+  verifyAppTokenNow,
 } from '../src/index.js';
 
 describe('mintDeviceToken', () => {
@@ -93,5 +94,19 @@ describe('verifyAppToken', () => {
     await expect(verify(await mint(secrets.default, 'shop'), 'default')).rejects.toThrow(
       /unknown app "shop"/,
     );
+  });
+
+  it('answers the same without a promise (verifyAppTokenNow), or leaves the token to verifyAppToken', async () => {
+    const now = (t: string, only?: string) => verifyAppTokenNow(t, (id) => apps.get(id), only);
+    expect(now(await mint(secrets.shop, 'shop'))?.app).toBe('shop');
+    expect(now(await mint(secrets.default))?.app).toBe('default');
+    // Signed with another app's secret: no synchronous answer; verifyAppToken refuses it (above).
+    expect(now(await mint(secrets.default, 'shop'))).toBeUndefined();
+    const blog = await mint(secrets.shop, 'blog');
+    const bare = await mint(secrets.shop, 'bare');
+    const shopAsDefault = await mint(secrets.default, 'shop');
+    expect(() => now(blog)).toThrow(/unknown app "blog"/);
+    expect(() => now(bare)).toThrow(/has no token keys/);
+    expect(() => now(shopAsDefault, 'default')).toThrow(/unknown app "shop"/);
   });
 });
