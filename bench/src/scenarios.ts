@@ -6,7 +6,7 @@ import { type Options, type ScenarioName, sizes, sourceAddresses } from './optio
 import { makePayload, nowMs } from './payload.js';
 import { machineCpu, type ProcGroup, round, type Snapshot, snapshot, type Usage, usage } from './procstat.js';
 import { type HttpPublisher, runPaced, runWindowed } from './publisher.js';
-import { ok2xx, type RunningSystem, type Target } from './systems.js';
+import { type CommandStats, ok2xx, type RunningSystem, type Target } from './systems.js';
 
 export interface Ctx {
   sys: RunningSystem;
@@ -233,6 +233,7 @@ async function publishAndMeasure(
 ) {
   const { pub, sys } = ctx;
   await ctx.pool.expect(opts.perClient);
+  await sys.redisStats?.reset();
   const meter = new Meter(groupsOf(ctx));
   const statuses: Record<number, number> = {};
   let accepted = 0;
@@ -269,6 +270,7 @@ async function publishAndMeasure(
   const st = await waitDeliveries(ctx, opts.expected, publishing);
   await publishRun;
   const u = meter.stop();
+  const commands = await sys.redisStats?.read();
   const windowS = st.lastAt > 0 ? (st.lastAt - t0) / 1000 : Number.NaN;
   return {
     published: opts.count,
@@ -303,7 +305,24 @@ async function publishAndMeasure(
     ackErrors: Object.keys(st.ackErrors).length ? st.ackErrors : undefined,
     loadgenCpuS: round(st.cpuS, 2),
     cpu: cpuSummary(u),
+    /** Server CPU per delivery by process group (api, nodes, redis, worker...), microseconds. */
+    usPerDelivery: st.unique > 0 ? perDelivery(u, st.unique) : undefined,
+    /** Redis commands of the phase per delivery (calls and µs each), from INFO commandstats. */
+    redisPerDelivery: commands && st.unique > 0 ? commandsPer(commands, st.unique) : undefined,
   };
+}
+
+function perDelivery(u: Usage, n: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, g] of Object.entries(u.groups)) out[name] = round((g.cpuS * 1e6) / n, 1);
+  return out;
+}
+
+function commandsPer(c: CommandStats, n: number): Record<string, { calls: number; us: number }> {
+  const out: Record<string, { calls: number; us: number }> = {};
+  for (const [name, { calls, usec }] of Object.entries(c))
+    out[name] = { calls: round(calls / n, 3), us: round(usec / n, 1) };
+  return out;
 }
 
 /** One topic, N subscribers, M messages of `payloadBytes` as fast as the publisher's window allows. */

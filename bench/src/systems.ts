@@ -16,6 +16,7 @@ import {
   waitForHttp,
   waitForTcp,
 } from '@herald/stack';
+import { Redis } from 'ioredis';
 import { socketsPerProcess, ulimitWrapped } from './limits.js';
 import type { ClientKind } from './loadgen/protocol.js';
 import { childPids, type ProcGroup } from './procstat.js';
@@ -63,7 +64,41 @@ export interface RunningSystem {
   info: Record<string, unknown>;
   /** Log files worth reading when something stops (nginx error logs). */
   logs: string[];
+  /** Herald on one redis-server: its command statistics around a phase (CONFIG RESETSTAT, INFO commandstats). */
+  redisStats?: RedisStats;
   stop(): Promise<void>;
+}
+
+/** Calls and microseconds per Redis command (`INFO commandstats`), e.g. `evalsha`, `publish`. */
+export type CommandStats = Record<string, { calls: number; usec: number }>;
+
+export interface RedisStats {
+  reset(): Promise<void>;
+  read(): Promise<CommandStats>;
+}
+
+/** Command statistics of the Redis at `url`, on a connection of their own (opened lazily). */
+function redisStatsOf(url: string): RedisStats & { close(): Promise<void> } {
+  let conn: Redis | undefined;
+  const c = () => {
+    conn ??= new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    return conn;
+  };
+  return {
+    async reset() {
+      await c().config('RESETSTAT');
+    },
+    async read() {
+      const text = (await c().info('commandstats')) as string;
+      const out: CommandStats = {};
+      for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+        out[m[1] as string] = { calls: Number(m[2]), usec: Number(m[3]) };
+      return out;
+    },
+    async close() {
+      await conn?.quit().catch(() => undefined);
+    },
+  };
 }
 
 export interface StartOptions {
@@ -79,6 +114,8 @@ export interface StartOptions {
   balancer?: boolean;
   /** Herald: write V8 CPU profiles of every app process into this dir. */
   cpuProf?: string;
+  /** Herald's own Redis with AOF (default true, as the stack starts it) or without (`CONFIG SET appendonly no`). */
+  aof?: boolean;
 }
 
 const ok2xx = (s: number) => s >= 200 && s < 300;
@@ -206,6 +243,11 @@ export async function startHerald(
     nginx: { maxConns: 1_000_000, workerProcesses: 1 },
     readyTimeoutMs: 30_000,
   });
+  const stats = stack.redis ? redisStatsOf(stack.redis.url) : undefined;
+  if (stats && o.aof === false) {
+    const admin = new Redis(stack.redis?.url ?? '', { maxRetriesPerRequest: 1 });
+    await admin.config('SET', 'appendonly', 'no').finally(() => admin.quit());
+  }
   let balancer: Balancer | undefined;
   if (variant === 'nginx') {
     try {
@@ -259,6 +301,7 @@ export async function startHerald(
         ? `nginx stream, infra/nginx template + reuseport, ${nginxWorkers} workers, port ${b.port}`
         : 'none: clients spread over the node ports',
       env: 'HERALD_ACCEPT_RATE=1000000 HERALD_MAX_CONNECTIONS=1000000 HERALD_LOG_LEVEL=warn (others default)',
+      aof: o.aof === false ? 'off (CONFIG SET appendonly no)' : 'on (appendfsync everysec)',
       transport: sse
         ? 'SSE: GET /v1/sse (Authorization: Bearer), acks POST /v1/acks'
         : 'WebSocket /v1/ws, ack frames',
@@ -267,7 +310,9 @@ export async function startHerald(
       apiPort: stack.api.port,
     },
     logs: b ? [b.errorLog] : [],
+    redisStats: stats,
     stop: async () => {
+      await stats?.close();
       await b?.stop().catch(() => undefined);
       await stack.stop();
       await cluster?.stop();
