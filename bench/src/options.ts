@@ -43,6 +43,8 @@ export interface Options {
   quiet: boolean;
   /** Write V8 CPU profiles of the Herald processes here (inspector, see cpu-prof-preload.ts). */
   cpuProf: string | undefined;
+  /** Herald's Redis with AOF (the default, `appendfsync everysec`) or without: the price of durability. */
+  heraldAof: boolean;
 }
 
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -72,6 +74,7 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --out <dir>              results directory (bench/results)
   --json-out <file>        write the JSON results exactly here
   --cpu-prof <dir>         V8 CPU profiles of the Herald processes into <dir> (inspector preload)
+  --herald-aof <on|off>    Herald's Redis with AOF (everysec, the default) or without (on)
   --quiet                  no progress lines`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -100,6 +103,7 @@ export function parseArgs(argv: readonly string[]): Options {
     jsonOut: undefined,
     quiet: false,
     cpuProf: undefined,
+    heraldAof: true,
   };
   const num = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
@@ -185,6 +189,12 @@ export function parseArgs(argv: readonly string[]): Options {
       case '--cpu-prof':
         o.cpuProf = path.resolve(val() ?? '');
         break;
+      case '--herald-aof': {
+        const v = val();
+        if (v !== 'on' && v !== 'off') throw new Error('--herald-aof needs on or off');
+        o.heraldAof = v === 'on';
+        break;
+      }
       case '--quiet':
         o.quiet = true;
         break;

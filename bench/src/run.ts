@@ -164,6 +164,7 @@ async function main(): Promise<void> {
             redisShards: o.redisShards,
             balancer: scenario === 'maxconn' && name === 'socketio',
             cpuProf: o.cpuProf ? path.join(o.cpuProf, `${scenario}-${name}`) : undefined,
+            aof: o.heraldAof,
           });
           results.systems[name]!.started = true;
           const ctx: Ctx = { sys: current, pool, o, pub, log };

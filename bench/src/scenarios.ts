@@ -247,6 +247,8 @@ async function publishAndMeasure(
 ) {
   const { pub, sys } = ctx;
   await ctx.pool.expect(opts.perClient);
+  const redis = sys.redisUrl ? commandStats(sys.redisUrl) : undefined;
+  await redis?.start();
   const meter = new Meter(groupsOf(ctx));
   const statuses: Record<number, number> = {};
   let accepted = 0;
@@ -283,6 +285,7 @@ async function publishAndMeasure(
   const st = await waitDeliveries(ctx, opts.expected, publishing);
   await publishRun;
   const u = meter.stop();
+  const commands = await redis?.stop();
   const windowS = st.lastAt > 0 ? (st.lastAt - t0) / 1000 : Number.NaN;
   return {
     published: opts.count,
@@ -317,7 +320,17 @@ async function publishAndMeasure(
     ackErrors: Object.keys(st.ackErrors).length ? st.ackErrors : undefined,
     loadgenCpuS: round(st.cpuS, 2),
     cpu: cpuSummary(u),
+    /** Server CPU per delivery by process group (api, nodes, redis, worker...), microseconds. */
+    usPerDelivery: st.unique > 0 ? perDelivery(u, st.unique) : undefined,
+    /** Redis commands of the phase per delivery (calls and µs each), from INFO commandstats. */
+    redisPerDelivery: commands && st.unique > 0 ? perOperation(commands, st.unique) : undefined,
   };
+}
+
+function perDelivery(u: Usage, n: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, g] of Object.entries(u.groups)) out[name] = round((g.cpuS * 1e6) / n, 1);
+  return out;
 }
 
 /** One topic, N subscribers, M messages of `payloadBytes` as fast as the publisher's window allows. */

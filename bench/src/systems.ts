@@ -16,6 +16,7 @@ import {
   waitForHttp,
   waitForTcp,
 } from '@herald/stack';
+import { Redis } from 'ioredis';
 import { socketsPerProcess, ulimitWrapped } from './limits.js';
 import type { ClientKind } from './loadgen/protocol.js';
 import { childPids, type ProcGroup } from './procstat.js';
@@ -82,6 +83,8 @@ export interface StartOptions {
   balancer?: boolean;
   /** Herald: write V8 CPU profiles of every app process into this dir. */
   cpuProf?: string;
+  /** Herald's own Redis with AOF (default true, as the stack starts it) or without (`CONFIG SET appendonly no`). */
+  aof?: boolean;
 }
 
 const ok2xx = (s: number) => s >= 200 && s < 300;
@@ -209,6 +212,10 @@ export async function startHerald(
     nginx: { maxConns: 1_000_000, workerProcesses: 1 },
     readyTimeoutMs: 30_000,
   });
+  if (stack.redis && o.aof === false) {
+    const admin = new Redis(stack.redis?.url ?? '', { maxRetriesPerRequest: 1 });
+    await admin.config('SET', 'appendonly', 'no').finally(() => admin.quit());
+  }
   let balancer: Balancer | undefined;
   if (variant === 'nginx') {
     try {
@@ -262,6 +269,7 @@ export async function startHerald(
         ? `nginx stream, infra/nginx template + reuseport, ${nginxWorkers} workers, port ${b.port}`
         : 'none: clients spread over the node ports',
       env: 'HERALD_ACCEPT_RATE=1000000 HERALD_MAX_CONNECTIONS=1000000 HERALD_LOG_LEVEL=warn (others default)',
+      aof: o.aof === false ? 'off (CONFIG SET appendonly no)' : 'on (appendfsync everysec)',
       transport: sse
         ? 'SSE: GET /v1/sse (Authorization: Bearer), acks POST /v1/acks'
         : 'WebSocket /v1/ws, ack frames',

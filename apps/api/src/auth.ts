@@ -33,6 +33,28 @@ declare module 'fastify' {
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
+/** Most keys whose hash is kept (cleared when full): a publisher uses one or a few. */
+const HASH_CACHE_MAX = 1024;
+
+/**
+ * sha256 of the keys seen lately: hashing per request was 2-3% of the API's CPU in the
+ * single-device benchmark (BENCHMARKS.md, issue #14). The keys are in the process's memory
+ * while their requests run anyway; an unknown key's hash is not kept (no growth by guessing).
+ */
+class KeyHashes {
+  private readonly known = new Map<string, string>();
+
+  of(key: string): string {
+    return this.known.get(key) ?? sha256(key);
+  }
+
+  remember(key: string, hash: string): void {
+    if (this.known.has(key)) return;
+    if (this.known.size >= HASH_CACHE_MAX) this.known.clear();
+    this.known.set(key, hash);
+  }
+}
+
 export function apiKeyId(key: string): string {
   return sha256(key).slice(0, 16);
 }
@@ -84,13 +106,18 @@ export interface AuthDeps {
  * since the caller cannot choose the hash.
  */
 export function authenticator(deps: AuthDeps) {
+  const hashes = new KeyHashes();
+  // The tenant of each apps-file key, made once per key (a reload makes new key objects).
+  const tenants = new WeakMap<object, Tenant>();
   return async function authenticate(req: FastifyRequest, reply?: FastifyReply): Promise<void> {
     const header = req.headers.authorization;
     if (!header) throw new Unauthorized('missing API key: send Authorization: Bearer <key>');
     const m = BEARER.exec(header);
     if (!m) throw new Unauthorized('Authorization must be Bearer <api key>');
-    const hash = sha256(m[1] as string);
-    const tenant = await resolve(deps, hash, Date.now());
+    const key = m[1] as string;
+    const hash = hashes.of(key);
+    const tenant = await resolve(deps, hash, Date.now(), tenants);
+    hashes.remember(key, hash);
     req.apiKeyId = hash.slice(0, 16);
     req.tenant = tenant;
     // Later lines of this request (its `request completed` too) name the app and the key's id.
@@ -103,18 +130,28 @@ export function authenticator(deps: AuthDeps) {
   };
 }
 
-async function resolve(deps: AuthDeps, hash: string, now: number): Promise<Tenant> {
+async function resolve(
+  deps: AuthDeps,
+  hash: string,
+  now: number,
+  tenants: WeakMap<object, Tenant>,
+): Promise<Tenant> {
   const fromConfig = deps.apps.keyByHash(hash);
   if (fromConfig) {
     const { app, key } = fromConfig;
     if (key.expiresAt !== undefined && key.expiresAt <= now) throw expired(key.expiresAt);
-    return {
-      app,
-      keys: deps.keys.forApp(app.id),
-      keyId: key.id,
-      scopes: new Set(key.scopes),
-      source: 'config',
-    };
+    let tenant = tenants.get(fromConfig);
+    if (!tenant) {
+      tenant = {
+        app,
+        keys: deps.keys.forApp(app.id),
+        keyId: key.id,
+        scopes: new Set(key.scopes),
+        source: 'config',
+      };
+      tenants.set(fromConfig, tenant);
+    }
+    return tenant;
   }
   const stored = await deps.store.lookup(hash);
   // A key of an app that is no longer configured is unknown, as is one never issued.

@@ -1,3 +1,6 @@
+// Over 400 lines because one publish's lifecycle (prepare, accept on the direct or queued path,
+// Idempotency-Key replays, batches, status and cancel) shares its private steps; split by concern
+// when it grows further.
 import { createHash } from 'node:crypto';
 import type { FanoutJob, NotificationState, NotificationStatus, TargetKind } from '@herald/protocol';
 import { pushMessageText, targetKind } from '@herald/protocol';

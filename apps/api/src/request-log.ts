@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { ApiConfig } from './config.js';
+import { lazyChildLoggerFactory } from './lazy-log.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -52,6 +53,8 @@ export function requestOptions(config: Pick<ApiConfig, 'trustProxy'>) {
     // Our genReqId reads and checks the header; Fastify's would take any value as is.
     requestIdHeader: false as const,
     logController: new RequestLogController({ requestIdLogLabel: 'reqId' }),
+    // Children made when a line is written, not per request (lazy-log.ts).
+    childLoggerFactory: lazyChildLoggerFactory,
     // Device ids and topics may be 128 characters; above Fastify's default of 100 a path
     // parameter got a bare 414 instead of reaching validation.
     routerOptions: { maxParamLength: 256 },

@@ -110,7 +110,7 @@ const SCRIPTS = {
   // Key count given per call: one call carries many devices' cursors or many statuses' counts.
   heraldCursor: { lua: lua('cursor') },
   heraldTransition: { lua: lua('transition'), numberOfKeys: 1 },
-  heraldCounts: { lua: withLibs('counts', 'status') },
+  heraldCounts: { lua: withLibs('counts') },
   heraldIdempotencyRelease: { lua: lua('idempotency-release'), numberOfKeys: 1 },
   heraldIdempotency: { lua: lua('idempotency'), numberOfKeys: 1 },
   heraldAppConnections: { lua: lua('app-connections') },

@@ -75,6 +75,21 @@ describe('Streams', () => {
     expect(ttl).toBeGreaterThan(59_000);
   });
 
+  it('trims up to 8 expired entries per append when several expired at the head', async () => {
+    // Ten entries that expired a second ago, as appends would have left them.
+    const { stream, seq } = keys.inbox('d4b');
+    const past = Date.now() - 1000;
+    for (let i = 1; i <= 10; i++)
+      await redis.xadd(stream, `${i}-0`, 'i', `old${i}`, 'd', '{}', 't', past - 60_000, 'e', past);
+    await redis.set(seq, 10);
+    await streams.appendInboxes(['d4b'], entry('new1', 60_000));
+    // 8 of the 10 expired entries go with this append, the other 2 with the next.
+    expect(await redis.xlen(stream)).toBe(3);
+    await streams.appendInboxes(['d4b'], entry('new2', 60_000));
+    expect(await redis.xlen(stream)).toBe(2);
+    expect((await streams.read(keys.inbox('d4b'), 0, 20)).entries.map((e) => e.id)).toEqual(['new1', 'new2']);
+  });
+
   it('reads after cursors too large for Lua to print as integers', async () => {
     await streams.appendInboxes(['d-big'], entry('b1'));
     const r = await streams.read(keys.inbox('d-big'), 99_999_999_999_999, 10);
