@@ -15,12 +15,9 @@ import type { Expiring, SessionDeps } from './ports.js';
 import { Requests } from './requests.js';
 import { Stats } from './stats.js';
 import { StreamState } from './stream-state.js';
-import type { Peer, Transport } from './transport.js';
+import { type Peer, PRESENCE_TRANSPORT, type Transport } from './transport.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
-
-/** The presence API's name of each transport kind. */
-const PRESENCE_TRANSPORT = { ws: 'websocket', sse: 'sse', poll: 'poll' } as const;
 
 function helloTimeout(s: Session): void {
   s.close(CloseCode.HelloTimeout, 'hello timeout');
@@ -224,12 +221,8 @@ export class Session extends Requests implements Peer, Expiring {
     registry.join(BROADCAST, this);
     // Presence, registry, topics, cursors, inbox head (read with the presence write) and the
     // broadcast head (read after it), batched with the other hellos of this turn.
-    const opening = deps.presences.open(
-      id.device,
-      id.user,
-      this.remote,
-      PRESENCE_TRANSPORT[this.transportKind],
-    );
+    const transport = PRESENCE_TRANSPORT[this.transportKind];
+    const opening = deps.presences.open(id.device, id.user, this.remote, transport);
     this.opening = opening;
     const session = await opening.finally(() => {
       this.opening = undefined;

@@ -11,6 +11,9 @@
  * object per connection, since idle memory per connection is a benchmark figure (BENCHMARKS.md,
  * "idle memory per connection").
  */
+/** The presence API's name of each transport kind (docs/api.md, "Presence"). */
+export const PRESENCE_TRANSPORT = { ws: 'websocket', sse: 'sse', poll: 'poll' } as const;
+
 export interface Transport<H = unknown> {
   /** Which transport: `ws`, `sse` or `poll` (the drain answers held polls first). */
   readonly kind: 'ws' | 'sse' | 'poll';
