@@ -12,8 +12,12 @@ import { auth, captureLogger, inspectQueue, ready, testConfig } from './helpers.
 // after up to 6.0 s and 202s after up to 4 s here before the deadline existed.
 const PREFIX = 'stall';
 const DEADLINE_MS = 1000; // the default, not set below
-/** Room for HTTP, the event loop and a loaded CI machine on top of the deadline. */
-const SLACK_MS = 300;
+/**
+ * Room for HTTP, the event loop and a loaded CI machine on top of the deadline: 300 ms was missed
+ * once by 36 ms (a batch at 1,336 ms) at load average 20; without the deadline answers took up
+ * to 6 s, which this still tells apart.
+ */
+const SLACK_MS = 600;
 const STALL_MS = 2500;
 const PUBLISHERS = 4;
 
