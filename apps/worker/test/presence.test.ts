@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startRedis, startRedisCluster } from '@herald/stack';
+import { REDIS_MODES } from '@herald/stack';
 import {
   createRedis,
   Devices,
@@ -17,12 +17,8 @@ const WINDOW = 5000;
 const TTL = 60_000;
 
 /** One Redis, and a Cluster: the debouncer's state shares the outbox's slot (`{wh}`), devices live in theirs. */
-const modes = [
-  { name: 'one Redis', start: () => startRedis({ appendonly: false }) },
-  { name: 'Redis Cluster', start: () => startRedisCluster({ masters: 3 }) },
-];
 
-describe.each(modes)('presence debouncer on $name', (mode) => {
+describe.each(REDIS_MODES)('presence debouncer on $name', (mode) => {
   let server: { url: string; stop(): Promise<unknown> };
   let redis: RedisClient;
 

@@ -71,11 +71,13 @@ export {
 export {
   type ClusterNodeRole,
   nodeRoles,
+  REDIS_MODES,
   type RedisClusterHandle,
   type RedisSentinelHandle,
   redisCli,
   startRedisCluster,
   startRedisSentinel,
+  type TestRedis,
 } from './redis-modes.js';
 export { http, type SseEvent, SseReader } from './sse.js';
 export { type Stack, type StackOptions, startStack } from './stack.js';

@@ -251,3 +251,18 @@ export async function startRedisSentinel({
     stop,
   };
 }
+
+/** A Redis a test started: where it is and how to stop it. */
+export interface TestRedis {
+  url: string;
+  stop(): Promise<unknown>;
+}
+
+/**
+ * The two set-ups the store-level tests run on (`describe.each(REDIS_MODES)`): one redis-server
+ * without AOF, and a Redis Cluster of 3 masters (keys of different slots on different masters).
+ */
+export const REDIS_MODES: readonly { name: string; start(): Promise<TestRedis> }[] = [
+  { name: 'one Redis', start: () => startRedis({ appendonly: false }) },
+  { name: 'Redis Cluster', start: () => startRedisCluster({ masters: 3 }) },
+];

@@ -1,4 +1,4 @@
-import { type RedisClusterHandle, startRedis, startRedisCluster } from '@herald/stack';
+import { REDIS_MODES, type TestRedis } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDelivery,
@@ -19,22 +19,6 @@ import {
  * steps): a newer entry with the same key on the same stream marks the older ones collapsed when
  * read; keys do not interfere across keys or streams; entries without them store nothing extra.
  */
-const modes = [
-  {
-    name: 'one Redis',
-    start: async () => {
-      const s = await startRedis({ appendonly: false });
-      return { url: s.url, stop: () => s.stop() };
-    },
-  },
-  {
-    name: 'Redis Cluster',
-    start: async () => {
-      const c: RedisClusterHandle = await startRedisCluster({ masters: 3 });
-      return { url: c.url, stop: () => c.stop() };
-    },
-  },
-];
 
 const entry = (id: string, o: Partial<NewEntry> = {}): NewEntry => ({
   id,
@@ -44,8 +28,8 @@ const entry = (id: string, o: Partial<NewEntry> = {}): NewEntry => ({
   ...o,
 });
 
-describe.each(modes)('collapse keys and priority on $name', (mode) => {
-  let server: Awaited<ReturnType<(typeof mode)['start']>>;
+describe.each(REDIS_MODES)('collapse keys and priority on $name', (mode) => {
+  let server: TestRedis;
   let redis: RedisClient;
   let n = 0;
 

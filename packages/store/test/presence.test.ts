@@ -1,4 +1,4 @@
-import { startRedis, startRedisCluster } from '@herald/stack';
+import { REDIS_MODES } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedis,
@@ -11,14 +11,10 @@ import {
 } from '../src/index.js';
 
 /** One Redis, and a Cluster: the topic sets live in their topics' slots, the device keys in theirs. */
-const modes = [
-  { name: 'one Redis', start: () => startRedis({ appendonly: false }) },
-  { name: 'Redis Cluster', start: () => startRedisCluster({ masters: 3 }) },
-];
 let n = 0;
 const TTL = 60_000;
 
-describe.each(modes)('Presence on $name', (mode) => {
+describe.each(REDIS_MODES)('Presence on $name', (mode) => {
   let server: { url: string; stop(): Promise<unknown> };
   let redis: RedisClient;
 
