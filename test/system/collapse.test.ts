@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { http, type Probe } from '@herald/stack';
+import { http, type Probe, waitFor } from '@herald/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PushService, vapidKeys } from '../support/push-service.js';
 import { API_KEY, type SystemStack, startSystem } from '../support/system.js';
@@ -24,7 +24,11 @@ async function publishAll(bodies: unknown[], o: { waitSent?: boolean } = {}): Pr
     const id = r.body.id as string;
     ids.push(id);
     if (r.body.status === 'queued' && o.waitSent !== false)
-      await until(async () => ((await status(id)).state === 'sent' ? true : undefined), `${id} sent`, 10_000);
+      await waitFor(async () => (await status(id)).state === 'sent', {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: `${id} sent`,
+      });
   }
   return ids;
 }
@@ -34,16 +38,6 @@ async function status(id: string): Promise<{ state: string; counts: { delivered:
     headers: { authorization: `Bearer ${API_KEY}` },
   });
   return (await s.json()) as { state: string; counts: { delivered: number } };
-}
-
-async function until<T>(f: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {
@@ -235,11 +229,12 @@ describe('Web Push mapping', () => {
       },
       { to: { devices: ['pr-wp'] }, data: 4, push: { after: 0 } },
     ]);
-    const got = await until(
-      async () => (push.pushes(sub.id).length >= 4 ? push.pushes(sub.id) : undefined),
-      '4 pushes',
-      10_000,
-    );
+    await waitFor(() => push.pushes(sub.id).length >= 4, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: '4 pushes',
+    });
+    const got = push.pushes(sub.id);
     const byData = new Map(got.map((g) => [(JSON.parse(g.text) as { data: number }).data, g]));
     const hashed = createHash('sha256').update(long).digest('base64url').slice(0, 32);
     expect([1, 2, 3, 4].map((d) => [byData.get(d)?.urgency, byData.get(d)?.topic])).toEqual([
