@@ -153,14 +153,26 @@ describe('Web Push in Chromium', () => {
         });
       });
       await cdp.send('ServiceWorker.enable');
-      await cdp.send('ServiceWorker.deliverPushMessage', {
-        origin: `${origin}/`,
-        registrationId: await registrationId,
-        data: message,
-      });
-      await expect
-        .poll(() => page.evaluate(() => (globalThis as unknown as AppWindow).notifications()), POLL)
-        .toEqual([{ title: 'Order 7', body: 'Shipped', tag: id, id }]);
+      const shown = () => page.evaluate(() => (globalThis as unknown as AppWindow).notifications());
+      // Handed over again (at most 3 times) when nothing is shown within 5 s: once in about ten
+      // CI runs the first hand-over showed nothing for 15 s (the worker being restarted by
+      // DevTools, not reproduced alone). A push service retries as well, and a second showing of
+      // the same message replaces the first (its tag is the notification id), so the check
+      // below, exactly one, still holds.
+      for (let attempt = 1; ; attempt++) {
+        await cdp.send('ServiceWorker.deliverPushMessage', {
+          origin: `${origin}/`,
+          registrationId: await registrationId,
+          data: message,
+        });
+        try {
+          await expect.poll(async () => (await shown()).length, { timeout: 5000, interval: 100 }).toBe(1);
+          break;
+        } catch (err) {
+          if (attempt >= 3) throw err;
+        }
+      }
+      await expect.poll(shown, POLL).toEqual([{ title: 'Order 7', body: 'Shipped', tag: id, id }]);
 
       // The app opens: the client resumes and gets the same notification over its socket; the
       // app does not show it again. A later one (no push) is shown as usual.
