@@ -289,6 +289,42 @@ export async function startHerald(
 
 // ---------------------------------------------------------------- Socket.IO
 
+/**
+ * Starts `count` Node processes of a peer's `script` (each on a free port given in PORT, with a
+ * raised descriptor limit) and waits for each one's `/healthz`. The processes started so far are
+ * in `procs` (with their ports in `ports`) even when it throws, for the caller to stop.
+ */
+async function startPeerProcesses(
+  o: StartOptions,
+  script: string,
+  name: string,
+  count: number,
+  env: Record<string, string>,
+  procs: ManagedProcess[],
+  ports: number[],
+): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const port = await freePort();
+    ports.push(port);
+    procs.push(
+      await ManagedProcess.start({
+        command: 'bash',
+        args: ulimitWrapped(process.execPath, [script]),
+        env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', ...env },
+        logFile: path.join(o.logDir, `${name}-${i + 1}.log`),
+        name: `${name}-${i + 1}`,
+      }),
+    );
+  }
+  await Promise.all(
+    ports.map((port, i) =>
+      waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () =>
+        procs[i]!.running ? undefined : `${name}-${i + 1} exited:\n${procs[i]!.logTail()}`,
+      ),
+    ),
+  );
+}
+
 const WS_FLOOR_SERVER = fileURLToPath(new URL('./peers/ws-floor-server.js', import.meta.url));
 
 /**
@@ -305,26 +341,7 @@ export async function startWsFloor(o: StartOptions): Promise<RunningSystem> {
     await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000)));
   };
   try {
-    for (let i = 0; i < count; i++) {
-      const port = await freePort();
-      ports.push(port);
-      procs.push(
-        await ManagedProcess.start({
-          command: 'bash',
-          args: ulimitWrapped(process.execPath, [WS_FLOOR_SERVER]),
-          env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' },
-          logFile: path.join(o.logDir, `ws-floor-${i + 1}.log`),
-          name: `ws-floor-${i + 1}`,
-        }),
-      );
-    }
-    await Promise.all(
-      ports.map((port, i) =>
-        waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () =>
-          procs[i]!.running ? undefined : `ws-floor-${i + 1} exited:\n${procs[i]!.logTail()}`,
-        ),
-      ),
-    );
+    await startPeerProcesses(o, WS_FLOOR_SERVER, 'ws-floor', count, {}, procs, ports);
   } catch (err) {
     await stop();
     throw err;
@@ -363,26 +380,7 @@ export async function startSocketIo(o: StartOptions): Promise<RunningSystem> {
       logFile: path.join(o.logDir, 'socketio-redis.log'),
       appendonly: false,
     });
-    for (let i = 0; i < count; i++) {
-      const port = await freePort();
-      ports.push(port);
-      procs.push(
-        await ManagedProcess.start({
-          command: 'bash',
-          args: ulimitWrapped(process.execPath, [SOCKETIO_SERVER]),
-          env: { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, NODE_ENV: 'production' },
-          logFile: path.join(o.logDir, `socketio-${i + 1}.log`),
-          name: `socketio-${i + 1}`,
-        }),
-      );
-    }
-    await Promise.all(
-      ports.map((port, i) =>
-        waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () =>
-          procs[i]!.running ? undefined : `socketio-${i + 1} exited:\n${procs[i]!.logTail()}`,
-        ),
-      ),
-    );
+    await startPeerProcesses(o, SOCKETIO_SERVER, 'socketio', count, { REDIS_URL: redis.url }, procs, ports);
     if (o.balancer) {
       nginx = await startBalancer(
         ports,
