@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppRegistry, ConfigError, loadApps, SCOPES, sha256Hex, tenantLabel } from '../src/index.js';
+import { AppRegistry, loadApps, SCOPES, sha256Hex, tenantLabel } from '../src/index.js';
+import { problemsOf } from './problems.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -21,16 +22,6 @@ const app = (id: string, key: string, extra: object = {}) => ({
   tokens: { secret: `${id}-secret-0123456789` },
   ...extra,
 });
-
-const problemsOf = (fn: () => unknown): string[] => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-};
 
 describe('loadApps without HERALD_APPS_FILE', () => {
   it('makes the single app `default` from the environment, every key with all scopes', () => {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WEBHOOK_EVENT_TYPES } from '@herald/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadApps, sha256Hex, wantedEvents } from '../src/index.js';
+import { loadApps, sha256Hex, wantedEvents } from '../src/index.js';
+import { problemsOf } from './problems.js';
 
 // Webhook endpoints (docs/webhooks.md): under each key of the apps file, or HERALD_WEBHOOKS for
 // the single app from the environment; every problem names its field.
@@ -20,16 +21,6 @@ const hook = (id: string, extra: object = {}) => ({
   secret: SECRET,
   ...extra,
 });
-
-const problemsOf = (fn: () => unknown): string[] => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-};
 
 function appsFile(keys: object[]): string {
   const d = mkdtempSync(join(tmpdir(), 'herald-wh-'));
