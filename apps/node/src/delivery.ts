@@ -134,12 +134,7 @@ export abstract class Delivery implements Listener {
         st.pending = false;
         const { head, entries } = await deps.streams.read(keys, st.sent, batch);
         if (this.closed || this.stream(st.name) !== st) return;
-        if (head < st.sent) {
-          // The stream was recreated after it expired: its seqs start again.
-          this.send({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
-          st.reset();
-          continue;
-        }
+        if (this.resetIfAhead(st, head)) continue;
         if (entries.length === 0) {
           if (head > st.sent) this.gap(st, head + 1, 'trimmed');
           if (st.pending) continue;
@@ -203,6 +198,19 @@ export abstract class Delivery implements Listener {
     else if (stream === BROADCAST) d.broadcast++;
     else d.topic++;
     Stats.bump(this.deps.stats.framesOut, 'notification');
+  }
+
+  /**
+   * A stream whose head is behind what the connection stands at was recreated after it expired
+   * (or the client's cursor was never a seq of it): its seqs start again, announced as a `reset`
+   * gap. Checked against the head read before `welcome`/`subscribed` as well as on every read, so
+   * an entry appended right after the answer is not mistaken for one the client has.
+   */
+  protected resetIfAhead(st: StreamState, head: number): boolean {
+    if (head >= st.sent) return false;
+    this.send({ type: 'gap', stream: st.name, after: st.sent, next: 1, reason: 'reset' });
+    st.reset();
+    return true;
   }
 
   private gap(st: StreamState, next: number, reason: GapFrame['reason']): void {

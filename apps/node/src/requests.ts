@@ -104,9 +104,12 @@ export abstract class Requests extends Delivery {
     await deps.topics.ref(topic);
     const keys = deps.streams.keysOf(name, id.device);
     let stored = this.serverCursors[name] ?? (await deps.devices.cursor(id.device, name));
+    // Read before `subscribed`: a cursor past it is a reset (Delivery.resetIfAhead), and what is
+    // published once the client has `subscribed` is after it.
+    const head = await deps.streams.head(keys);
     let start = cursor ?? stored;
     if (start === undefined) {
-      start = await deps.streams.head(keys);
+      start = head;
       await deps.devices.initCursor(id.device, name, start);
       stored = start;
     }
@@ -118,6 +121,7 @@ export abstract class Requests extends Delivery {
     this.topicMap().set(name, st);
     deps.registry.join(name, this);
     this.send({ type: 'subscribed', topic, cursor: start });
+    this.resetIfAhead(st, head);
     void this.sync(st);
   }
 

@@ -244,9 +244,8 @@ export class Session extends Requests implements Peer, Expiring {
         for (const t of topics) deps.topics.unref(t);
         return false;
       }
-      // Without a cursor, a topic starts at its head.
-      const needHead = topicNames.filter((n) => cursors[n] === undefined && stored[n] === undefined);
-      heads = await deps.streams.heads(needHead.map((n) => deps.streams.keysOf(n, id.device)));
+      // Without a cursor, a topic starts at its head; with one past it, at a reset (below).
+      heads = await deps.streams.heads(topicNames.map((n) => deps.streams.keysOf(n, id.device)));
       if (this.closed) {
         for (const t of topics) deps.topics.unref(t);
         return false;
@@ -265,9 +264,8 @@ export class Session extends Requests implements Peer, Expiring {
     this.bcast = new StreamState(BROADCAST, bcastCursor, stored[BROADCAST]);
     welcome[BROADCAST] = { cursor: bcastCursor };
     if (bcastCursor !== session.broadcastHead) replay.push(this.bcast);
-    let h = 0;
-    for (const name of topicNames) {
-      const cursor = cursors[name] ?? stored[name] ?? (heads[h++] as number);
+    for (const [i, name] of topicNames.entries()) {
+      const cursor = cursors[name] ?? stored[name] ?? (heads[i] as number);
       const st = new StreamState(name, cursor, stored[name]);
       this.topicMap().set(name, st);
       registry.join(name, this);
@@ -286,6 +284,9 @@ export class Session extends Requests implements Peer, Expiring {
       streams: welcome,
     });
     deps.log.debug({ conn: this.connId, app: id.app, device: id.device, remote: this.remote }, 'hello');
+    this.resetIfAhead(this.inbox, session.inboxHead);
+    this.resetIfAhead(this.bcast, session.broadcastHead);
+    for (const [i, name] of topicNames.entries()) this.resetIfAhead(this.topics!.get(name)!, heads[i]!);
     if (this.transportKind !== 'ws') {
       // HTTP acks count from the stored cursor: a stream read without one gets one where it
       // starts (as a subscribe does).

@@ -285,6 +285,19 @@ describe('topics', () => {
     q.close();
   });
 
+  it('takes a subscribe cursor past the head as a reset before answering, so a publish right after it is delivered', async () => {
+    const p = await hello('dev-t5');
+    p.send({ type: 'subscribe', topic: 'fresh.a', cursor: 1 });
+    expect(await p.frame('subscribed')).toMatchObject({ topic: 'fresh.a', cursor: 1 });
+    const seq = await publishToTopic('fresh.a');
+    expect(seq).toBe(1);
+    await p.until(() => p.notifications('topic:fresh.a').length === 1, 'entry 1');
+    const after = p.frames.slice(p.frames.findIndex((f) => f.type === 'subscribed') + 1);
+    expect(after.map((f) => f.type)).toEqual(['gap', 'notification']);
+    expect(after[0]).toMatchObject({ stream: 'topic:fresh.a', after: 1, next: 1, reason: 'reset' });
+    p.close();
+  });
+
   it('refuses topics outside the token claim and beyond the per-connection limit', async () => {
     const p = await hello('dev-t2', undefined, { topics: ['sport.*'] });
     p.send({ type: 'subscribe', topic: 'news' });
