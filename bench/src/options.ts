@@ -25,6 +25,8 @@ export interface Options {
   broadcastMessages: number;
   /** Herald clients ack every this many ms (cumulative; WebSocket frame or POST /v1/acks); 0: no acks. */
   ackMs: number;
+  /** A Herald client acks at most this often (ms), as the SDK's `ackIntervalMs`; 0: every `ackMs` tick. */
+  ackIntervalMs: number;
   /** Publishes in flight in the broadcast and single-device scenarios. */
   publishWindow: number;
   /** Notifications per request in the batch scenario. */
@@ -65,6 +67,7 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --broadcast-messages <n> messages of the broadcast scenario (200)
   --publish-window <n>     publishes in flight (broadcast, single) (32)
   --ack-ms <n>             Herald devices ack (cumulative) every n ms: WebSocket frame, SSE POST /v1/acks; 0 = never (100)
+  --ack-interval-ms <n>    ...but a device acks at most once per n ms, as the SDK's ackIntervalMs; 0 = every tick (1000)
   --batch-size <n>         notifications per request in the batch scenario (100)
   --batch-window <n>       batch requests in flight (4)
   --rate-seconds <s>       length of each rate run (10)
@@ -92,6 +95,7 @@ export function parseArgs(argv: readonly string[]): Options {
     payloadBytes: 200,
     broadcastMessages: 200,
     ackMs: 100,
+    ackIntervalMs: 1000,
     publishWindow: 32,
     batchSize: 100,
     batchWindow: 4,
@@ -158,6 +162,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--ack-ms':
         o.ackMs = num(flag, val(), 0);
+        break;
+      case '--ack-interval-ms':
+        o.ackIntervalMs = num(flag, val(), 0);
         break;
       case '--publish-window':
         o.publishWindow = num(flag, val(), 1);

@@ -73,6 +73,7 @@ async function connectClients(
       phaseTimeoutMs,
       tokenSecret: ctx.sys.tokenSecret,
       ackEveryMs: ctx.o.ackMs,
+      ackIntervalMs: ctx.o.ackIntervalMs,
     },
     total,
     ctx.o.connectConcurrency,

@@ -42,6 +42,11 @@ export interface ConnectSpec {
    * `POST /v1/acks` (SSE) per client that received something since the last tick.
    */
   ackEveryMs?: number;
+  /**
+   * Herald: a client that acked less than this long ago (ms) keeps its ack for a later tick, as
+   * the SDK's `ackIntervalMs` does while notifications keep coming (0: every tick).
+   */
+  ackIntervalMs?: number;
 }
 
 export type Command =

@@ -33,6 +33,8 @@ interface Client {
   /** Herald: the stream and seq to ack next (cumulative). */
   ackStream: string;
   ackSeq: number;
+  /** When it last acked (ms, Date.now()). */
+  ackedAt: number;
 }
 
 let spec: ConnectSpec | undefined;
@@ -307,6 +309,7 @@ async function prepare(s: ConnectSpec): Promise<void> {
       closed: false,
       ackStream: '',
       ackSeq: 0,
+      ackedAt: 0,
     });
   }
   clearInterval(ackTimer);
@@ -314,13 +317,19 @@ async function prepare(s: ConnectSpec): Promise<void> {
   ackTimer = every > 0 ? setInterval(flushAcks, every) : undefined;
 }
 
-/** Each client that received since the last tick acks its last (stream, seq), cumulative. */
+/**
+ * Each client that received since its last ack acks its last (stream, seq), cumulative, unless
+ * it acked less than `ackIntervalMs` ago (then a later tick does, as the SDK would).
+ */
 function flushAcks(): void {
+  const now = Date.now();
+  const holdFrom = now - (spec?.ackIntervalMs ?? 0);
   for (const c of dirtyAcks) {
     if (c.closed) {
       dirtyAcks.delete(c);
       continue;
     }
+    if (c.ackedAt > holdFrom) continue;
     if (c.ws) {
       if (c.ws.readyState === WebSocket.OPEN) {
         c.ws.send(`{"type":"ack","stream":"${c.ackStream}","seq":${c.ackSeq}}`);
@@ -332,6 +341,7 @@ function flushAcks(): void {
       // Full: this one and the rest keep their (cumulative) ack for the next tick.
       if (!acker.post(t.hostname, Number(t.port), c.token, body)) return;
     }
+    c.ackedAt = now;
     dirtyAcks.delete(c);
   }
 }

@@ -59,7 +59,7 @@ export const browserOptions = {
   bundle: true,
   format: 'esm',
   platform: 'browser',
-  // ES2022 syntax, as evergreen browsers have had since 2022: class fields stay as written.
+  // ES2022 syntax, as evergreen browsers have had since 2022 (class fields: see tsconfigRaw below).
   target: ['es2022'],
   // Whitespace and names only. Syntax minification would fold the SDK's computed `import(specifier)`
   // of `ws` (Node 20 only) back into a literal `import("ws")`, which a bundler that consumes this
@@ -67,6 +67,10 @@ export const browserOptions = {
   minifyWhitespace: true,
   minifyIdentifiers: true,
   legalComments: 'none',
+  // Class fields assigned in the constructor instead of declared (`key;storage;...` in the output):
+  // 147 bytes gzipped less, measured, which paid for the ack interval (issue #14, +49). Nothing in
+  // the SDK reads a field it never assigned or enumerates an instance's own keys.
+  tsconfigRaw: { compilerOptions: { useDefineForClassFields: false, verbatimModuleSyntax: true } },
   // `ws` is only ever loaded in Node through a computed dynamic import; never bundle it.
   external: ['ws'],
   plugins: [protocolPure],

@@ -85,6 +85,12 @@ export interface HeraldClientOptions {
   autoAck?: boolean;
   /** Acks are batched: at most one per stream per this many ms, carrying the highest seq. Default 20. */
   ackDelayMs?: number;
+  /**
+   * While notifications keep coming, acks go at most this often (ms); the first after a quiet
+   * interval still goes after `ackDelayMs`. An ack costs a push node about twice what the
+   * delivery does (BENCHMARKS.md, issue #14). Default 1000; 0: every `ackDelayMs`.
+   */
+  ackIntervalMs?: number;
   /** How many recent notification ids are remembered to drop duplicates. Default 10000. */
   dedupeSize?: number;
   /** Topics to subscribe to on every connection. */
@@ -253,6 +259,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
   private readonly ctor: WebSocketConstructor | undefined;
   private readonly autoAck: boolean;
   private readonly ackDelayMs: number;
+  private readonly ackIntervalMs: number;
+  /** When acks last went out (Date.now()). */
+  private lastAck = 0;
   private readonly connectTimeoutMs: number;
   private readonly welcomeTimeoutMs: number;
   private readonly pingIdleMs: number;
@@ -301,6 +310,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.ctor = opts.WebSocket;
     this.autoAck = opts.autoAck ?? true;
     this.ackDelayMs = Math.max(0, opts.ackDelayMs ?? 20);
+    this.ackIntervalMs = Math.max(0, opts.ackIntervalMs ?? 1000);
     this.connectTimeoutMs = positive('connectTimeoutMs', opts.connectTimeoutMs, 10_000);
     this.welcomeTimeoutMs = positive('welcomeTimeoutMs', opts.welcomeTimeoutMs, 10_000);
     this.pingIdleMs = positive('pingIdleMs', opts.pingIdleMs, 15_000);
@@ -916,12 +926,16 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (this.conn !== conn || !conn.welcomed) return;
     if (seq <= (conn.acked.get(stream) ?? 0)) return;
     if (seq > (this.pendingAcks.get(stream) ?? 0)) this.pendingAcks.set(stream, seq);
-    this.ackTimer ??= setTimeout(() => this.flushAcks(), this.ackDelayMs);
+    this.ackTimer ??= setTimeout(
+      () => this.flushAcks(),
+      Math.max(this.ackDelayMs, this.lastAck + this.ackIntervalMs - Date.now()),
+    );
   }
 
   private flushAcks(): void {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
+    this.lastAck = Date.now();
     const conn = this.conn;
     if (conn?.welcomed) {
       for (const [stream, seq] of this.pendingAcks) {

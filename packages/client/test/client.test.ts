@@ -140,6 +140,31 @@ describe('HeraldClient: delivery', () => {
     expect(s.all('ack')).toHaveLength(3);
   });
 
+  it('while notifications keep coming acks at most once per ackIntervalMs; after a quiet interval at once', async () => {
+    const { client, rec } = makeClient({ ackDelayMs: 5, ackIntervalMs: 400 });
+    void client.connect();
+    const s = await node.nextSocket();
+    await s.welcome({ inbox: 0 });
+    s.notify('inbox', 1);
+    await s.until(() => s.all('ack').length === 1, 'the first ack');
+    const first = Date.now();
+    expect(s.all('ack')[0]).toEqual({ type: 'ack', stream: 'inbox', seq: 1 });
+    s.notify('inbox', 2);
+    s.notify('inbox', 3);
+    await rec.nth('notification', 3);
+    await s.until(() => s.all('ack').length === 2, 'the held-back ack');
+    // Held back until the interval since the first ack was over, then one for both.
+    expect(Date.now() - first).toBeGreaterThanOrEqual(350);
+    expect(s.all('ack')[1]).toEqual({ type: 'ack', stream: 'inbox', seq: 3 });
+    // Quiet for longer than the interval: the next ack is not held back.
+    await new Promise((r) => setTimeout(r, 450));
+    const quiet = Date.now();
+    s.notify('inbox', 4);
+    await s.until(() => s.all('ack').length === 3, 'the ack after a quiet interval');
+    expect(Date.now() - quiet).toBeLessThan(350);
+    expect(s.all('ack')).toHaveLength(3);
+  });
+
   it('with autoAck off sends only the acks the app makes, capped at the cursor', async () => {
     const { client, rec } = makeClient({ autoAck: false, ackDelayMs: 5 });
     void client.connect();
