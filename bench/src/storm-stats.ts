@@ -48,6 +48,20 @@ export function cpuFigures(samples: readonly Sample[], name: string, from: numbe
   };
 }
 
+export interface Spread {
+  first: number;
+  p50: number;
+  p90: number;
+  last: number;
+}
+
+/** Quantiles of timestamps, in ms from `from`. */
+export function spread(times: readonly number[], from: number): Spread {
+  const t = [...times].sort((a, b) => a - b).map((x) => x - from);
+  const q = (p: number) => t[Math.min(t.length - 1, Math.floor(p * t.length))] ?? 0;
+  return { first: t[0] ?? 0, p50: q(0.5), p90: q(0.9), last: t[t.length - 1] ?? 0 };
+}
+
 /** Most timestamps in any window (t - 1000, t] (sliding, not aligned). */
 export function peakPerSecond(times: readonly number[]): number {
   const t = [...times].sort((a, b) => a - b);
@@ -74,6 +88,12 @@ export interface RunResult {
   failures: number;
   failureReasons: Record<string, number>;
   reconnectMs: number | null;
+  /** From the kill: when the clients saw their socket close, and when reconnects got welcome (ms). */
+  dropMs: Spread;
+  welcomeMs: Spread;
+  /** The whole machine over the storm (all cores, other people's work included), and the load average at the end. */
+  machineBusyPct: number;
+  loadavg: number[];
   /** Wall time the storm figures cover (kill to last welcome, or to the deadline). */
   stormMs: number;
   /** Per survivor: reconnect welcomes, their peak in any 1 s window, and connections after. */
@@ -133,10 +153,14 @@ export function markdown(results: readonly RunResult[], limitPerS: number, redis
   lines.push(`| run | ${groups.join(' | ')} |`, `| --- | ${groups.map(() => '---').join(' | ')} |`);
   for (const r of results) lines.push(`| ${r.run} | ${groups.map((g) => r.cpuS[g] ?? 0).join(' | ')} |`);
   for (const r of results) {
+    lines.push(
+      '',
+      `run ${r.run}: sockets seen closed ${r.dropMs.first}-${r.dropMs.last} ms after the kill; welcomes at p50 ${r.welcomeMs.p50} ms, p90 ${r.welcomeMs.p90} ms, last ${r.welcomeMs.last} ms; machine ${r.machineBusyPct}% busy over the storm (all cores), load ${r.loadavg.map((l) => l.toFixed(1)).join(' ')}`,
+    );
     const reasons = Object.entries(r.failureReasons)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
-    if (reasons) lines.push('', `run ${r.run}: other failures by reason: ${reasons}`);
+    if (reasons) lines.push(`run ${r.run}: other failures by reason: ${reasons}`);
     for (const [app, l] of Object.entries(r.logs))
       if (l.warn + l.error > 0)
         lines.push(

@@ -23,8 +23,16 @@ import { socketsPerProcess } from './limits.js';
 import { LoadGenPool } from './loadgen/pool.js';
 import type { ReconnectStats } from './loadgen/protocol.js';
 import { sourceAddresses } from './options.js';
-import { childPids, type ProcGroup, readProc, snapshot, usage } from './procstat.js';
-import { cpuFigures, markdown, peakPerSecond, type RunResult, type Sample, verdicts } from './storm-stats.js';
+import { childPids, machineCpu, type ProcGroup, readProc, round, snapshot, usage } from './procstat.js';
+import {
+  cpuFigures,
+  markdown,
+  peakPerSecond,
+  type RunResult,
+  type Sample,
+  spread,
+  verdicts,
+} from './storm-stats.js';
 
 const [clients = 20_000, runs = 1] = process.argv.slice(2).map(Number);
 const SECRET = 'bench-token-secret-0123456789abcdef';
@@ -199,6 +207,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     sampler.take();
     const killAt = Date.now();
     const before = snapshot(groups);
+    const machineBefore = machineCpu();
     await victim.kill9();
     const deadline = killAt + WAIT_MS;
     for (;;) {
@@ -209,6 +218,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     }
     sampler.take();
     const after = snapshot(groups);
+    const machineAfter = machineCpu();
     sampler.stop();
     const stats = await pool.reconnects(true);
     const redisStats = await cs.stop();
@@ -240,6 +250,14 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
       failureReasons: stats.failureReasons,
       reconnectMs: allBack ? stats.lastWelcomeAt - killAt : null,
       stormMs: end - killAt,
+      dropMs: spread(stats.dropTimes ?? [], killAt),
+      welcomeMs: spread(Object.values(times).flat(), killAt),
+      machineBusyPct: round(
+        (100 * (machineAfter.busy - machineBefore.busy)) /
+          Math.max(1, machineAfter.total - machineBefore.total),
+        1,
+      ),
+      loadavg: os.loadavg(),
       welcomesPerNode: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.length])),
       peakWelcomesPerS: Object.fromEntries(survivorNames.map((s) => [s, peakPerSecond(times[s] ?? [])])),
       connectionsAfter,

@@ -228,7 +228,7 @@ export class LoadGenPool {
       waiting: 0,
       firstDropAt: 0,
       lastWelcomeAt: 0,
-      ...(times ? { welcomeTimes: {} } : {}),
+      ...(times ? { welcomeTimes: {}, dropTimes: [] } : {}),
     };
     for (const { stats: r } of replies) {
       out.drops += r.drops;
@@ -241,6 +241,7 @@ export class LoadGenPool {
       if (r.firstDropAt > 0 && (out.firstDropAt === 0 || r.firstDropAt < out.firstDropAt))
         out.firstDropAt = r.firstDropAt;
       out.lastWelcomeAt = Math.max(out.lastWelcomeAt, r.lastWelcomeAt);
+      if (out.dropTimes) out.dropTimes = out.dropTimes.concat(r.dropTimes ?? []);
       for (const [node, ts] of Object.entries(r.welcomeTimes ?? {}))
         out.welcomeTimes![node] = [...(out.welcomeTimes![node] ?? []), ...ts];
     }

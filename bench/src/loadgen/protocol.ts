@@ -121,4 +121,6 @@ export interface ReconnectStats {
   lastWelcomeAt: number;
   /** Per node (from `welcome.node`): wall-clock ms of each reconnect's welcome (when asked for). */
   welcomeTimes?: Record<string, number[]>;
+  /** Wall-clock ms of each drop (when asked for). */
+  dropTimes?: number[];
 }

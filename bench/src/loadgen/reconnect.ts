@@ -16,6 +16,7 @@ export class Reconnector<C extends Reconnectable> {
   private readonly timers = new Map<C, NodeJS.Timeout>();
   private readonly waiting = new Set<C>();
   private readonly times: Record<string, number[]> = {};
+  private readonly dropTimes: number[] = [];
   private readonly reasons: Record<string, number> = {};
   private drops = 0;
   private welcomes = 0;
@@ -35,7 +36,9 @@ export class Reconnector<C extends Reconnectable> {
   dropped(c: C): void {
     if (this.stopped || this.waiting.has(c)) return;
     this.drops++;
-    if (this.firstDropAt === 0) this.firstDropAt = Date.now();
+    const now = Date.now();
+    if (this.firstDropAt === 0) this.firstDropAt = now;
+    this.dropTimes.push(now);
     this.waiting.add(c);
     this.schedule(c, new Backoff(this.opts));
   }
@@ -79,7 +82,7 @@ export class Reconnector<C extends Reconnectable> {
       waiting: this.waiting.size,
       firstDropAt: this.firstDropAt,
       lastWelcomeAt: this.lastWelcomeAt,
-      ...(withTimes ? { welcomeTimes: this.times } : {}),
+      ...(withTimes ? { welcomeTimes: this.times, dropTimes: this.dropTimes } : {}),
     };
   }
 
