@@ -105,7 +105,10 @@ export interface RunResult {
   survivorCpu: Record<string, CpuFigures>;
   /** CPU seconds per process group over the storm. */
   cpuS: Record<string, number>;
+  /** Redis commands from the kill to the end, per reconnect (the survivors' heartbeats included). */
   redisPerReconnect: unknown;
+  /** Redis commands per second over the 2 quiet seconds before the kill (heartbeats, presence). */
+  redisQuietPerS: unknown;
   verdicts: { absorbed: boolean; redisPeak: boolean; redisMean: boolean };
   /** Per app log (nodes, api, worker): warn and error/fatal lines, and the first few of them. */
   logs: Record<string, { warn: number; error: number; first: string[] }>;

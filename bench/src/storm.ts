@@ -200,8 +200,14 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
       { name: 'loadgen', counted: false, pids: () => pool.pids() },
     ];
     const sampler = startSampler(stack, pool, () => survivorNames);
-    // Two quiet seconds: Redis's CPU with everyone connected and idle.
+    // Two quiet seconds: Redis's CPU and commands with everyone connected and idle.
+    const quiet = commandStats(stack.redisUrl);
+    await quiet.start();
+    const quietFrom = Date.now();
     await sleep(2000);
+    const quietStats = await quiet.stop();
+    delete quietStats['config|resetstat'];
+    const quietS = (Date.now() - quietFrom) / 1000;
     const cs = commandStats(stack.redisUrl);
     await cs.start();
     sampler.take();
@@ -266,6 +272,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
       survivorCpu: Object.fromEntries(survivorNames.map((s) => [s, cpuFigures(samples, s, killAt, end)])),
       cpuS: Object.fromEntries(Object.entries(usage(before, after).groups).map(([k, v]) => [k, v.cpuS])),
       redisPerReconnect: perOperation(redisStats, Math.max(1, stats.welcomes)),
+      redisQuietPerS: perOperation(quietStats, quietS),
       logs,
       timeline: samples.map((s) => ({ ...s, t: s.t - killAt })),
     };
