@@ -94,6 +94,8 @@ export interface RunResult {
   /** The whole machine over the storm (all cores, other people's work included), and the load average at the end. */
   machineBusyPct: number;
   loadavg: number[];
+  /** Machine-wide TcpExt counters over the storm: ListenOverflows, ListenDrops, TCPSynRetrans, TCPTimeouts. */
+  tcp: Record<string, number>;
   /** Wall time the storm figures cover (kill to last welcome, or to the deadline). */
   stormMs: number;
   /** Per survivor: reconnect welcomes, their peak in any 1 s window, and connections after. */
@@ -158,7 +160,11 @@ export function markdown(results: readonly RunResult[], limitPerS: number, redis
   for (const r of results) {
     lines.push(
       '',
-      `run ${r.run}: sockets seen closed ${r.dropMs.first}-${r.dropMs.last} ms after the kill; welcomes at p50 ${r.welcomeMs.p50} ms, p90 ${r.welcomeMs.p90} ms, last ${r.welcomeMs.last} ms; machine ${r.machineBusyPct}% busy over the storm (all cores), load ${r.loadavg.map((l) => l.toFixed(1)).join(' ')}`,
+      `run ${r.run}: sockets seen closed ${r.dropMs.first}-${r.dropMs.last} ms after the kill; welcomes at p50 ${r.welcomeMs.p50} ms, p90 ${r.welcomeMs.p90} ms, last ${r.welcomeMs.last} ms; machine ${r.machineBusyPct}% busy over the storm (all cores), load ${r.loadavg.map((l) => l.toFixed(1)).join(' ')}; machine TCP: ${Object.entries(
+        r.tcp,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
     );
     const reasons = Object.entries(r.failureReasons)
       .map(([k, v]) => `${k} ${v}`)

@@ -68,6 +68,18 @@ async function metric(url: string, name: string): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Machine-wide TCP counters (/proc/net/netstat TcpExt): accept-queue overflows and SYN retransmits. */
+function tcpExt(): Record<string, number> {
+  const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.startsWith('TcpExt:'));
+  const names = lines[i]?.split(/\s+/) ?? [];
+  const values = lines[i + 1]?.split(/\s+/) ?? [];
+  const out: Record<string, number> = {};
+  for (const k of ['ListenOverflows', 'ListenDrops', 'TCPSynRetrans', 'TCPTimeouts'])
+    out[k] = Number(values[names.indexOf(k)] ?? 0);
+  return out;
+}
+
 /** Warn and error/fatal lines (pino levels 40, 50, 60) of an app's log. */
 function logLines(file: string): { warn: number; error: number; first: string[] } {
   const out = { warn: 0, error: 0, first: [] as string[] };
@@ -214,6 +226,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     const killAt = Date.now();
     const before = snapshot(groups);
     const machineBefore = machineCpu();
+    const tcpBefore = tcpExt();
     await victim.kill9();
     const deadline = killAt + WAIT_MS;
     for (;;) {
@@ -225,6 +238,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     sampler.take();
     const after = snapshot(groups);
     const machineAfter = machineCpu();
+    const tcpAfter = tcpExt();
     sampler.stop();
     const stats = await pool.reconnects(true);
     const redisStats = await cs.stop();
@@ -264,6 +278,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
         1,
       ),
       loadavg: os.loadavg(),
+      tcp: Object.fromEntries(Object.entries(tcpAfter).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)])),
       welcomesPerNode: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.length])),
       peakWelcomesPerS: Object.fromEntries(survivorNames.map((s) => [s, peakPerSecond(times[s] ?? [])])),
       connectionsAfter,
