@@ -77,6 +77,8 @@ export function peakPerSecond(times: readonly number[]): number {
 export interface RunResult {
   run: number;
   clients: number;
+  /** Devices that never got their first welcome (left out of the storm). */
+  connectFailed: number;
   perNodeBefore: Record<string, number>;
   killed: { node: string; devices: number };
   survivors: string[];

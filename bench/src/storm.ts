@@ -186,16 +186,17 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
       CONCURRENCY,
     );
     const connected = await pool.connect(300_000);
-    if (connected.failed > 0)
-      throw new Error(
-        `connect: ${connected.failed} of ${clients} failed: ${JSON.stringify(connected.errors)}`,
-      );
+    // A few refusals (e.g. 4013 while the machine is busy) leave those devices out of the storm;
+    // more than 1% makes the run meaningless.
+    const connectErrors = `${connected.failed} of ${clients} failed: ${JSON.stringify(connected.errors)}`;
+    if (connected.failed > clients / 100) throw new Error(`connect: ${connectErrors}`);
+    if (connected.failed > 0) console.error(`run ${runNo}: connect: ${connectErrors}; going on without them`);
     const perNodeBefore = Object.fromEntries(
       Object.entries(connected.perNode).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })),
     );
     // The node closest to a third of the devices.
     const [victimName, victimDevices] = Object.entries(perNodeBefore).sort(
-      (a, b) => Math.abs(a[1] - clients / 3) - Math.abs(b[1] - clients / 3),
+      (a, b) => Math.abs(a[1] - connected.ok / 3) - Math.abs(b[1] - connected.ok / 3),
     )[0]!;
     const victim = stack.nodes.find((n) => n.name === victimName)!;
     const survivorNames = stack.nodes.filter((n) => n !== victim).map((n) => n.name);
@@ -259,6 +260,7 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     const partial: Omit<RunResult, 'verdicts'> = {
       run: runNo,
       clients,
+      connectFailed: connected.failed,
       perNodeBefore,
       killed: { node: victimName, devices: victimDevices },
       survivors: survivorNames,
