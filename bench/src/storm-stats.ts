@@ -74,6 +74,23 @@ export function peakPerSecond(times: readonly number[]): number {
   return best;
 }
 
+/**
+ * Highest rise of a counter sampled as [time, value] over windows of at least 950 ms within
+ * [from, to] (per second), or the whole rise when the span is shorter than that.
+ */
+export function peakRate(series: ReadonlyArray<readonly [number, number]>, from: number, to: number): number {
+  const s = series.filter(([t]) => t >= from - 250 && t <= to + 500);
+  if (s.length < 2) return 0;
+  let best = -1;
+  let j = 0;
+  for (let i = 1; i < s.length; i++) {
+    while (j + 1 < i && s[i]![0] - s[j + 1]![0] >= 950) j++;
+    const dt = s[i]![0] - s[j]![0];
+    if (dt >= 950) best = Math.max(best, ((s[i]![1] - s[j]![1]) * 1000) / dt);
+  }
+  return Math.round(best < 0 ? s[s.length - 1]![1] - s[0]![1] : best);
+}
+
 export interface RunResult {
   run: number;
   clients: number;
@@ -103,6 +120,8 @@ export interface RunResult {
   /** Per survivor: reconnect welcomes, their peak in any 1 s window, and connections after. */
   welcomesPerNode: Record<string, number>;
   peakWelcomesPerS: Record<string, number>;
+  /** Per survivor: sessions admitted (herald_connects_total, from /metrics every 250 ms), peak per 1 s window. */
+  peakAcceptsPerS: Record<string, number>;
   connectionsAfter: Record<string, number>;
   redisBaselinePct: number;
   redisCpu: CpuFigures;
@@ -124,7 +143,8 @@ export function verdicts(r: Omit<RunResult, 'verdicts'>, limitPerS: number, redi
     absorbed:
       r.missing === 0 &&
       r.reconnectMs !== null &&
-      Object.values(r.peakWelcomesPerS).every((x) => x <= limitPerS),
+      Object.values(r.peakWelcomesPerS).every((x) => x <= limitPerS) &&
+      Object.values(r.peakAcceptsPerS).every((x) => x <= limitPerS),
     redisPeak: r.redisCpu.peak1sPct <= redisMaxPct,
     redisMean: r.redisCpu.meanPct <= redisMaxPct,
   };
@@ -137,14 +157,16 @@ export function markdown(results: readonly RunResult[], limitPerS: number, redis
   const lines = [
     `reconnect storm: one of 3 nodes SIGKILLed; limits: ${n(limitPerS)} welcomes/s per survivor (accept rate + burst), Redis CPU <= ${redisMaxPct}% of one core`,
     '',
-    '| run | clients | per node before | killed | back | reconnect s | 4013 | other failures | peak welcomes/s per survivor | Redis CPU % peak 1 s / mean (idle before) | survivors CPU % peak 1 s / mean | absorbed within accept rate | Redis CPU <= 50% (peak / mean) |',
+    '| run | clients | per node before | killed | back | reconnect s | 4013 | other failures | peak welcomes/s per survivor (clients) / accepts/s (node) | Redis CPU % peak 1 s / mean (idle before) | survivors CPU % peak 1 s / mean | absorbed within accept rate | Redis CPU <= 50% (peak / mean) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of results) {
     const before = Object.entries(r.perNodeBefore)
       .map(([k, v]) => `${k} ${n(v)}`)
       .join(', ');
-    const peaks = r.survivors.map((s) => `${s} ${n(r.peakWelcomesPerS[s] ?? 0)}`).join(', ');
+    const peaks = r.survivors
+      .map((s) => `${s} ${n(r.peakWelcomesPerS[s] ?? 0)} / ${n(r.peakAcceptsPerS[s] ?? 0)}`)
+      .join(', ');
     const cpu = r.survivors
       .map((s) => `${s} ${r.survivorCpu[s]?.peak1sPct ?? 0} / ${r.survivorCpu[s]?.meanPct ?? 0}`)
       .join(', ');

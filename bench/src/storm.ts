@@ -28,6 +28,7 @@ import {
   cpuFigures,
   markdown,
   peakPerSecond,
+  peakRate,
   type RunResult,
   type Sample,
   spread,
@@ -61,11 +62,14 @@ const logRoot = path.join(OUT_DIR, `storm-logs-${stamp}`);
 const generators = Math.max(2, Math.ceil((clients * 1.2) / socketsPerProcess()));
 const nginxWorkers = Math.max(2, Math.ceil((2 * clients * 1.5) / socketsPerProcess()));
 
-async function metric(url: string, name: string): Promise<number | undefined> {
+async function metrics(url: string): Promise<{ connections?: number; connects?: number }> {
   const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) });
   const text = await res.text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text);
-  return m ? Number(m[1]) : undefined;
+  const read = (name: string) => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  return { connections: read('herald_connections'), connects: read('herald_connects_total') };
 }
 
 /** Machine-wide TCP counters (/proc/net/netstat TcpExt): accept-queue overflows and SYN retransmits. */
@@ -103,6 +107,8 @@ function logLines(file: string): { warn: number; error: number; first: string[] 
 function startSampler(stack: Stack, pool: LoadGenPool, survivors: () => string[]) {
   const samples: Sample[] = [];
   const connections: Record<string, number> = {};
+  /** Per survivor: [time of the answer, herald_connects_total] (sessions the node admitted). */
+  const connects: Record<string, Array<[number, number]>> = {};
   let latest: ReconnectStats | undefined;
   let poolBusy = false;
   const busy = new Set<string>();
@@ -124,9 +130,10 @@ function startSampler(stack: Stack, pool: LoadGenPool, survivors: () => string[]
     for (const node of stack.nodes) {
       if (!survivors().includes(node.name) || busy.has(node.name)) continue;
       busy.add(node.name);
-      void metric(node.url, 'herald_connections')
-        .then((v) => {
-          if (v !== undefined) connections[node.name] = v;
+      void metrics(node.url)
+        .then((m) => {
+          if (m.connections !== undefined) connections[node.name] = m.connections;
+          if (m.connects !== undefined) (connects[node.name] ??= []).push([Date.now(), m.connects]);
         })
         .catch(() => undefined)
         .finally(() => busy.delete(node.name));
@@ -148,6 +155,7 @@ function startSampler(stack: Stack, pool: LoadGenPool, survivors: () => string[]
   const timer = setInterval(take, SAMPLE_MS);
   return {
     samples,
+    connects,
     take,
     latest: () => latest,
     stop: () => clearInterval(timer),
@@ -253,7 +261,8 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
     const connectionsAfter: Record<string, number> = {};
     for (const name of survivorNames) {
       const node = stack.nodes.find((n) => n.name === name)!;
-      connectionsAfter[name] = (await metric(node.url, 'herald_connections').catch(() => undefined)) ?? -1;
+      connectionsAfter[name] =
+        (await metrics(node.url).catch(() => ({ connections: undefined }))).connections ?? -1;
     }
     const logs: RunResult['logs'] = {};
     for (const app of [...stack.nodes, stack.api, stack.worker]) logs[app.name] = logLines(app.logFile);
@@ -283,6 +292,9 @@ async function run(runNo: number, pool: LoadGenPool): Promise<RunResult> {
       tcp: Object.fromEntries(Object.entries(tcpAfter).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)])),
       welcomesPerNode: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.length])),
       peakWelcomesPerS: Object.fromEntries(survivorNames.map((s) => [s, peakPerSecond(times[s] ?? [])])),
+      peakAcceptsPerS: Object.fromEntries(
+        survivorNames.map((s) => [s, peakRate(sampler.connects[s] ?? [], killAt, end)]),
+      ),
       connectionsAfter,
       redisBaselinePct: baseline.meanPct,
       redisCpu: cpuFigures(samples, 'redis', killAt, end),
