@@ -183,6 +183,35 @@ describe('benchmark harness at a tiny scale', () => {
     for (const heap of median.slice(2)) expect(heap).toBeLessThan(200);
   }, 120_000);
 
+  it('storm: a node holding about a third of 300 devices is SIGKILLed, and every one comes back', () => {
+    // The tool's own path: 3 nodes behind nginx, the SDK's backoff in the load generators, the
+    // 250 ms sampler, Redis commandstats, the table and the JSON.
+    const out = path.join(dir, 'storm');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'dist', 'storm.js'), '300', '1'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, STORM_OUT_DIR: out, STORM_WAIT_MS: '30000' },
+      timeout: 90_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('| run | clients | per node before | killed |');
+    expect(r.stdout).toMatch(/^\| 1 \| 300 \| /m);
+    const file = fs.readdirSync(out).find((f) => /^storm-.*\.json$/.test(f));
+    expect(file).toBeDefined();
+    const res = JSON.parse(fs.readFileSync(path.join(out, file!), 'utf8')) as { runs: Any[] };
+    const run = res.runs[0]!;
+    const killed = run.killed as { node: string; devices: number };
+    expect(killed.devices).toBeGreaterThan(0);
+    expect(run.drops).toBe(killed.devices);
+    expect(run.back).toBe(killed.devices);
+    expect(run.missing).toBe(0);
+    expect(run.reconnectMs as number).toBeGreaterThan(0);
+    expect((run.verdicts as { absorbed: boolean }).absorbed).toBe(true);
+    // The survivors hold everyone again.
+    const after = Object.values(run.connectionsAfter as Record<string, number>);
+    expect(after.reduce((a, b) => a + b, 0)).toBe(300);
+  }, 120_000);
+
   it('prints the markdown tables', () => {
     expect(stdout).toContain('### Broadcast');
     expect(stdout).toContain('| herald-nginx |');

@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Histogram } from '../histogram.js';
 import { ulimitWrapped } from '../limits.js';
-import type { Command, ConnectResult, ConnectSpec, DeliveryStats, Reply } from './protocol.js';
+import type {
+  Command,
+  ConnectResult,
+  ConnectSpec,
+  DeliveryStats,
+  ReconnectStats,
+  Reply,
+} from './protocol.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -203,6 +210,42 @@ export class LoadGenPool {
       acksAnswered: sum((s) => s.acksAnswered),
       ackErrors,
     };
+  }
+
+  /** The reconnect mode's counts over all generators (ConnectSpec.reconnect); `times`: welcome times too. */
+  async reconnects(times = false): Promise<ReconnectStats> {
+    const replies = await Promise.all(
+      this.gens.map((g) =>
+        g.request<Extract<Reply, { op: 'reconnects' }>>({ op: 'reconnects', times }, 30_000),
+      ),
+    );
+    const out: ReconnectStats = {
+      drops: 0,
+      welcomes: 0,
+      refused4013: 0,
+      failures: 0,
+      failureReasons: {},
+      waiting: 0,
+      firstDropAt: 0,
+      lastWelcomeAt: 0,
+      ...(times ? { welcomeTimes: {}, dropTimes: [] } : {}),
+    };
+    for (const { stats: r } of replies) {
+      out.drops += r.drops;
+      out.welcomes += r.welcomes;
+      out.refused4013 += r.refused4013;
+      out.failures += r.failures;
+      out.waiting += r.waiting;
+      for (const [k, v] of Object.entries(r.failureReasons))
+        out.failureReasons[k] = (out.failureReasons[k] ?? 0) + v;
+      if (r.firstDropAt > 0 && (out.firstDropAt === 0 || r.firstDropAt < out.firstDropAt))
+        out.firstDropAt = r.firstDropAt;
+      out.lastWelcomeAt = Math.max(out.lastWelcomeAt, r.lastWelcomeAt);
+      if (out.dropTimes) out.dropTimes = out.dropTimes.concat(r.dropTimes ?? []);
+      for (const [node, ts] of Object.entries(r.welcomeTimes ?? {}))
+        out.welcomeTimes![node] = [...(out.welcomeTimes![node] ?? []), ...ts];
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -47,6 +47,11 @@ export interface ConnectSpec {
    * the SDK's `ackIntervalMs` does while notifications keep coming (0: every tick).
    */
   ackIntervalMs?: number;
+  /**
+   * Herald WebSocket: a ready client whose socket the server or network closes reconnects with
+   * the SDK's backoff (full jitter; see reconnect.ts). Off unless set (the storm benchmark).
+   */
+  reconnect?: { initialMs: number; maxMs: number };
 }
 
 export type Command =
@@ -54,6 +59,7 @@ export type Command =
   | { op: 'connect'; id: number }
   | { op: 'expect'; id: number; perClient: number }
   | { op: 'stats'; id: number }
+  | { op: 'reconnects'; id: number; times: boolean }
   | { op: 'close'; id: number }
   | { op: 'exit'; id: number };
 
@@ -99,4 +105,27 @@ export type Reply =
   | { op: 'ok'; id: number }
   | { op: 'connected'; id: number; result: ConnectResult }
   | { op: 'stats'; id: number; stats: DeliveryStats }
+  | { op: 'reconnects'; id: number; stats: ReconnectStats }
   | { op: 'error'; id: number; message: string };
+
+/** What the reconnect mode saw since `prepare` (ConnectSpec.reconnect). */
+export interface ReconnectStats {
+  /** Ready clients closed by the server or the network. */
+  drops: number;
+  /** Reconnects that got `welcome`. */
+  welcomes: number;
+  /** Attempts closed with 4013 (node capacity or accept rate). */
+  refused4013: number;
+  /** Other failed attempts (refused, reset, timeout, other close codes), by reason. */
+  failures: number;
+  failureReasons: Record<string, number>;
+  /** Dropped clients not back yet. */
+  waiting: number;
+  /** Wall-clock ms of the first drop and the last welcome (0: none). */
+  firstDropAt: number;
+  lastWelcomeAt: number;
+  /** Per node (from `welcome.node`): wall-clock ms of each reconnect's welcome (when asked for). */
+  welcomeTimes?: Record<string, number[]>;
+  /** Wall-clock ms of each drop (when asked for). */
+  dropTimes?: number[];
+}

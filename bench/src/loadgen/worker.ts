@@ -4,6 +4,10 @@
  * Events (sse.ts: Herald's GET /v1/sse, Nchan's EventSource subscriber), and records deliveries:
  * distinct (client, message index) pairs and publish-to-receipt latency. Driven by the parent
  * over IPC (see protocol.ts); exits when the parent goes away.
+ *
+ * Over 400 lines: one process's client state is module-level and every part (open, record, ack,
+ * reconnect hooks, stats) reads it; the pieces that stand alone are beside it (sse.ts,
+ * http-acks.ts, reconnect.ts).
  */
 import net from 'node:net';
 import { mintDeviceToken } from '@herald/token';
@@ -12,6 +16,7 @@ import { Histogram } from '../histogram.js';
 import { nowMs, numberAfter, readPayload } from '../payload.js';
 import { HttpAcker } from './http-acks.js';
 import type { Command, ConnectResult, ConnectSpec, DeliveryStats, Reply } from './protocol.js';
+import { Reconnector } from './reconnect.js';
 import { SseClient } from './sse.js';
 
 interface Client {
@@ -35,6 +40,8 @@ interface Client {
   ackSeq: number;
   /** When it last acked (ms, Date.now()). */
   ackedAt: number;
+  /** Herald: the node of the last `welcome`. */
+  node: string;
 }
 
 let spec: ConnectSpec | undefined;
@@ -50,6 +57,8 @@ const ACKS_IN_FLIGHT = 64;
 let acker = new HttpAcker(ACKS_IN_FLIGHT);
 /** Parsed `spec.urls` (SSE clients connect with raw sockets). */
 let targets: URL[] = [];
+/** ConnectSpec.reconnect: brings back ready clients the other side closed (off by default). */
+let reconnector: Reconnector<Client> | undefined;
 
 // Recording state, reset by `expect`.
 let perClient = 0;
@@ -218,12 +227,15 @@ function openClient(s: ConnectSpec, c: Client): Promise<string | undefined> {
     });
     ws.on('close', (code) => {
       const wasReady = c.ready;
+      // destroy() marks the client closed first: then the close is ours, not the server's.
+      const byUs = c.closed;
       c.closed = true;
       dirtyAcks.delete(c);
       finish(`close:${code}`);
       if (wasReady) {
         dropped++;
         bump(dropReasons, `close:${code}`);
+        if (!byUs) reconnector?.dropped(c);
       }
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -241,6 +253,7 @@ function openClient(s: ConnectSpec, c: Client): Promise<string | undefined> {
         }
         const f = JSON.parse(text) as { type: string; node?: string; code?: string };
         if (f.type === 'welcome') {
+          c.node = f.node ?? '';
           if (f.node) bump(perNode, f.node);
           if (s.sub.mode === 'topic') ws.send(JSON.stringify({ type: 'subscribe', topic: s.sub.topic }));
           else finish(undefined);
@@ -310,8 +323,14 @@ async function prepare(s: ConnectSpec): Promise<void> {
       ackStream: '',
       ackSeq: 0,
       ackedAt: 0,
+      node: '',
     });
   }
+  if (s.reconnect && s.kind === 'herald' && !reconnector)
+    reconnector = new Reconnector<Client>(s.reconnect, (c) => {
+      Object.assign(c, { ready: false, closed: false, ws: undefined, sock: undefined, why: '' });
+      return openClient(s, c);
+    });
   clearInterval(ackTimer);
   const every = s.ackEveryMs ?? 100;
   ackTimer = every > 0 ? setInterval(flushAcks, every) : undefined;
@@ -427,6 +446,8 @@ function stats(): DeliveryStats {
 }
 
 async function closeAll(): Promise<void> {
+  reconnector?.stop();
+  reconnector = undefined;
   clearInterval(ackTimer);
   dirtyAcks.clear();
   for (const c of clients) destroy(c);
@@ -454,6 +475,9 @@ process.on('message', (cmd: Command) => {
           return send({ op: 'ok', id: cmd.id });
         case 'stats':
           return send({ op: 'stats', id: cmd.id, stats: stats() });
+        case 'reconnects':
+          if (!reconnector) throw new Error('reconnect mode is off (ConnectSpec.reconnect)');
+          return send({ op: 'reconnects', id: cmd.id, stats: reconnector.stats(cmd.times) });
         case 'close':
           await closeAll();
           return send({ op: 'ok', id: cmd.id });
