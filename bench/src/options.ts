@@ -34,6 +34,8 @@ export interface Options {
   /** Batch requests in flight in the batch scenario. */
   batchWindow: number;
   rateSeconds: number;
+  /** Messages at the first rate for this long before the measured runs, not counted (0: none). */
+  rateWarmupSeconds: number;
   rates: number[];
   /** Connections the maxconn scenario tries (before scaling). */
   maxconn: number;
@@ -71,6 +73,7 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --batch-size <n>         notifications per request in the batch scenario (100)
   --batch-window <n>       batch requests in flight (4)
   --rate-seconds <s>       length of each rate run (10)
+  --rate-warmup <s>        messages at the first rate for s seconds before the measured runs, reported apart (3)
   --rates <a,b>            publish rates of the rate scenario, msg/s (10,50)
   --maxconn <n>            connections the maxconn scenario tries, before --scale (50000)
   --maxconn-seconds <s>    bound on its connect phase (150)
@@ -100,6 +103,7 @@ export function parseArgs(argv: readonly string[]): Options {
     batchSize: 100,
     batchWindow: 4,
     rateSeconds: 10,
+    rateWarmupSeconds: 3,
     rates: [10, 50],
     maxconn: 50_000,
     maxconnSeconds: 150,
@@ -177,6 +181,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--rate-seconds':
         o.rateSeconds = num(flag, val(), 1);
+        break;
+      case '--rate-warmup':
+        o.rateWarmupSeconds = num(flag, val(), 0);
         break;
       case '--rates':
         o.rates = (val() ?? '').split(',').map((r) => num(flag, r, 0.1));

@@ -133,7 +133,11 @@ function startSampler(stack: Stack, pool: LoadGenPool, survivors: () => string[]
       void metrics(node.url)
         .then((m) => {
           if (m.connections !== undefined) connections[node.name] = m.connections;
-          if (m.connects !== undefined) (connects[node.name] ??= []).push([Date.now(), m.connects]);
+          if (m.connects !== undefined) {
+            const seen = connects[node.name] ?? [];
+            connects[node.name] = seen;
+            seen.push([Date.now(), m.connects]);
+          }
         })
         .catch(() => undefined)
         .finally(() => busy.delete(node.name));
