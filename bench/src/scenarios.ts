@@ -364,26 +364,10 @@ async function rate(ctx: Ctx): Promise<Result> {
   // Herald they held the run's worst deliveries (2,000 subscribers, 10 msg/s: p99 255-305 ms in
   // a first 10 s run, 62 ms in a second one right after it; BENCHMARKS.md). Every system gets the
   // same warm-up, and its figures are kept apart in the JSON (`warmup`).
-  let warmup: unknown;
-  const [first] = ctx.o.rates;
-  if (ctx.o.rateWarmupSeconds > 0 && first !== undefined) {
-    const count = Math.max(1, Math.round(first * ctx.o.rateWarmupSeconds));
-    ctx.log(`  warm-up: ${first} msg/s for ${ctx.o.rateWarmupSeconds} s`);
-    warmup = await publishAndMeasure(ctx, {
-      count,
-      perClient: count,
-      expected: r.ok * count,
-      target: () => ({ kind: 'topic', topic }),
-      index: (i) => i,
-      mode: { rate: first },
-    });
-    await sleep(500);
-  }
-  const runs: Record<string, unknown> = {};
-  for (const perS of ctx.o.rates) {
-    const count = Math.max(1, Math.round(perS * ctx.o.rateSeconds));
-    ctx.log(`  ${perS} msg/s for ${ctx.o.rateSeconds} s`);
-    runs[`${perS}`] = await publishAndMeasure(ctx, {
+  const atRate = async (perS: number, seconds: number, what: string) => {
+    const count = Math.max(1, Math.round(perS * seconds));
+    ctx.log(`  ${what}${perS} msg/s for ${seconds} s`);
+    const res = await publishAndMeasure(ctx, {
       count,
       perClient: count,
       expected: r.ok * count,
@@ -392,7 +376,15 @@ async function rate(ctx: Ctx): Promise<Result> {
       mode: { rate: perS },
     });
     await sleep(500);
-  }
+    return res;
+  };
+  const [first] = ctx.o.rates;
+  const warmup =
+    ctx.o.rateWarmupSeconds > 0 && first !== undefined
+      ? await atRate(first, ctx.o.rateWarmupSeconds, 'warm-up: ')
+      : undefined;
+  const runs: Record<string, unknown> = {};
+  for (const perS of ctx.o.rates) runs[`${perS}`] = await atRate(perS, ctx.o.rateSeconds, '');
   return {
     subscribers: sz.rateSubscribers,
     seconds: ctx.o.rateSeconds,
