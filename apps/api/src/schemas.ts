@@ -1,3 +1,4 @@
+import { type Static, Type } from '@herald/config';
 import {
   COLLAPSE_KEY_RE,
   HTTP_ERRORS,
@@ -9,7 +10,6 @@ import {
   PUSH_TOPIC_RE,
   TOPIC_RE,
 } from '@herald/protocol';
-import Type, { type Static } from 'typebox';
 import type { ApiConfig } from './config.js';
 
 /**

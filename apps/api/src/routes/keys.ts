@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { SCOPES } from '@herald/config';
+import { SCOPES, Type } from '@herald/config';
 import { type ApiKeyStore, TooManyKeys } from '@herald/store';
-import Type from 'typebox';
 import { BadRequest, ConfigKey, NotFound } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@fastify/type-provider-typebox';
+import { type Static, Type } from '@herald/config';
 import { ID_RE } from '@herald/protocol';
 import { type DevicePresence, type Keys, PAGE_CURSOR, Presence, type RedisClient } from '@herald/store';
 import { BadRequest } from '../errors.js';

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@herald/config';
 import { WEBHOOK_EVENT_TYPES } from '@herald/protocol';
 import {
   type DeadLetter,
@@ -10,7 +11,6 @@ import {
   webhookJobOptions,
 } from '@herald/store';
 import type { Queue } from 'bullmq';
-import Type from 'typebox';
 import { NotFound } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 
