@@ -1,4 +1,3 @@
-import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import { decodeDoorbell, FANOUT_JOB, FANOUT_QUEUE, fanoutJobOptions, queueOptions } from '@herald/store';
 import { Queue } from 'bullmq';
@@ -15,6 +14,7 @@ import {
   type TestRedis,
   until,
   type World,
+  workerConfig,
   world,
 } from './helpers.js';
 
@@ -429,16 +429,7 @@ describe('a scheduled notification that expired while no worker ran (issue #12 i
       const exp = Math.max(...jobs.map((j) => j.exp));
       await until('the notifications to expire', () => (Date.now() > exp ? true : undefined), 5000);
 
-      const app = await startWorkerApp(
-        loadConfig(workerSchema, {
-          REDIS_URL: server.url,
-          HERALD_HOST: '127.0.0.1',
-          HERALD_PORT: '0',
-          HERALD_REDIS_PREFIX: prefix,
-          HERALD_LOG_LEVEL: 'silent',
-        }),
-        silent,
-      );
+      const app = await startWorkerApp(workerConfig(server.url, prefix), silent);
       try {
         for (const [job, n] of [
           [jobs[0], 1],

@@ -1,3 +1,4 @@
+import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import { type RedisHandle, startRedis as startStackRedis } from '@herald/stack';
 import type { RedisClient as Redis } from '@herald/store';
@@ -18,6 +19,18 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A worker app's config for tests: on 127.0.0.1, a free port, silent, `env` on top. */
+export function workerConfig(redisUrl: string, prefix: string, env: Record<string, string> = {}) {
+  return loadConfig(workerSchema, {
+    REDIS_URL: redisUrl,
+    HERALD_HOST: '127.0.0.1',
+    HERALD_PORT: '0',
+    HERALD_REDIS_PREFIX: prefix,
+    HERALD_LOG_LEVEL: 'silent',
+    ...env,
+  });
 }
 
 export type TestRedis = RedisHandle;

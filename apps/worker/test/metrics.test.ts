@@ -1,4 +1,3 @@
-import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import { metric, parseMetrics, type Sample } from '@herald/stack';
 import { FANOUT_JOB, FANOUT_QUEUE, fanoutJobOptions, queueOptions } from '@herald/store';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerApp, type WorkerApp } from '../src/app.js';
 import { createHealthServer } from '../src/health.js';
 import { WorkerMetrics } from '../src/metrics.js';
-import { notification, silent, startRedis, type TestRedis, until, world } from './helpers.js';
+import { notification, silent, startRedis, type TestRedis, until, workerConfig, world } from './helpers.js';
 
 let server: TestRedis;
 let redis: Redis;
@@ -46,13 +45,7 @@ describe('worker /metrics', () => {
   let app: WorkerApp;
 
   beforeAll(async () => {
-    const cfg = loadConfig(workerSchema, {
-      REDIS_URL: server.url,
-      HERALD_HOST: '127.0.0.1',
-      HERALD_PORT: '0',
-      HERALD_REDIS_PREFIX: PREFIX,
-      HERALD_LOG_LEVEL: 'silent',
-    });
+    const cfg = workerConfig(server.url, PREFIX);
     app = await startWorkerApp(cfg, silent);
     closers.push(() => app.close());
     await app.worker.waitUntilReady();

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, sha256Hex, workerSchema } from '@herald/config';
+import { sha256Hex } from '@herald/config';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerApp } from '../src/app.js';
-import { silent, startRedis, type TestRedis, until } from './helpers.js';
+import { silent, startRedis, type TestRedis, until, workerConfig } from './helpers.js';
 
 // The presence debouncer runs only for apps whose endpoints want device.online / device.offline
 // (an idle step costs each app about 4 Redis commands every 250 ms), and follows apps reloads.
@@ -36,15 +36,7 @@ async function groups(key: string): Promise<string[]> {
   return info.map((g) => String(g[1])).sort();
 }
 
-const config = (prefix: string, env: Record<string, string>) =>
-  loadConfig(workerSchema, {
-    REDIS_URL: server.url,
-    HERALD_HOST: '127.0.0.1',
-    HERALD_PORT: '0',
-    HERALD_REDIS_PREFIX: prefix,
-    HERALD_LOG_LEVEL: 'silent',
-    ...env,
-  });
+const config = (prefix: string, env: Record<string, string>) => workerConfig(server.url, prefix, env);
 
 describe('presence debouncer gate', () => {
   it('is off without endpoints for device events, on with them (HERALD_WEBHOOKS)', async () => {

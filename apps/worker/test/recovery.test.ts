@@ -2,14 +2,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import { FANOUT_JOB, FANOUT_QUEUE, fanoutJobOptions, queueOptions } from '@herald/store';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerApp } from '../src/app.js';
-import { notification, silent, startRedis, type TestRedis, until, world } from './helpers.js';
+import { notification, silent, startRedis, type TestRedis, until, workerConfig, world } from './helpers.js';
 
 // Issue #12: a worker killed with SIGKILL right after it took a user fan-out, and restarted at
 // once, left the notification `sending` with 0 targets for 60-67 s (BullMQ's 30 s lock and 30 s
@@ -133,14 +132,7 @@ describe('a worker that lost its lock', () => {
   it('stops at its next chunk and leaves the job to the lock holder', async () => {
     const prefix = 'lost';
     const app = await startWorkerApp(
-      loadConfig(workerSchema, {
-        REDIS_URL: server.url,
-        HERALD_HOST: '127.0.0.1',
-        HERALD_PORT: '0',
-        HERALD_REDIS_PREFIX: prefix,
-        HERALD_LOG_LEVEL: 'silent',
-        HERALD_FANOUT_CHUNK: String(CHUNK),
-      }),
+      workerConfig(server.url, prefix, { HERALD_FANOUT_CHUNK: String(CHUNK) }),
       silent,
     );
     const w = world(redis, prefix, CHUNK);

@@ -1,4 +1,3 @@
-import { loadConfig, workerSchema } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import {
   createDelivery,
@@ -16,7 +15,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerApp } from '../src/app.js';
 import { Fanout, type FanoutResult } from '../src/fanout.js';
-import { notification, silent, startRedis, type TestRedis, until, world } from './helpers.js';
+import { notification, silent, startRedis, type TestRedis, until, workerConfig, world } from './helpers.js';
 
 let server: TestRedis;
 let redis: Redis;
@@ -132,17 +131,8 @@ describe('BullMQ worker retries', () => {
 });
 
 describe('startWorkerApp', () => {
-  const appConfig = (url: string, prefix: string) =>
-    loadConfig(workerSchema, {
-      REDIS_URL: url,
-      HERALD_HOST: '127.0.0.1',
-      HERALD_PORT: '0',
-      HERALD_REDIS_PREFIX: prefix,
-      HERALD_LOG_LEVEL: 'silent',
-    });
-
   it('runs queued fan-outs with the API job options and answers health probes', async () => {
-    const app = await startWorkerApp(appConfig(server.url, 'app'), silent);
+    const app = await startWorkerApp(workerConfig(server.url, 'app'), silent);
     closers.push(() => app.close());
     const w = world(redis, 'app');
     const queue = new Queue<FanoutJob>(FANOUT_QUEUE, {
@@ -170,7 +160,7 @@ describe('startWorkerApp', () => {
   });
 
   it("runs each app's jobs on that app's keys; a job without app is the default app's", async () => {
-    const app = await startWorkerApp(appConfig(server.url, 'apps'), silent);
+    const app = await startWorkerApp(workerConfig(server.url, 'apps'), silent);
     closers.push(() => app.close());
     const [def, shop] = [world(redis, 'apps'), world(redis, 'apps', 500, 'shop')];
     const queue = new Queue<FanoutJob>(FANOUT_QUEUE, {
@@ -206,7 +196,7 @@ describe('startWorkerApp', () => {
   it('stops within its deadline when Redis is gone', async () => {
     const own = await startRedis();
     closers.push(() => own.stop());
-    const app = await startWorkerApp(appConfig(own.url, 'gone'), silent);
+    const app = await startWorkerApp(workerConfig(own.url, 'gone'), silent);
     closers.push(() => app.close());
     await app.worker.waitUntilReady();
     await own.stop();
