@@ -103,10 +103,15 @@ export abstract class Requests extends Delivery {
     // Subscribed to the doorbell before the stream is read: nothing falls between the two.
     await deps.topics.ref(topic);
     const keys = deps.streams.keysOf(name, id.device);
-    let stored = this.serverCursors[name] ?? (await deps.devices.cursor(id.device, name));
-    // Read before `subscribed`: a cursor past it is a reset (Delivery.resetIfAhead), and what is
-    // published once the client has `subscribed` is after it.
-    const head = await deps.streams.head(keys);
+    // The head is read before `subscribed` (with the stored cursor, in one round trip): a cursor
+    // past it is a reset (Delivery.resetIfAhead), and what is published once the client has
+    // `subscribed` is after it.
+    const known = this.serverCursors[name];
+    const [head, read] = await Promise.all([
+      deps.streams.head(keys),
+      known === undefined ? deps.devices.cursor(id.device, name) : undefined,
+    ]);
+    let stored = known ?? read;
     let start = cursor ?? stored;
     if (start === undefined) {
       start = head;
