@@ -55,9 +55,11 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export const USAGE = `Usage: node bench/dist/run.js [options]
   --scale <x>              multiply every size (connections, subscribers, messages of single) (1)
-  --systems <a,b>          ${SYSTEMS.join(',')} (all but ws-floor;
+  --systems <a,b>          ${SYSTEMS.join(',')} (all but the floors;
                            the -sse ones, Server-Sent Events, run in idle and broadcast only;
-                           ws-floor, a bare \`ws\` server answering hello, in connect only)
+                           ws-floor, a bare \`ws\` server answering hello, in connect only;
+                           herald-floor, Herald's hops with bare parts, in single and batch only;
+                           herald-floor-durable, the same with an append to a stream, AOF on)
   --scenarios <a,b>        ${SCENARIOS.join(',')} (all)
   --nodes <n>              Herald push nodes, at least (3)
   --redis-shards <n>       Herald on a Redis Cluster of n masters (+1 replica each); 1 = one redis-server (1)
@@ -86,8 +88,8 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     scale: 1,
-    // ws-floor (a bare `ws` server, the floor of a connect on Node) only when asked for.
-    systems: SYSTEMS.filter((s) => s !== 'ws-floor'),
+    // The floors (bare servers: a connect on Node, Herald's hops) only when asked for.
+    systems: SYSTEMS.filter((s) => !s.endsWith('floor') && !s.endsWith('floor-durable')),
     scenarios: [...SCENARIOS],
     nodes: 3,
     redisShards: 1,

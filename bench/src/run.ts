@@ -146,6 +146,10 @@ async function main(): Promise<void> {
           per[name] = { skipped: 'n/a: the floor server runs in the connect scenario only' };
           continue;
         }
+        if (name.startsWith('herald-floor') && scenario !== 'single' && scenario !== 'batch') {
+          per[name] = { skipped: 'n/a: the architecture floor runs in the single and batch scenarios only' };
+          continue;
+        }
         if (SSE_SYSTEMS.includes(name) && !SSE_SCENARIOS.includes(scenario)) {
           per[name] = { skipped: SSE_ONLY };
           continue;

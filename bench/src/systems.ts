@@ -13,79 +13,34 @@ import {
   startRedis,
   startRedisCluster,
   startStack,
-  waitForHttp,
   waitForTcp,
 } from '@herald/stack';
 import { Redis } from 'ioredis';
-import { socketsPerProcess, ulimitWrapped } from './limits.js';
-import type { ClientKind } from './loadgen/protocol.js';
+import { startHeraldFloor, startWsFloor } from './floors.js';
+import { socketsPerProcess } from './limits.js';
+import { startPeerProcesses } from './peer-processes.js';
 import { childPids, type ProcGroup } from './procstat.js';
-import type { HttpPublisher } from './publisher.js';
+import {
+  API_KEY,
+  type RunningSystem,
+  type StartOptions,
+  type SystemName,
+  type Target,
+  TOKEN_SECRET,
+} from './system-types.js';
 
-export const SYSTEMS = [
-  'herald-direct',
-  'herald-nginx',
-  'socketio',
-  'nchan',
-  'herald-direct-sse',
-  'nchan-sse',
-  'ws-floor',
-] as const;
-export type SystemName = (typeof SYSTEMS)[number];
-
-/**
- * The Server-Sent Events variants: Herald's GET /v1/sse (+ POST /v1/acks) straight to the nodes,
- * and Nchan's EventSource subscriber. They run in these scenarios only (the others say so).
- */
-export const SSE_SYSTEMS: readonly SystemName[] = ['herald-direct-sse', 'nchan-sse'];
-export const SSE_SCENARIOS: readonly string[] = ['idle', 'broadcast'];
-export const SSE_ONLY = 'n/a: the SSE variants run in the idle and broadcast scenarios';
-
-export const API_KEY = 'bench-api-key-0123456789abcdef';
-export const TOKEN_SECRET = 'bench-token-secret-0123456789abcdef';
-
-export type Target =
-  | { kind: 'topic'; topic: string }
-  | { kind: 'device'; device: string }
-  | { kind: 'broadcast' };
-
-export interface RunningSystem {
-  name: SystemName;
-  clientKind: ClientKind;
-  /** Where clients connect; client i uses urls[i % urls.length]. */
-  urls: string[];
-  /** Server processes: counted ones make "server CPU"; others (the balancer) are reported beside it. */
-  groups: ProcGroup[];
-  tokenSecret?: string;
-  /** Publishes `body` (JSON text) to `target`; resolves with the HTTP status (0: failed). */
-  publish(pub: HttpPublisher, target: Target, body: string): Promise<number>;
-  /** Publishes many in one request, when the system has a batch API (Herald); resolves with the HTTP status. */
-  publishBatch?(pub: HttpPublisher, items: { target: Target; body: string }[]): Promise<number>;
-  /** How the system was set up (process counts, ports, settings that differ from defaults). */
-  info: Record<string, unknown>;
-  /** Log files worth reading when something stops (nginx error logs). */
-  logs: string[];
-  /** The system's own Redis (one server), for `INFO commandstats` around a phase (Herald). */
-  redisUrl?: string;
-  stop(): Promise<void>;
-}
-
-export interface StartOptions {
-  dir: string;
-  logDir: string;
-  /** Most connections the scenario will open: sizes process counts under the descriptor limit. */
-  peak: number;
-  /** Herald push nodes (at least; more when `peak` needs them). */
-  nodes: number;
-  /** Herald's Redis: more than 1 starts a Redis Cluster with that many masters. */
-  redisShards?: number;
-  /** Put a balancer (nginx stream) in front of the Socket.IO processes (the maxconn scenario). */
-  balancer?: boolean;
-  /** Herald: write V8 CPU profiles of every app process into this dir. */
-  cpuProf?: string;
-  /** Herald's own Redis with AOF (default true, as the stack starts it) or without (`CONFIG SET appendonly no`). */
-  aof?: boolean;
-}
+export {
+  API_KEY,
+  type RunningSystem,
+  SSE_ONLY,
+  SSE_SCENARIOS,
+  SSE_SYSTEMS,
+  type StartOptions,
+  SYSTEMS,
+  type SystemName,
+  type Target,
+  TOKEN_SECRET,
+} from './system-types.js';
 
 const ok2xx = (s: number) => s >= 200 && s < 300;
 
@@ -289,76 +244,6 @@ export async function startHerald(
 
 // ---------------------------------------------------------------- Socket.IO
 
-/**
- * Starts `count` Node processes of a peer's `script` (each on a free port given in PORT, with a
- * raised descriptor limit) and waits for each one's `/healthz`. The processes started so far are
- * in `procs` (with their ports in `ports`) even when it throws, for the caller to stop.
- */
-async function startPeerProcesses(
-  o: StartOptions,
-  script: string,
-  name: string,
-  count: number,
-  env: Record<string, string>,
-  procs: ManagedProcess[],
-  ports: number[],
-): Promise<void> {
-  for (let i = 0; i < count; i++) {
-    const port = await freePort();
-    ports.push(port);
-    procs.push(
-      await ManagedProcess.start({
-        command: 'bash',
-        args: ulimitWrapped(process.execPath, [script]),
-        env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', ...env },
-        logFile: path.join(o.logDir, `${name}-${i + 1}.log`),
-        name: `${name}-${i + 1}`,
-      }),
-    );
-  }
-  await Promise.all(
-    ports.map((port, i) =>
-      waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () =>
-        procs[i]!.running ? undefined : `${name}-${i + 1} exited:\n${procs[i]!.logTail()}`,
-      ),
-    ),
-  );
-}
-
-const WS_FLOOR_SERVER = fileURLToPath(new URL('./peers/ws-floor-server.js', import.meta.url));
-
-/**
- * The floor of a connect on Node (issue #14): bare `ws` processes (as many as Herald's nodes
- * would be) answering Herald's `hello` with a `welcome`; no token, Redis or framework.
- */
-export async function startWsFloor(o: StartOptions): Promise<RunningSystem> {
-  const per = socketsPerProcess();
-  const count = Math.max(o.nodes, Math.ceil((o.peak * 1.1) / per));
-  fs.mkdirSync(o.logDir, { recursive: true });
-  const procs: ManagedProcess[] = [];
-  const ports: number[] = [];
-  const stop = async () => {
-    await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000)));
-  };
-  try {
-    await startPeerProcesses(o, WS_FLOOR_SERVER, 'ws-floor', count, {}, procs, ports);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return {
-    name: 'ws-floor',
-    clientKind: 'herald',
-    urls: ports.map((p) => `ws://127.0.0.1:${p}/v1/ws`),
-    groups: [{ name: 'ws', counted: true, pids: () => procs.map((p) => p.pid) }],
-    tokenSecret: TOKEN_SECRET,
-    publish: async () => 0,
-    info: { processes: count, server: 'bench/src/peers/ws-floor-server.ts: ws, no framework, no Redis' },
-    logs: [],
-    stop,
-  };
-}
-
 const SOCKETIO_SERVER = fileURLToPath(new URL('./peers/socketio-server.js', import.meta.url));
 
 export async function startSocketIo(o: StartOptions): Promise<RunningSystem> {
@@ -545,6 +430,10 @@ export async function startSystem(name: SystemName, o: StartOptions): Promise<Ru
       return startNchan(o, 'sse');
     case 'ws-floor':
       return startWsFloor(o);
+    case 'herald-floor':
+      return startHeraldFloor(o);
+    case 'herald-floor-durable':
+      return startHeraldFloor(o, true);
   }
 }
 
