@@ -16,6 +16,7 @@
  */
 import http from 'node:http';
 import { Redis } from 'ioredis';
+import { exitOnSignal } from './bare.js';
 
 const port = Number(process.env.PORT ?? 0);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -88,10 +89,7 @@ const server = http.createServer((req, res) => {
   });
 });
 server.listen(port, host);
-const stop = () => {
+exitOnSignal(() => {
   server.close();
   redis.disconnect();
-  setTimeout(() => process.exit(0), 200).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+});

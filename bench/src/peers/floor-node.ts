@@ -6,9 +6,9 @@
  * and parsed, then dropped (no cursor, no counts). With floor-api.ts it is the `herald-floor` system.
  * Env: PORT, HOST (default 127.0.0.1), REDIS_URL.
  */
-import http from 'node:http';
 import { Redis } from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { exitOnSignal, healthServer } from './bare.js';
 
 const port = Number(process.env.PORT ?? 0);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -36,11 +36,7 @@ function deviceOf(token: string): string | undefined {
   return typeof claims.sub === 'string' ? claims.sub : undefined;
 }
 
-const server = http.createServer((req, res) => {
-  if (req.url === '/healthz')
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-  else res.writeHead(404).end();
-});
+const server = healthServer();
 const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false });
 wss.on('connection', (ws) => {
   let device: string | undefined;
@@ -74,10 +70,7 @@ wss.on('connection', (ws) => {
   ws.on('error', () => undefined);
 });
 server.listen(port, host);
-const stop = () => {
+exitOnSignal(() => {
   server.close();
   sub.disconnect();
-  setTimeout(() => process.exit(0), 200).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+});

@@ -5,18 +5,14 @@
  * no Redis, no framework. The load generator's Herald client drives it (`ws-floor` system).
  * Env: PORT, HOST (default 127.0.0.1).
  */
-import http from 'node:http';
 import { WebSocketServer } from 'ws';
+import { healthServer } from './bare.js';
 
 const port = Number(process.env.PORT ?? 0);
 const host = process.env.HOST ?? '127.0.0.1';
 const node = `floor-${process.pid}`;
 
-const server = http.createServer((req, res) => {
-  if (req.url === '/healthz')
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-  else res.writeHead(404).end();
-});
+const server = healthServer();
 const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false });
 wss.on('connection', (ws) => {
   ws.on('message', (data) => {
