@@ -1,4 +1,4 @@
-import { tenantLabel } from '@herald/config';
+import { defaultMetricsOptions, tenantLabel } from '@herald/config';
 import type { TargetKind } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
@@ -31,7 +31,7 @@ export class ApiMetrics {
     this.tenant = tenantLabel(opts.appLabel ?? true);
     const registers = [this.registry];
     this.registry.setDefaultLabels({ app: 'api' });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics(defaultMetricsOptions(this.registry));
     this.published = new Counter({
       name: 'herald_notifications_published_total',
       help: 'Notifications accepted (idempotent replays not counted), by target kind, whether deliverAt is in the future, and path (direct: appended by the API; queue: fanned out by the worker).',

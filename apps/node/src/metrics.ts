@@ -1,3 +1,4 @@
+import { defaultMetricsOptions } from '@herald/config';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Stats } from './stats.js';
 
@@ -20,7 +21,7 @@ export function nodeMetrics(
 ): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app: 'node', node: nodeId });
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics(defaultMetricsOptions(registry));
 
   // Counters mirror the monotonic numbers in Stats: on each scrape add what grew since the last.
   const last = new Map<string, number>();

@@ -1,3 +1,4 @@
+import { defaultMetricsOptions } from '@herald/config';
 import type { FanoutJob } from '@herald/protocol';
 import type { RedisClient } from '@herald/store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -73,7 +74,7 @@ export class WorkerMetrics implements FanoutObserver {
   constructor(opts: WorkerMetricsOptions = {}) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ app: 'worker' });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics(defaultMetricsOptions(this.registry));
     this.jobs = new Counter({
       name: 'herald_fanout_jobs_total',
       help: 'Fan-out job runs by target kind and result: sent, cancelled, expired, failed (each failed attempt; it is retried), skipped (already sent, or no status).',
