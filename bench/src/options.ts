@@ -49,6 +49,10 @@ export interface Options {
   cpuProf: string | undefined;
   /** Herald's Redis with AOF (the default, `appendfsync everysec`) or without: the price of durability. */
   heraldAof: boolean;
+  /** Pause between two runs (sockets in TIME_WAIT, freed memory), ms. */
+  pauseMs: number;
+  /** Idle scenario: interval of the memory samples that wait for RSS to settle (at most 20 of them), ms. */
+  settleMs: number;
 }
 
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -83,6 +87,8 @@ export const USAGE = `Usage: node bench/dist/run.js [options]
   --json-out <file>        write the JSON results exactly here
   --cpu-prof <dir>         V8 CPU profiles of the Herald processes into <dir> (inspector preload)
   --herald-aof <on|off>    Herald's Redis with AOF (everysec, the default) or without (on)
+  --pause-ms <n>           pause between two runs (1500)
+  --settle-ms <n>          idle: RSS sampled every n ms until 3 in a row agree, at most 20 samples (1000)
   --quiet                  no progress lines`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -114,6 +120,8 @@ export function parseArgs(argv: readonly string[]): Options {
     quiet: false,
     cpuProf: undefined,
     heraldAof: true,
+    pauseMs: 1500,
+    settleMs: 1000,
   };
   const num = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
@@ -211,6 +219,12 @@ export function parseArgs(argv: readonly string[]): Options {
         o.heraldAof = v === 'on';
         break;
       }
+      case '--pause-ms':
+        o.pauseMs = num(flag, val(), 0);
+        break;
+      case '--settle-ms':
+        o.settleMs = num(flag, val(), 10);
+        break;
       case '--quiet':
         o.quiet = true;
         break;

@@ -183,7 +183,7 @@ async function main(): Promise<void> {
           current = undefined;
           fs.rmSync(dir, { recursive: true, force: true });
           // Let sockets in TIME_WAIT and freed memory settle between runs.
-          await new Promise((r) => setTimeout(r, 1500));
+          await new Promise((r) => setTimeout(r, o.pauseMs));
         }
         save();
       }

@@ -146,19 +146,19 @@ function withBalancer(u: Usage): number {
 // ------------------------------------------------------------------ scenarios
 
 /**
- * The server processes' memory once it stops moving: sampled each second until three samples in
+ * The server processes' memory once it stops moving: sampled each second (`--settle-ms`) until three samples in
  * a row are within 0.5% of each other (at most 20 s). A read 3 s after the connects, as before,
  * caught V8 before its idle-time GC had run, so one sitting gave Herald's SSE 7.4 to 16 KiB per
  * connection (issue #15's notes); idle sockets allocate next to nothing, so the GC's memory
  * reducer runs within a few seconds of the connects. The figures still move with the machine's
  * load (whole V8 pages, malloc arenas): `idle-ab.ts` compares SSE with WebSocket side by side.
  */
-async function settled(groups: ProcGroup[]): Promise<Snapshot> {
+async function settled(groups: ProcGroup[], everyMs: number): Promise<Snapshot> {
   const rss = (s: Snapshot) => s.groups.reduce((a, g) => a + (g.counted ? g.rssKb : 0), 0);
   let last = snapshot(groups);
   let steady = 0;
   for (let i = 0; i < 20 && steady < 3; i++) {
-    await sleep(1000);
+    await sleep(everyMs);
     const s = snapshot(groups);
     steady = Math.abs(rss(s) - rss(last)) <= rss(last) * 0.005 ? steady + 1 : 0;
     last = s;
@@ -173,9 +173,9 @@ async function idle(ctx: Ctx): Promise<Result> {
   await sleep(1500);
   const s0 = snapshot(groups);
   const r1 = await connectClients(ctx, n1, { mode: 'own' }, 'idle-');
-  const s1 = await settled(groups);
+  const s1 = await settled(groups, ctx.o.settleMs);
   const r2 = await connectClients(ctx, n2 - n1, { mode: 'own' }, 'idle-', { offset: n1 });
-  const s2 = await settled(groups);
+  const s2 = await settled(groups, ctx.o.settleMs);
   const at = (s: Snapshot, conns: number) => {
     const u = usage(s0, s);
     const per = (kb: number) => (conns > 0 ? round((kb * 1024) / conns / 1024, 2) : null);
