@@ -171,3 +171,15 @@ export function round(x: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/** Master and worker PIDs of an nginx started in the foreground. */
+export function nginxGroup(name: string, masterPid: () => number, counted: boolean): ProcGroup {
+  return {
+    name,
+    counted,
+    pids: () => {
+      const m = masterPid();
+      return m > 0 ? [m, ...childPids(m)] : [];
+    },
+  };
+}

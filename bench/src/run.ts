@@ -16,13 +16,12 @@ import {
   socketsPerProcess,
 } from './limits.js';
 import { LoadGenPool } from './loadgen/pool.js';
+import { NCHAN_MISSING, nchanModule } from './nchan.js';
 import { type Options, parseArgs, sizes } from './options.js';
 import { HttpPublisher } from './publisher.js';
 import { type BenchResults, markdown } from './report.js';
 import { type Ctx, peakOf, RUNNERS } from './scenarios.js';
 import {
-  NCHAN_MISSING,
-  nchanModule,
   type RunningSystem,
   SSE_ONLY,
   SSE_SCENARIOS,
