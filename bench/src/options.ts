@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SYSTEMS, type SystemName } from './systems.js';
+import { FLOORS, SYSTEMS, type SystemName } from './system-types.js';
 
 export const SCENARIOS = ['idle', 'connect', 'broadcast', 'rate', 'single', 'batch', 'maxconn'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -95,7 +95,7 @@ export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     scale: 1,
     // The floors (bare servers: a connect on Node, Herald's hops) only when asked for.
-    systems: SYSTEMS.filter((s) => !s.endsWith('floor') && !s.endsWith('floor-durable')),
+    systems: SYSTEMS.filter((s) => !FLOORS[s]),
     scenarios: [...SCENARIOS],
     nodes: 3,
     redisShards: 1,

@@ -21,6 +21,7 @@ import { type Options, parseArgs, sizes } from './options.js';
 import { HttpPublisher } from './publisher.js';
 import { type BenchResults, markdown } from './report.js';
 import { type Ctx, peakOf, RUNNERS } from './scenarios.js';
+import { FLOORS } from './system-types.js';
 import {
   type RunningSystem,
   SSE_ONLY,
@@ -141,12 +142,9 @@ async function main(): Promise<void> {
           per[name] = { skipped: 'n/a: this scenario goes through the balancer (see herald-nginx)' };
           continue;
         }
-        if (name === 'ws-floor' && scenario !== 'connect') {
-          per[name] = { skipped: 'n/a: the floor server runs in the connect scenario only' };
-          continue;
-        }
-        if (name.startsWith('herald-floor') && scenario !== 'single' && scenario !== 'batch') {
-          per[name] = { skipped: 'n/a: the architecture floor runs in the single and batch scenarios only' };
+        const floor = FLOORS[name];
+        if (floor && !floor.scenarios.includes(scenario)) {
+          per[name] = { skipped: floor.skipped };
           continue;
         }
         if (SSE_SYSTEMS.includes(name) && !SSE_SCENARIOS.includes(scenario)) {

@@ -146,8 +146,8 @@ function withBalancer(u: Usage): number {
 // ------------------------------------------------------------------ scenarios
 
 /**
- * The server processes' memory once it stops moving: sampled each second (`--settle-ms`) until three samples in
- * a row are within 0.5% of each other (at most 20 s). A read 3 s after the connects, as before,
+ * The server processes' memory once it stops moving: sampled every `everyMs` (`--settle-ms`, 1 s
+ * by default) until three samples in a row are within 0.5% of each other (at most 20 samples). A read 3 s after the connects, as before,
  * caught V8 before its idle-time GC had run, so one sitting gave Herald's SSE 7.4 to 16 KiB per
  * connection (issue #15's notes); idle sockets allocate next to nothing, so the GC's memory
  * reducer runs within a few seconds of the connects. The figures still move with the machine's

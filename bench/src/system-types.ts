@@ -23,6 +23,22 @@ export const SSE_SYSTEMS: readonly SystemName[] = ['herald-direct-sse', 'nchan-s
 export const SSE_SCENARIOS: readonly string[] = ['idle', 'broadcast'];
 export const SSE_ONLY = 'n/a: the SSE variants run in the idle and broadcast scenarios';
 
+/**
+ * The floors (issue #14, floors.ts): bare servers that run only when named in `--systems`, and
+ * only in these scenarios (the others say so).
+ */
+export const FLOORS: Partial<Record<SystemName, { scenarios: readonly string[]; skipped: string }>> = {
+  'ws-floor': { scenarios: ['connect'], skipped: 'n/a: the floor server runs in the connect scenario only' },
+  'herald-floor': {
+    scenarios: ['single', 'batch'],
+    skipped: 'n/a: the architecture floor runs in the single and batch scenarios only',
+  },
+  'herald-floor-durable': {
+    scenarios: ['single', 'batch'],
+    skipped: 'n/a: the architecture floor runs in the single and batch scenarios only',
+  },
+};
+
 export const API_KEY = 'bench-api-key-0123456789abcdef';
 export const TOKEN_SECRET = 'bench-token-secret-0123456789abcdef';
 
